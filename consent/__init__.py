@@ -1,0 +1,1 @@
+"""The people the data is about, their consent and their restrictions."""

@@ -1,0 +1,1 @@
+"""The kernel: settings, database, organisation, auth, audit chain, crypto, documents, Reason."""

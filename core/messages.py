@@ -1,0 +1,88 @@
+"""The one message catalogue: every text a person sees, Japanese first, then English."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+Lang = Literal["ja", "en"]
+
+_CATALOGUE: dict[str, tuple[str, str]] = {}
+
+
+def register(messages: Mapping[str, tuple[str, str]]) -> None:
+    """Add a package's messages; a code may not be given two different texts."""
+    for code, pair in messages.items():
+        existing = _CATALOGUE.get(code)
+        if existing is not None and existing != pair:
+            raise ValueError(f"message code {code!r} registered twice with different text")
+        _CATALOGUE[code] = pair
+
+
+def has(code: str) -> bool:
+    return code in _CATALOGUE
+
+
+def text(code: str, lang: Lang = "ja", /, **params: Any) -> str:
+    """The message for a code in one language; an unknown code is a programming error."""
+    ja, en = _CATALOGUE[code]
+    template = ja if lang == "ja" else en
+    return template.format(**params) if params else template
+
+
+def both(code: str, /, **params: Any) -> tuple[str, str]:
+    return text(code, "ja", **params), text(code, "en", **params)
+
+
+def codes() -> frozenset[str]:
+    return frozenset(_CATALOGUE)
+
+
+register(
+    {
+        # Interface words of the console shell.
+        "ui.app_name": ("こどもデータ連携 法務管理", "Children's data linkage governance"),
+        "ui.sign_in": ("サインイン", "Sign in"),
+        "ui.sign_out": ("サインアウト", "Sign out"),
+        "ui.login": ("ログインID", "Login ID"),
+        "ui.password": ("パスワード", "Password"),
+        "ui.home": ("ホーム", "Home"),
+        "ui.audit_log": ("監査ログ", "Audit log"),
+        "ui.your_roles": ("あなたの役割", "Your roles"),
+        "ui.what_you_can_do": ("できること", "What you can do"),
+        "ui.todo": ("対応が必要なこと", "To do"),
+        "ui.nothing_to_do": ("現在、対応が必要な事項はありません。", "Nothing needs your attention."),
+        "ui.signed_in_as": ("サインイン中: {name}", "Signed in as {name}"),
+        "ui.previous": ("前へ", "Previous"),
+        "ui.next": ("次へ", "Next"),
+        "ui.forbidden": ("この操作を行う権限がありません。", "You are not allowed to do this."),
+        # Roles (LAW.md §10.5 governance roles plus auditor and admin).
+        "role.privacy_officer": ("総括管理主体（個人情報保護責任者）", "Privacy officer"),
+        "role.data_holder": ("保有・管理主体", "Data holder"),
+        "role.analyst": ("分析主体", "Analyst"),
+        "role.support_worker": ("活用主体（支援担当）", "Support worker"),
+        "role.auditor": ("監査担当", "Auditor"),
+        "role.admin": ("システム管理者", "Administrator"),
+        "role.privacy_officer.can": (
+            "利用目的・目的外利用の承認、PIA と個人情報ファイル簿の管理",
+            "Approve purposes and out-of-purpose use; keep PIAs and the file register",
+        ),
+        "role.data_holder.can": (
+            "保有する個人情報ファイルと記録項目の登録・更新",
+            "Register and update the personal-information files your unit holds",
+        ),
+        "role.analyst.can": (
+            "法的根拠が確認された名寄せ・スコアリング・統計ジョブの実行",
+            "Run linkage, scoring and statistics jobs that have a legal basis",
+        ),
+        "role.support_worker.can": (
+            "支援対象として提供された情報の確認と支援記録",
+            "See the information provided for support and record support",
+        ),
+        "role.auditor.can": ("監査ログの閲覧と検証", "Read and verify the audit log"),
+        "role.admin.can": (
+            "組織・職員アカウント・役割の管理",
+            "Manage the organisation, staff accounts and roles",
+        ),
+    }
+)

@@ -1,0 +1,1 @@
+"""名寄せ jobs: source extracts, Japanese normalisation, matching."""

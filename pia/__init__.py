@@ -1,0 +1,1 @@
+"""Privacy impact assessments: threshold, risks, measures, approval, review, report."""

@@ -1,0 +1,1 @@
+"""Risk alert and score jobs: features, rules, models, explanations, evaluation."""
