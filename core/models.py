@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Index, String
+from sqlalchemy import CheckConstraint, Column, DateTime, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -137,6 +137,8 @@ class RoleGrant(SQLModel, table=True):
 
 
 __all__ = [
+    "AuditCheckpoint",
+    "AuditEvent",
     "Department",
     "Municipality",
     "Organ",
@@ -147,3 +149,38 @@ __all__ = [
     "RoleGrant",
     "StaffAccount",
 ]
+
+
+class AuditEvent(SQLModel, table=True):
+    """One link of the append-only, hash-chained audit log (ids and codes, never personal data)."""
+
+    __tablename__ = "core_audit_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    occurred_at: datetime = Field(sa_column=utc_column())
+    actor_type: str = Field(max_length=16)
+    actor_id: int | None = None
+    role: str | None = Field(default=None, max_length=32)
+    organ_id: int | None = None
+    action: str = Field(max_length=80, index=True)
+    target_type: str | None = Field(default=None, max_length=64)
+    target_id: str | None = Field(default=None, max_length=64)
+    purpose_id: int | None = Field(default=None, index=True)
+    decision_id: str | None = Field(default=None, max_length=64)
+    # Canonical JSON text, so that both backends hash the very same bytes.
+    details: str = Field(default="{}", sa_type=Text)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """An Ed25519 signature over the chain's head at one sequence number."""
+
+    __tablename__ = "core_audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True)
+    hash: str = Field(max_length=64)
+    signed_at: datetime = Field(sa_column=utc_column())
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=200)

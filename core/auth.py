@@ -1,0 +1,336 @@
+"""Staff sign-in, password hashing, and JWT access tokens (the only module that imports jose)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from jose import JWTError, jwt
+from sqlmodel import Session, col, select
+
+from core import audit, messages
+from core.clock import as_utc, utcnow
+from core.models import Role, RoleGrant, StaffAccount
+from core.reasons import NotAuthenticated, Reason
+from core.settings import Settings, get_settings
+
+STAFF_AUDIENCE = "kodomo-staff"
+RESIDENT_AUDIENCE = "kodomo-resident"
+Audience = Literal["kodomo-staff", "kodomo-resident"]
+# Clock skew tolerated between the issuing and the checking process.
+LEEWAY_SECONDS = 30
+
+messages.register(
+    {
+        "auth.invalid_credentials": (
+            "ログインIDまたはパスワードが正しくありません。",
+            "The login ID or password is not correct.",
+        ),
+        "auth.not_signed_in": (
+            "サインインしてください。",
+            "Please sign in.",
+        ),
+        "auth.token_invalid": (
+            "認証情報が無効です。もう一度サインインしてください。",
+            "Your credentials are not valid. Please sign in again.",
+        ),
+        "auth.token_revoked": (
+            "この認証情報は失効しています。もう一度サインインしてください。",
+            "These credentials have been revoked. Please sign in again.",
+        ),
+        "auth.role_required": (
+            "この操作には次のいずれかの役割が必要です: {roles}",
+            "This needs one of these roles: {roles}",
+        ),
+        "auth.csrf_failed": (
+            "フォームの有効期限が切れました。ページを再読み込みしてもう一度送信してください。",
+            "The form has expired. Reload the page and submit it again.",
+        ),
+    }
+)
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Verified against when the account does not exist, so both paths cost one argon2 check.
+    return _hasher.hash(secrets.token_urlsafe(24))
+
+
+def _password_matches(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: Role
+    organ_id: int
+    department_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in staff member with their active role grants."""
+
+    account_id: int
+    login: str
+    display_name: str
+    token_version: int
+    grants: tuple[Grant, ...] = field(default_factory=tuple)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(g.role for g in self.grants)
+
+    def has_role(self, *roles: Role) -> bool:
+        return any(g.role in roles for g in self.grants)
+
+    def organs_for(self, role: Role) -> frozenset[int]:
+        return frozenset(g.organ_id for g in self.grants if g.role == role)
+
+    def actor(self, role: Role | None = None) -> audit.Actor:
+        """The audit actor; with a role, the organ of the first grant of that role."""
+        grant = next((g for g in self.grants if role is None or g.role == role), None)
+        return audit.Actor(
+            "staff",
+            self.account_id,
+            (grant.role.value if grant else None),
+            (grant.organ_id if grant else None),
+        )
+
+
+@dataclass(frozen=True)
+class ResidentPrincipal:
+    """A resident signed in to the public portal (issued by the portal's own sign-in)."""
+
+    subject: str
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    jti: str
+
+
+class TokenCodec:
+    """Issues and checks JWTs with one explicit algorithm; nothing else is ever accepted."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        self.issuer = settings.jwt_issuer
+        if self.algorithm == "HS256":
+            secret = settings.signing_secret()
+            self._signing_key: str = secret
+            self._verifying_key: str = secret
+        else:
+            if settings.jwt_private_key_file is None or settings.jwt_public_key_file is None:
+                raise ValueError(
+                    "RS256/ES256 need KODOMO_JWT_PRIVATE_KEY_FILE and _PUBLIC_KEY_FILE"
+                )
+            self._signing_key = settings.jwt_private_key_file.read_text(encoding="utf-8")
+            self._verifying_key = settings.jwt_public_key_file.read_text(encoding="utf-8")
+
+    def issue(
+        self, subject: str, audience: Audience, lifetime: timedelta, extra: dict[str, Any]
+    ) -> IssuedToken:
+        now = utcnow()
+        jti = secrets.token_urlsafe(16)
+        expires = now + lifetime
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "sub": subject,
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+            "jti": jti,
+            **extra,
+        }
+        token = jwt.encode(claims, self._signing_key, algorithm=self.algorithm)
+        return IssuedToken(token, expires, jti)
+
+    def decode(self, token: str, audience: Audience) -> dict[str, Any]:
+        """The verified claims, or NotAuthenticated for anything wrong with the token."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != self.algorithm:
+                raise JWTError("unexpected algorithm")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._verifying_key,
+                algorithms=[self.algorithm],
+                audience=audience,
+                issuer=self.issuer,
+                options={
+                    "require_exp": True,
+                    "require_iat": True,
+                    "require_iss": True,
+                    "require_aud": True,
+                    "require_sub": True,
+                    "leeway": LEEWAY_SECONDS,
+                },
+            )
+        except (JWTError, ValueError, TypeError, KeyError) as error:
+            raise NotAuthenticated(Reason.of("auth.token_invalid")) from error
+        if int(claims["iat"]) > time.time() + LEEWAY_SECONDS:
+            raise NotAuthenticated(Reason.of("auth.token_invalid"))
+        return claims
+
+
+_codec_cache: dict[int, TokenCodec] = {}
+
+
+def codec() -> TokenCodec:
+    """The codec for the current settings (tests swap settings, so cache per settings object)."""
+    settings = get_settings()
+    found = _codec_cache.get(id(settings))
+    if found is None:
+        _codec_cache.clear()
+        found = _codec_cache[id(settings)] = TokenCodec(settings)
+    return found
+
+
+def _invalid() -> NotAuthenticated:
+    return NotAuthenticated(Reason.of("auth.invalid_credentials"))
+
+
+def authenticate(session: Session, login: str, password: str) -> StaffAccount:
+    """Check a password; a wrong password, unknown login and locked account look the same.
+
+    Failures are counted on the account and written to the audit chain in the caller's
+    transaction, so the caller must commit even when this raises.
+    """
+    settings = get_settings()
+    account = session.exec(select(StaffAccount).where(StaffAccount.login == login)).first()
+    if account is None:
+        _password_matches(_dummy_hash(), password)
+        audit.append(session, "core.sign_in_failed", details={"reason": "unknown_login"})
+        raise _invalid()
+    matches = _password_matches(account.password_hash, password)
+    now = utcnow()
+    locked = account.locked_until is not None and as_utc(account.locked_until) > now
+    if matches and account.is_active and not locked:
+        account.failed_logins = 0
+        account.locked_until = None
+        session.add(account)
+        audit.append(
+            session,
+            "core.signed_in",
+            actor=audit.Actor("staff", account.id),
+            target_type="staff_account",
+            target_id=account.id,
+        )
+        return account
+    reason = "inactive" if not account.is_active else "locked" if locked else "wrong_password"
+    if reason == "wrong_password":
+        account.failed_logins += 1
+        if account.failed_logins >= settings.login_max_failures:
+            account.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
+            account.failed_logins = 0
+            reason = "locked_now"
+        session.add(account)
+    audit.append(
+        session,
+        "core.sign_in_failed",
+        target_type="staff_account",
+        target_id=account.id,
+        details={"reason": reason},
+    )
+    raise _invalid()
+
+
+def active_grants(session: Session, account_id: int) -> tuple[Grant, ...]:
+    rows = session.exec(
+        select(RoleGrant)
+        .where(RoleGrant.account_id == account_id, col(RoleGrant.revoked_at).is_(None))
+        .order_by(col(RoleGrant.id))
+    ).all()
+    return tuple(Grant(Role(r.role), r.organ_id, r.department_id) for r in rows)
+
+
+def principal_for(session: Session, account: StaffAccount) -> Principal:
+    assert account.id is not None
+    return Principal(
+        account.id,
+        account.login,
+        account.display_name,
+        account.token_version,
+        active_grants(session, account.id),
+    )
+
+
+def issue_staff_token(account: StaffAccount) -> IssuedToken:
+    settings = get_settings()
+    return codec().issue(
+        f"staff:{account.id}",
+        STAFF_AUDIENCE,
+        timedelta(minutes=settings.access_token_minutes),
+        {"ver": account.token_version},
+    )
+
+
+def issue_resident_token(subject: str) -> IssuedToken:
+    settings = get_settings()
+    return codec().issue(
+        f"resident:{subject}",
+        RESIDENT_AUDIENCE,
+        timedelta(minutes=settings.resident_token_minutes),
+        {},
+    )
+
+
+def staff_principal_from_token(session: Session, token: str) -> Principal:
+    """Verify a staff token and load the account; revoked or stale tokens are refused."""
+    claims = codec().decode(token, STAFF_AUDIENCE)
+    subject = str(claims.get("sub", ""))
+    if not subject.startswith("staff:") or not subject[6:].isdigit():
+        raise NotAuthenticated(Reason.of("auth.token_invalid"))
+    account = session.get(StaffAccount, int(subject[6:]))
+    if account is None or not account.is_active:
+        raise NotAuthenticated(Reason.of("auth.token_revoked"))
+    if claims.get("ver") != account.token_version:
+        raise NotAuthenticated(Reason.of("auth.token_revoked"))
+    return principal_for(session, account)
+
+
+def resident_from_token(token: str) -> ResidentPrincipal:
+    claims = codec().decode(token, RESIDENT_AUDIENCE)
+    subject = str(claims.get("sub", ""))
+    if not subject.startswith("resident:"):
+        raise NotAuthenticated(Reason.of("auth.token_invalid"))
+    return ResidentPrincipal(subject[9:])
+
+
+def revoke_tokens(session: Session, account: StaffAccount) -> None:
+    """Every token issued before now stops working (sign-out, password or role change)."""
+    account.token_version += 1
+    session.add(account)
+
+
+def sign_out(session: Session, principal: Principal) -> None:
+    account = session.get(StaffAccount, principal.account_id)
+    if account is None:
+        return
+    revoke_tokens(session, account)
+    audit.append(
+        session,
+        "core.signed_out",
+        actor=principal.actor(),
+        target_type="staff_account",
+        target_id=account.id,
+    )

@@ -1,0 +1,120 @@
+"""Core's sub-commands: database migrations, staff accounts, the audit chain, keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from alembic import command
+from alembic.config import Config
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from core import audit, service
+from core.db import get_engine, unit_of_work
+from core.reasons import DomainError
+from core.settings import get_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+def sub_cli(help_text: str) -> typer.Typer:
+    """A sub-command group; tracebacks stay short so that secrets never reach the screen."""
+    return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+db_cli = sub_cli("データベース / database")
+users_cli = sub_cli("職員アカウント / staff accounts")
+audit_cli = sub_cli("監査ログ / audit chain")
+keys_cli = sub_cli("暗号鍵 / keys")
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), transient=True)
+
+
+def fail(error: DomainError) -> typer.Exit:
+    for reason in error.reasons:
+        where = f" [{reason.field}]" if reason.field else ""
+        typer.echo(f"{reason.code}{where}: {reason.message_ja} / {reason.message_en}", err=True)
+    return typer.Exit(2)
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url",
+                           (url or get_settings().effective_database_url).replace("%", "%%"))
+    return config
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default head)."""
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_cli.command("revision")
+def db_revision(message: Annotated[str, typer.Option("-m")]) -> None:
+    """Autogenerate a migration from the models (developers)."""
+    command.revision(alembic_config(), message=message, autogenerate=True)
+
+
+@users_cli.command("create")
+def users_create(
+    login: str,
+    name: Annotated[str, typer.Option(help="表示名 / display name")],
+    role: Annotated[list[str], typer.Option(help="ROLE@ORGAN[/DEPARTMENT], repeatable")],
+    department: Annotated[str | None, typer.Option(help="所属部署キー")] = None,
+) -> None:
+    """Create a staff account with roles; the password is asked for (or KODOMO_PASSWORD)."""
+    password = os.environ.get("KODOMO_PASSWORD") or typer.prompt(
+        "パスワード / password", hide_input=True, confirmation_prompt=True)
+    try:
+        with unit_of_work() as session:
+            service.create_account(session, audit.SYSTEM, login=login, display_name=name,
+                                   password=password, department_key=department)
+            for spec in role:
+                role_name, _, place = spec.partition("@")
+                organ_key, _, department_key = place.partition("/")
+                service.grant_role(session, audit.SYSTEM, login=login, role=role_name,
+                                   organ_key=organ_key, department_key=department_key or None)
+    except DomainError as error:
+        raise fail(error) from error
+    typer.echo(f"created {login}")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check every link and every signed checkpoint; name the first broken one."""
+    with progress_bar() as bar, get_engine().connect() as connection:
+        task = bar.add_task("verify", total=None)
+        report = audit.verify(
+            connection, audit.public_keys(),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if report.problem is not None:
+        problem = report.problem
+        typer.echo(f"BROKEN at seq {problem.seq}: {problem.code}", err=True)
+        typer.echo(f"  {problem.message_ja}", err=True)
+        typer.echo(f"  {problem.message_en}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK: {report.events} events, {report.checkpoints} signed checkpoints")
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's current head now."""
+    with unit_of_work() as session:
+        checkpoint = audit.checkpoint_now(session)
+    typer.echo("chain is empty" if checkpoint is None
+               else f"signed seq {checkpoint.seq} with key {checkpoint.key_id}")

@@ -1,0 +1,257 @@
+"""Core routes: sign-in and sign-out, the console home, the audit log, staff and role admin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlmodel import Session
+
+from core import audit, auth, service
+from core.auth import Principal
+from core.models import Role
+from core.reasons import NotAuthenticated, NotFound, Reason
+from core.schemas import (
+    AuditEventPublic,
+    AuditPage,
+    ChainReport,
+    CheckpointPublic,
+    GrantCreate,
+    GrantPublic,
+    LoginRequest,
+    MePublic,
+    StaffCreate,
+    StaffPublic,
+    TokenPublic,
+)
+from core.settings import get_settings
+from core.web import (
+    SESSION_COOKIE,
+    SessionDep,
+    api_staff,
+    console_staff,
+    error_body,
+    public,
+    render,
+    require_csrf,
+    set_cookie,
+)
+
+AnyStaff = Annotated[Principal, Depends(api_staff())]
+Auditor = Annotated[Principal, Depends(api_staff(Role.auditor))]
+Admin = Annotated[Principal, Depends(api_staff(Role.admin))]
+ConsoleAnyStaff = Annotated[Principal, Depends(console_staff())]
+ConsoleAuditor = Annotated[Principal, Depends(console_staff(Role.auditor))]
+Public = Depends(public())
+
+
+@dataclass(frozen=True)
+class TodoItem:
+    label_ja: str
+    label_en: str
+    href: str | None = None
+    due: str | None = None
+
+
+@dataclass(frozen=True)
+class TodoPanel:
+    title_ja: str
+    title_en: str
+    items: list[TodoItem] = field(default_factory=list)
+
+
+# A package contributes to the home page with provider(session, principal) -> panels;
+# main.py composes them so that core imports no domain package.
+TodoProvider = Callable[[Session, Principal], list[TodoPanel]]
+
+public_router = APIRouter()
+api_router = APIRouter(prefix="/api")
+console_router = APIRouter()
+
+
+@public_router.get("/healthz", dependencies=[Public])
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+# ---------------------------------------------------------------- JSON API
+
+
+@api_router.post("/auth/token", dependencies=[Public], response_model=TokenPublic)
+def issue_token(body: LoginRequest, session: SessionDep) -> Any:
+    try:
+        account = auth.authenticate(session, body.login, body.password)
+    except NotAuthenticated as error:
+        # The failure counter and its audit event must land, so answer instead of raising.
+        return JSONResponse(error_body(error), status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    issued = auth.issue_staff_token(account)
+    return TokenPublic(access_token=issued.token, expires_at=issued.expires_at)
+
+
+@api_router.post("/auth/logout", status_code=204)
+def api_logout(principal: AnyStaff, session: SessionDep) -> Response:
+    auth.sign_out(session, principal)
+    return Response(status_code=204)
+
+
+@api_router.get("/me", response_model=MePublic)
+def me(principal: AnyStaff) -> MePublic:
+    return MePublic.from_principal(principal)
+
+
+@api_router.get("/audit/events", response_model=AuditPage)
+def audit_events(
+    principal: Auditor,
+    session: SessionDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    action: str | None = None,
+    purpose_id: int | None = None,
+) -> AuditPage:
+    result = audit.page(session, before=before, limit=limit, action=action,
+                        purpose_id=purpose_id)
+    audit.append(session, "core.audit_read", actor=principal.actor(Role.auditor),
+                 details={"before": before, "limit": limit, "action": action})
+    return AuditPage(events=[AuditEventPublic.from_event(e) for e in result.events],
+                     next_before=result.before)
+
+
+@api_router.post("/audit/verify", response_model=ChainReport)
+def audit_verify(principal: Auditor, session: SessionDep) -> ChainReport:
+    report = audit.verify(session.connection(), audit.public_keys())
+    audit.append(session, "core.audit_verified", actor=principal.actor(Role.auditor),
+                 details={"ok": report.ok, "events": report.events})
+    return ChainReport.from_report(report)
+
+
+@api_router.post("/audit/checkpoint", response_model=CheckpointPublic | None)
+def audit_checkpoint(principal: Auditor, session: SessionDep) -> CheckpointPublic | None:
+    checkpoint = audit.checkpoint_now(session)
+    return None if checkpoint is None else CheckpointPublic.model_validate(
+        checkpoint, from_attributes=True)
+
+
+@api_router.post("/staff", response_model=StaffPublic, status_code=201)
+def create_staff(body: StaffCreate, principal: Admin, session: SessionDep) -> StaffPublic:
+    actor = principal.actor(Role.admin)
+    account = service.create_account(session, actor, login=body.login,
+                                     display_name=body.display_name, password=body.password,
+                                     department_key=body.department)
+    return StaffPublic.from_account(account, [])
+
+
+@api_router.get("/staff/{login}", response_model=StaffPublic)
+def show_staff(login: str, principal: Admin, session: SessionDep) -> StaffPublic:
+    account = service.account_by_login(session, login)
+    assert account.id is not None
+    return StaffPublic.from_account(account, service.grants_of(session, account.id))
+
+
+@api_router.post("/staff/{login}/grants", response_model=GrantPublic, status_code=201)
+def grant(login: str, body: GrantCreate, principal: Admin, session: SessionDep) -> GrantPublic:
+    created = service.grant_role(session, principal.actor(Role.admin), login=login,
+                                 role=body.role, organ_key=body.organ,
+                                 department_key=body.department)
+    return GrantPublic.model_validate(created, from_attributes=True)
+
+
+@api_router.delete("/staff/{login}/grants/{grant_id}", status_code=204)
+def revoke(login: str, grant_id: int, principal: Admin, session: SessionDep) -> Response:
+    account = service.account_by_login(session, login)
+    if grant_id not in {g.id for g in service.grants_of(session, account.id or 0)}:
+        raise NotFound(Reason.of("core.unknown_grant", id=grant_id))
+    service.revoke_role(session, principal.actor(Role.admin), grant_id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- console pages
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect after sign-in would help phishing.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+@public_router.get("/login", dependencies=[Public])
+def login_page(request: Request, next: str | None = None) -> Response:
+    return render(request, "core/login.html", {"next": _safe_next(next), "error": None})
+
+
+@public_router.post("/login", dependencies=[Public])
+async def login_submit(
+    request: Request,
+    session: SessionDep,
+    login: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=512)] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    await require_csrf(request)
+    try:
+        account = auth.authenticate(session, login, password)
+    except NotAuthenticated as error:
+        return render(request, "core/login.html",
+                      {"next": _safe_next(next), "error": error.reasons[0], "login": login},
+                      status_code=401)
+    issued = auth.issue_staff_token(account)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_cookie(response, request, SESSION_COOKIE, issued.token,
+               get_settings().access_token_minutes * 60)
+    return response
+
+
+@console_router.post("/logout")
+def logout(request: Request, principal: ConsoleAnyStaff, session: SessionDep) -> Response:
+    auth.sign_out(session, principal)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@console_router.get("/")
+def home(request: Request, principal: ConsoleAnyStaff, session: SessionDep) -> Response:
+    providers: list[TodoProvider] = getattr(request.app.state, "todo_providers", [])
+    panels = [panel for provider in providers for panel in provider(session, principal)]
+    municipality = service.get_municipality(session)
+    organs = {o.id: o for o in service.list_organs(session)}
+    return render(request, "core/home.html", {
+        "panels": panels,
+        "municipality": municipality,
+        "grants": [(g, organs.get(g.organ_id)) for g in principal.grants],
+        "roles": sorted(principal.roles),
+    })
+
+
+@console_router.get("/audit")
+def audit_page(
+    request: Request,
+    principal: ConsoleAuditor,
+    session: SessionDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    action: str | None = None,
+) -> Response:
+    result = audit.page(session, before=before, limit=50, action=action or None)
+    audit.append(session, "core.audit_read", actor=principal.actor(Role.auditor),
+                 details={"before": before, "limit": 50, "action": action})
+    return render(request, "core/audit.html", {
+        "events": result.events, "next_before": result.before, "action": action or "",
+        "report": None,
+    })
+
+
+@console_router.post("/audit/verify")
+def audit_verify_page(request: Request, principal: ConsoleAuditor,
+                      session: SessionDep) -> Response:
+    report = audit.verify(session.connection(), audit.public_keys())
+    audit.append(session, "core.audit_verified", actor=principal.actor(Role.auditor),
+                 details={"ok": report.ok, "events": report.events})
+    result = audit.page(session, limit=50)
+    return render(request, "core/audit.html", {
+        "events": result.events, "next_before": result.before, "action": "",
+        "report": report,
+    })

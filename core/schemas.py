@@ -1,0 +1,136 @@
+"""API schemas of core: sign-in, the signed-in principal, staff and grants, audit events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from core.audit import VerifyReport
+from core.auth import Principal
+from core.models import AuditEvent, Role, RoleGrant, StaffAccount
+
+
+class LoginRequest(BaseModel):
+    login: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=512)
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+
+
+class GrantBase(BaseModel):
+    role: Role
+    organ: str = Field(description="Organ key")
+    department: str | None = Field(None, description="Department key")
+
+
+class GrantCreate(GrantBase):
+    pass
+
+
+class GrantPublic(BaseModel):
+    id: int
+    role: Role
+    organ_id: int
+    department_id: int | None
+    granted_at: datetime
+    revoked_at: datetime | None
+
+
+class MePublic(BaseModel):
+    account_id: int
+    login: str
+    display_name: str
+    roles: list[Role]
+
+    @classmethod
+    def from_principal(cls, principal: Principal) -> MePublic:
+        return cls(account_id=principal.account_id, login=principal.login,
+                   display_name=principal.display_name, roles=sorted(principal.roles))
+
+
+class StaffBase(BaseModel):
+    login: str = Field(min_length=3, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    display_name: str = Field(min_length=1, max_length=200)
+    department: str | None = Field(None, description="Department key")
+
+
+class StaffCreate(StaffBase):
+    password: str = Field(min_length=12, max_length=512)
+
+
+class StaffPublic(BaseModel):
+    id: int
+    login: str
+    display_name: str
+    is_active: bool
+    grants: list[GrantPublic]
+
+    @classmethod
+    def from_account(cls, account: StaffAccount, grants: list[RoleGrant]) -> StaffPublic:
+        assert account.id is not None
+        return cls(id=account.id, login=account.login, display_name=account.display_name,
+                   is_active=account.is_active,
+                   grants=[GrantPublic.model_validate(g, from_attributes=True) for g in grants])
+
+
+class AuditEventPublic(BaseModel):
+    seq: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: int | None
+    role: str | None
+    organ_id: int | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    purpose_id: int | None
+    decision_id: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_event(cls, event: AuditEvent) -> AuditEventPublic:
+        data = {name: getattr(event, name) for name in cls.model_fields if name != "details"}
+        return cls(details=json.loads(event.details), **data)
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventPublic]
+    next_before: int | None = Field(description="Pass as `before` for the next, older page")
+
+
+class ChainProblemPublic(BaseModel):
+    seq: int
+    code: str
+    message_ja: str
+    message_en: str
+
+
+class ChainReport(BaseModel):
+    ok: bool
+    events: int
+    checkpoints: int
+    problem: ChainProblemPublic | None
+
+    @classmethod
+    def from_report(cls, report: VerifyReport) -> ChainReport:
+        problem = report.problem
+        return cls(ok=report.ok, events=report.events, checkpoints=report.checkpoints,
+                   problem=None if problem is None else ChainProblemPublic(
+                       seq=problem.seq, code=problem.code, message_ja=problem.message_ja,
+                       message_en=problem.message_en))
+
+
+class CheckpointPublic(BaseModel):
+    seq: int
+    hash: str
+    signed_at: datetime
+    key_id: str

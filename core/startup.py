@@ -1,0 +1,17 @@
+"""Start-up checks shared by the web app and the CLI: settings, keys, audit configuration."""
+
+from __future__ import annotations
+
+from core import audit
+from core.keys import ensure_keyring, get_keyring
+from core.settings import Settings, check_settings
+
+
+def prepare(settings: Settings) -> None:
+    """Fail fast on a wrong setting; in demo mode make the missing secret and keyring."""
+    check_settings(settings)
+    if settings.demo:
+        settings.signing_secret()
+        ensure_keyring(settings.effective_key_file)
+    get_keyring()
+    audit.configure(checkpoint_every=settings.audit_checkpoint_every)

@@ -1,0 +1,349 @@
+"""Web plumbing: request unit of work, default-deny access rules, CSRF, pages and error replies."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from sqlmodel import Session
+
+from core import messages
+from core.auth import Principal, ResidentPrincipal, resident_from_token, staff_principal_from_token
+from core.clock import format_tokyo
+from core.models import Role
+from core.reasons import DomainError, Forbidden, NotAuthenticated, Reason
+from core.settings import get_settings
+
+SESSION_COOKIE = "kodomo_session"
+CSRF_COOKIE = "kodomo_csrf"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+messages.register(
+    {
+        "core.invalid_request": (
+            "入力内容に誤りがあります（{where}）: {detail}",
+            "The request is not valid ({where}): {detail}",
+        ),
+        "core.not_found": ("ページが見つかりません。", "Page not found."),
+    }
+)
+
+# ---------------------------------------------------------------- unit of work
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's transaction: commit when the route returns, roll back when it raises."""
+    factory: Callable[[], Session] = request.app.state.session_factory
+    with factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# Ends before the response is sent, so a failed commit never reaches the client as success.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+# ---------------------------------------------------------------- access rules
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """Who may call a route; every route must declare exactly one (default deny)."""
+
+    kind: Literal["public", "staff", "resident"]
+    roles: frozenset[Role] = frozenset()
+    channel: Literal["api", "console", "any"] = "any"
+
+    def describe(self) -> str:
+        if self.kind != "staff":
+            return self.kind
+        roles = ",".join(sorted(r.value for r in self.roles)) or "any staff"
+        return f"staff[{roles}] via {self.channel}"
+
+
+def _mark(function: Callable[..., Any], rule: AccessRule) -> Callable[..., Any]:
+    function.__access_rule__ = rule  # type: ignore[attr-defined]
+    return function
+
+
+def _require_roles(principal: Principal, roles: frozenset[Role]) -> Principal:
+    if roles and not principal.has_role(*roles):
+        names = "、".join(messages.text(f"role.{r.value}") for r in sorted(roles))
+        raise Forbidden(Reason.of("auth.role_required", roles=names))
+    return principal
+
+
+def public() -> Callable[..., Any]:
+    """Anyone may call the route (sign-in page, public register, health check)."""
+
+    def public_access() -> None:
+        return None
+
+    return _mark(public_access, AccessRule("public"))
+
+
+def api_staff(*roles: Role) -> Callable[..., Any]:
+    """A staff bearer token holding one of `roles` (any staff when none are named)."""
+    wanted = frozenset(roles)
+
+    def api_staff_access(request: Request, session: SessionDep) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise NotAuthenticated(Reason.of("auth.not_signed_in"))
+        principal = staff_principal_from_token(session, token.strip())
+        request.state.principal = principal
+        return _require_roles(principal, wanted)
+
+    return _mark(api_staff_access, AccessRule("staff", wanted, "api"))
+
+
+class ConsoleSignInRequired(Exception):
+    """Raised by console routes without a valid session; answered with a redirect."""
+
+
+def console_staff(*roles: Role) -> Callable[..., Any]:
+    """A staff console session cookie holding one of `roles`; unsafe methods need CSRF."""
+    wanted = frozenset(roles)
+
+    async def console_staff_access(request: Request, session: SessionDep) -> Principal:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise ConsoleSignInRequired()
+        try:
+            principal = staff_principal_from_token(session, token)
+        except NotAuthenticated as error:
+            raise ConsoleSignInRequired() from error
+        request.state.principal = principal
+        if request.method in UNSAFE_METHODS:
+            await require_csrf(request)
+        return _require_roles(principal, wanted)
+
+    return _mark(console_staff_access, AccessRule("staff", wanted, "console"))
+
+
+def resident() -> Callable[..., Any]:
+    """A resident bearer token from the portal's sign-in (staff tokens are refused)."""
+
+    def resident_access(request: Request) -> ResidentPrincipal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise NotAuthenticated(Reason.of("auth.not_signed_in"))
+        return resident_from_token(token.strip())
+
+    return _mark(resident_access, AccessRule("resident"))
+
+
+def _rules_of(dependant: Any) -> list[AccessRule]:
+    found: list[AccessRule] = []
+    for sub in dependant.dependencies:
+        rule = getattr(sub.call, "__access_rule__", None)
+        if rule is not None:
+            found.append(rule)
+        found.extend(_rules_of(sub))
+    return found
+
+
+def route_access(route: APIRoute) -> list[AccessRule]:
+    return _rules_of(route.dependant)
+
+
+def undeclared_routes(router: APIRouter, face: Literal["staff", "public"]) -> list[str]:
+    """Routes of a router without exactly one access rule, or with a staff rule on the public face."""
+    problems: list[str] = []
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            problems.append(f"{getattr(route, 'path', route)!r} is not an API route")
+            continue
+        rules = route_access(route)
+        where = f"{sorted(route.methods)} {route.path}"
+        if len(rules) != 1:
+            problems.append(f"{where}: {len(rules)} access rules")
+        elif face == "public" and rules[0].kind == "staff":
+            problems.append(f"{where}: staff route on the public face")
+    return problems
+
+
+def include_router(app: FastAPI, router: APIRouter, face: Literal["staff", "public"]) -> None:
+    """Mount a router only when every route declares who may call it (default deny)."""
+    problems = undeclared_routes(router, face)
+    if problems:
+        raise RuntimeError("refusing to mount routes: " + "; ".join(problems))
+    app.include_router(router)
+
+
+# ---------------------------------------------------------------- CSRF
+
+
+def _csrf_signature(nonce: str) -> str:
+    secret = get_settings().signing_secret().encode()
+    return hmac.new(secret, f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _csrf_valid(token: str | None) -> bool:
+    if not token or "." not in token:
+        return False
+    nonce, _, signature = token.partition(".")
+    return hmac.compare_digest(signature, _csrf_signature(nonce))
+
+
+def csrf_token(request: Request) -> str:
+    """The form token for this browser: the cookie's when valid, else a new one to be set."""
+    existing = getattr(request.state, "csrf_token", None) or request.cookies.get(CSRF_COOKIE)
+    if _csrf_valid(existing):
+        return str(existing)
+    nonce = secrets.token_urlsafe(24)
+    token = f"{nonce}.{_csrf_signature(nonce)}"
+    request.state.csrf_token = token
+    request.state.csrf_new = True
+    return token
+
+
+async def require_csrf(request: Request) -> None:
+    """Double submit: the form field must equal this browser's signed CSRF cookie."""
+    form = await request.form()
+    submitted = form.get(CSRF_FIELD)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if (
+        not isinstance(submitted, str)
+        or not cookie
+        or not hmac.compare_digest(submitted, cookie)
+        or not _csrf_valid(cookie)
+    ):
+        raise Forbidden(Reason.of("auth.csrf_failed", field=CSRF_FIELD))
+
+
+def cookie_secure(request: Request) -> bool:
+    forced = get_settings().cookie_secure
+    return forced if forced is not None else request.url.scheme == "https"
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        secure=cookie_secure(request),
+        samesite="strict",
+        path="/",
+    )
+
+
+# ---------------------------------------------------------------- pages
+
+_template_packages: list[str] = ["core"]
+
+
+def register_template_package(package: str) -> None:
+    if package not in _template_packages:
+        _template_packages.append(package)
+
+
+def _bilingual(code: str, **params: Any) -> dict[str, str]:
+    return {"ja": messages.text(code, "ja", **params), "en": messages.text(code, "en", **params)}
+
+
+def _build_templates() -> Jinja2Templates:
+    env = Environment(
+        loader=ChoiceLoader([PackageLoader(p, "templates") for p in _template_packages]),
+        autoescape=select_autoescape(["html", "xml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["t"] = lambda code, **p: messages.text(code, "ja", **p)
+    env.globals["te"] = lambda code, **p: messages.text(code, "en", **p)
+    env.globals["bi"] = _bilingual
+    env.filters["tokyo"] = format_tokyo
+    return Jinja2Templates(env=env)
+
+
+_templates: Jinja2Templates | None = None
+
+
+def templates() -> Jinja2Templates:
+    global _templates
+    if _templates is None:
+        _templates = _build_templates()
+    return _templates
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """A console or public page; carries the CSRF token and the signed-in principal."""
+    data: dict[str, Any] = {
+        "principal": getattr(request.state, "principal", None),
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": csrf_token(request),
+        "nav": getattr(request.app.state, "nav", []),
+    }
+    data.update(context or {})
+    response = templates().TemplateResponse(request, template, data, status_code=status_code)
+    if getattr(request.state, "csrf_new", False):
+        set_cookie(response, request, CSRF_COOKIE, request.state.csrf_token, 60 * 60 * 8)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api")
+
+
+def error_body(error: DomainError) -> dict[str, Any]:
+    return {"error": {"code": error.code, "reasons": [r.to_dict() for r in error.reasons]}}
+
+
+def _location(loc: Any) -> str:
+    return ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, error: DomainError) -> Response:
+        if _wants_html(request):
+            return render(request, "core/error.html", {"reasons": error.reasons},
+                          status_code=error.status_code)
+        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        return JSONResponse(error_body(error), status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(ConsoleSignInRequired)
+    async def _sign_in(request: Request, _error: ConsoleSignInRequired) -> Response:
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        reasons = [
+            Reason.of(
+                "core.invalid_request",
+                field=_location(item.get("loc", ())),
+                where=_location(item.get("loc", ())),
+                detail=str(item.get("msg", "")),
+            )
+            for item in error.errors()
+        ] or [Reason.of("core.invalid_request", where="", detail="")]
+        body = {"error": {"code": "core.invalid_request",
+                          "reasons": [r.to_dict() for r in reasons]}}
+        return JSONResponse(body, status_code=422)
