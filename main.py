@@ -17,7 +17,7 @@ from core import routes as core_routes
 from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
 from core.db import get_engine, metadata, unit_of_work
 from core.routes import TodoProvider
-from core.settings import get_settings
+from core.settings import SettingsError, get_settings
 from core.startup import prepare
 from core.web import include_router, install_error_handlers
 
@@ -85,8 +85,13 @@ cli.add_typer(demo_cli, name="demo")
 
 
 @cli.callback()
-def _startup() -> None:
-    prepare(get_settings())
+def _startup(ctx: typer.Context) -> None:
+    # `keys init` makes the keyring, so it cannot require one.
+    try:
+        prepare(get_settings(), need_keyring=ctx.invoked_subcommand != "keys")
+    except SettingsError as error:
+        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
+        raise typer.Exit(2) from error
 
 
 @cli.command()

@@ -18,7 +18,11 @@ from rich.progress import (
 )
 
 from core import audit, service
-from core.db import get_engine, unit_of_work
+from sqlmodel import Session
+
+from core.crypto import commit_rotation, rotate_keys
+from core.db import get_engine, metadata, unit_of_work
+from core.keys import ensure_keyring
 from core.reasons import DomainError
 from core.settings import get_settings
 
@@ -118,3 +122,46 @@ def audit_checkpoint() -> None:
         checkpoint = audit.checkpoint_now(session)
     typer.echo("chain is empty" if checkpoint is None
                else f"signed seq {checkpoint.seq} with key {checkpoint.key_id}")
+
+
+@keys_cli.command("init")
+def keys_init() -> None:
+    """Create a new keyring at KODOMO_KEY_FILE (refuses to overwrite one)."""
+    path = get_settings().effective_key_file
+    if path.exists():
+        typer.echo(f"{path} already exists; refusing to overwrite it", err=True)
+        raise typer.Exit(2)
+    keyring = ensure_keyring(path)
+    typer.echo(f"created {path}; back it up apart from the database")
+    typer.echo(f"  field key {keyring.active_field_key}, hash key {keyring.active_hmac_key}, "
+               f"audit signing key {keyring.audit_signing_kid}")
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """New field and hash keys; re-encrypt and re-hash everything; then retire the old keys."""
+    path = get_settings().effective_key_file
+    with progress_bar() as bar, Session(get_engine(), expire_on_commit=False) as session:
+        task = bar.add_task("re-encrypt", total=None)
+        try:
+            report = rotate_keys(
+                session, metadata,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+            audit.append(session, "core.keys_rotated", details={
+                "new_field_key": report.new_field_kid,
+                "new_hash_key": report.new_hmac_kid,
+                "retired_field_keys": sorted(report.retired_field_kids),
+                "retired_hash_keys": sorted(report.retired_hmac_kids),
+                "values_reencrypted": report.values_reencrypted,
+                "hashes_recomputed": report.hashes_recomputed,
+            })
+            backup = commit_rotation(session, report.keyring, path)
+        except BaseException:
+            session.rollback()
+            raise
+    typer.echo(f"rotated: {report.values_reencrypted} values re-encrypted, "
+               f"{report.hashes_recomputed} hashes recomputed in {len(report.tables)} tables")
+    typer.echo(f"new keys: field {report.new_field_kid}, hash {report.new_hmac_kid}; "
+               f"retired: {', '.join(sorted(report.retired_field_kids | report.retired_hmac_kids))}")
+    typer.echo(f"previous keyring backed up to {backup}; destroy it once the new one is backed up")

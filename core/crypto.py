@@ -27,7 +27,7 @@ from sqlalchemy import (
     tuple_,
     type_coerce,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -114,10 +114,15 @@ def decrypt_field(token: str, *, context: str, keyring: Keyring | None = None) -
             f"field value encrypted under key id {kid!r}, which the keyring "
             "(KODOMO_KEY_FILE) does not hold"
         ) from None
+    body = token.split(".", 2)[2]
     try:
-        blob = _unb64url(token.split(".", 2)[2])
+        blob = _unb64url(body)
     except (binascii.Error, ValueError):
-        raise TamperedValue(f"field value under key id {kid!r} is not valid base64url") from None
+        blob = b""
+    # Only the canonical encoding is accepted: otherwise the unused low bits of the last
+    # character could be changed and the altered token would still be taken as genuine.
+    if not blob or _b64url(blob) != body:
+        raise TamperedValue(f"field value under key id {kid!r} is not canonical base64url")
     if len(blob) < NONCE_BYTES + 16:
         raise TamperedValue(f"field value under key id {kid!r} is truncated")
     try:
@@ -268,20 +273,19 @@ def _plan(metadata: MetaData) -> list[_TablePlan]:
     return plans
 
 
-def _lock_tables(session: Session, plans: Sequence[_TablePlan]) -> None:
+def _lock_tables(conn: Connection, plans: Sequence[_TablePlan]) -> None:
     # PostgreSQL: readers go on, writers wait until the commit, so no row is written under
-    # a retiring key while its table is being re-encrypted. SQLite holds one write lock for
-    # the whole transaction once the first UPDATE runs (from BEGIN with core.db's engine).
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
+    # a retiring key while its table is being re-encrypted. SQLite: core.db's engine begins
+    # IMMEDIATE, which already holds the database's one write lock until the commit.
+    if conn.dialect.name != "postgresql":
         return
-    preparer = bind.dialect.identifier_preparer
+    preparer = conn.dialect.identifier_preparer
     for plan in plans:
-        session.execute(text(f"LOCK TABLE {preparer.format_table(plan.table)} IN EXCLUSIVE MODE"))
+        conn.execute(text(f"LOCK TABLE {preparer.format_table(plan.table)} IN EXCLUSIVE MODE"))
 
 
 def _rotate_table(
-    session: Session,
+    conn: Connection,
     plan: _TablePlan,
     ring: Keyring,
     batch_size: int,
@@ -311,7 +315,7 @@ def _rotate_table(
         query = select(*pk, *read_cols).order_by(*pk).limit(batch_size)
         if last is not None:
             query = query.where(pk_key > (tuple_(*last) if len(pk) > 1 else last[0]))
-        batch = session.execute(query).all()
+        batch = conn.execute(query).all()
         if not batch:
             break
         params: list[dict[str, Any]] = []
@@ -346,7 +350,7 @@ def _rotate_table(
                 )
                 rehashed += source is not None
             params.append(values)
-        session.execute(update, params)
+        conn.execute(update, params)
         rows += len(batch)
         on_batch(len(batch))
         last = tuple(batch[-1]._mapping[col.name] for col in pk)
@@ -372,9 +376,13 @@ def rotate_keys(
     # The working keyring holds the old keys (to decrypt) and the new ones (active).
     new = (keyring or get_keyring()).with_new_field_key().with_new_hmac_key()
     plans = _plan(metadata)
-    _lock_tables(session, plans)
+    # Pending ORM changes are written first (under the current key), so the scan sees them;
+    # the work itself is core SQL on the session's connection, in the session's transaction.
+    session.flush()
+    conn = session.connection()
+    _lock_tables(conn, plans)
     totals = [
-        session.execute(select(func.count()).select_from(plan.table)).scalar_one() for plan in plans
+        conn.execute(select(func.count()).select_from(plan.table)).scalar_one() for plan in plans
     ]
     total = sum(totals)
     done = 0
@@ -389,9 +397,8 @@ def rotate_keys(
         progress(0, total)
     rows = reencrypted = rehashed = 0
     for plan in plans:
-        r, e, h = _rotate_table(session, plan, new, batch_size, on_batch)
+        r, e, h = _rotate_table(conn, plan, new, batch_size, on_batch)
         rows, reencrypted, rehashed = rows + r, reencrypted + e, rehashed + h
-    session.flush()
     retired_field, retired_hmac = new.retired()
     return RotationReport(
         keyring=new.without_retired_keys(),

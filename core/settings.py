@@ -31,7 +31,7 @@ class Settings(BaseSettings):
 
     demo: bool = Field(False, description="Demo mode: the service makes its own secret and keys.")
     data_dir: Path = Field(Path("var"), description="Where the SQLite file and demo keys live.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file.")
 
     secret_key: SecretStr | None = Field(None, description="HS256 signing and CSRF secret.")
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         return path.read_text(encoding="utf-8").strip()
 
 
-def check_settings(settings: Settings) -> None:
+def check_settings(settings: Settings, *, need_keyring: bool = True) -> None:
     """Refuse to start outside demo mode with a default or missing secret, naming the variable."""
     if settings.demo:
         return
@@ -109,7 +109,7 @@ def check_settings(settings: Settings) -> None:
             raise SettingsError("KODOMO_SECRET_KEY", "needed for CSRF tokens; 32+ characters")
     if settings.key_file is None:
         raise SettingsError("KODOMO_KEY_FILE", "not set (required outside demo mode)")
-    if not settings.key_file.is_file():
+    if need_keyring and not settings.key_file.is_file():
         raise SettingsError("KODOMO_KEY_FILE", f"file {settings.key_file} does not exist")
 
 

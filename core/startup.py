@@ -7,11 +7,12 @@ from core.keys import ensure_keyring, get_keyring
 from core.settings import Settings, check_settings
 
 
-def prepare(settings: Settings) -> None:
+def prepare(settings: Settings, *, need_keyring: bool = True) -> None:
     """Fail fast on a wrong setting; in demo mode make the missing secret and keyring."""
-    check_settings(settings)
+    check_settings(settings, need_keyring=need_keyring)
     if settings.demo:
         settings.signing_secret()
         ensure_keyring(settings.effective_key_file)
-    get_keyring()
+    if need_keyring:
+        get_keyring()
     audit.configure(checkpoint_every=settings.audit_checkpoint_every)

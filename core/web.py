@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from functools import lru_cache
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from sqlmodel import Session
 
 from core import messages
+from core.documents import register_template_package, registered_template_packages
 from core.auth import Principal, ResidentPrincipal, resident_from_token, staff_principal_from_token
 from core.clock import format_tokyo
 from core.models import Role
@@ -248,21 +250,14 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
 
 # ---------------------------------------------------------------- pages
 
-_template_packages: list[str] = ["core"]
-
-
-def register_template_package(package: str) -> None:
-    if package not in _template_packages:
-        _template_packages.append(package)
-
-
 def _bilingual(code: str, **params: Any) -> dict[str, str]:
     return {"ja": messages.text(code, "ja", **params), "en": messages.text(code, "en", **params)}
 
 
-def _build_templates() -> Jinja2Templates:
+@lru_cache(maxsize=8)
+def _templates_for(packages: tuple[str, ...]) -> Jinja2Templates:
     env = Environment(
-        loader=ChoiceLoader([PackageLoader(p, "templates") for p in _template_packages]),
+        loader=ChoiceLoader([PackageLoader(p, "templates") for p in packages]),
         autoescape=select_autoescape(["html", "xml"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -274,14 +269,10 @@ def _build_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-_templates: Jinja2Templates | None = None
-
-
 def templates() -> Jinja2Templates:
-    global _templates
-    if _templates is None:
-        _templates = _build_templates()
-    return _templates
+    """Page templates of every package registered with core.documents (one registry)."""
+    register_template_package("core")
+    return _templates_for(registered_template_packages())
 
 
 def render(
@@ -347,3 +338,6 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"error": {"code": "core.invalid_request",
                           "reasons": [r.to_dict() for r in reasons]}}
         return JSONResponse(body, status_code=422)
+
+
+__all__ = ["register_template_package"]

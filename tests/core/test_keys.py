@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -118,15 +119,19 @@ def test_missing_file_names_the_variable(tmp_path: Path) -> None:
             lambda d: d["hmac_keys"].update({d["active_hmac_key"]: "c2hvcnQ="}),
             "must be 32 bytes, not 5",
         ),
-        (lambda d: d["field_keys"].update({"bad.kid": d["field_keys"][d["active_field_key"]]}),
-         "key id 'bad.kid'"),
+        (
+            lambda d: d["field_keys"].update({"bad.kid": d["field_keys"][d["active_field_key"]]}),
+            "key id 'bad.kid'",
+        ),
         (lambda d: d["audit_signing"].update(private_key="***"), "not valid base64"),
         (lambda d: d.pop("receipt_signing"), "receipt_signing is missing"),
         (lambda d: d["receipt_signing"].update(private_key_pem="nope"), "not an unencrypted PEM"),
         (lambda d: d.update(version=2), "unsupported keyring version"),
     ],
 )
-def test_bad_contents_are_named(tmp_path: Path, mutate, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_contents_are_named(
+    tmp_path: Path, mutate: Callable[[dict[str, Any]], object], problem: str
+) -> None:
     data = generate_keyring().to_json()
     mutate(data)
     path = tmp_path / "keys.json"
