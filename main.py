@@ -8,6 +8,7 @@ from typing import Literal
 
 import typer
 from fastapi import APIRouter, FastAPI
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -45,7 +46,7 @@ ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
 ]
 
 
-def all_metadata() -> object:
+def all_metadata() -> MetaData:
     """Every table of every package (alembic's target)."""
     return metadata
 
@@ -60,11 +61,14 @@ def create_app(
     settings = get_settings()
     prepare(settings)
     bound = engine or get_engine()
-    app = FastAPI(title="Kodomo data governance", version="0.1.0",
-                  docs_url="/api/docs" if face != "public" else None,
-                  openapi_url="/api/openapi.json" if face != "public" else None, redoc_url=None)
-    app.state.session_factory = session_factory or (
-        lambda: Session(bound, expire_on_commit=False))
+    app = FastAPI(
+        title="Kodomo data governance",
+        version="0.1.0",
+        docs_url="/api/docs" if face != "public" else None,
+        openapi_url="/api/openapi.json" if face != "public" else None,
+        redoc_url=None,
+    )
+    app.state.session_factory = session_factory or (lambda: Session(bound, expire_on_commit=False))
     app.state.todo_providers = list(TODO_PROVIDERS)
     app.state.nav = list(NAV)
     app.state.face = face

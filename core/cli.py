@@ -16,10 +16,9 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-
-from core import audit, service
 from sqlmodel import Session
 
+from core import audit, service
 from core.crypto import commit_rotation, rotate_keys
 from core.db import get_engine, metadata, unit_of_work
 from core.keys import ensure_keyring
@@ -27,6 +26,7 @@ from core.reasons import DomainError
 from core.settings import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
 
 def sub_cli(help_text: str) -> typer.Typer:
     """A sub-command group; tracebacks stay short so that secrets never reach the screen."""
@@ -40,8 +40,13 @@ keys_cli = sub_cli("暗号鍵 / keys")
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
 
 
 def fail(error: DomainError) -> typer.Exit:
@@ -54,8 +59,9 @@ def fail(error: DomainError) -> typer.Exit:
 def alembic_config(url: str | None = None) -> Config:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url",
-                           (url or get_settings().effective_database_url).replace("%", "%%"))
+    config.set_main_option(
+        "sqlalchemy.url", (url or get_settings().effective_database_url).replace("%", "%%")
+    )
     return config
 
 
@@ -82,16 +88,29 @@ def users_create(
 ) -> None:
     """Create a staff account with roles; the password is asked for (or KODOMO_PASSWORD)."""
     password = os.environ.get("KODOMO_PASSWORD") or typer.prompt(
-        "パスワード / password", hide_input=True, confirmation_prompt=True)
+        "パスワード / password", hide_input=True, confirmation_prompt=True
+    )
     try:
         with unit_of_work() as session:
-            service.create_account(session, audit.SYSTEM, login=login, display_name=name,
-                                   password=password, department_key=department)
+            service.create_account(
+                session,
+                audit.SYSTEM,
+                login=login,
+                display_name=name,
+                password=password,
+                department_key=department,
+            )
             for spec in role:
                 role_name, _, place = spec.partition("@")
                 organ_key, _, department_key = place.partition("/")
-                service.grant_role(session, audit.SYSTEM, login=login, role=role_name,
-                                   organ_key=organ_key, department_key=department_key or None)
+                service.grant_role(
+                    session,
+                    audit.SYSTEM,
+                    login=login,
+                    role=role_name,
+                    organ_key=organ_key,
+                    department_key=department_key or None,
+                )
     except DomainError as error:
         raise fail(error) from error
     typer.echo(f"created {login}")
@@ -103,7 +122,8 @@ def audit_verify() -> None:
     with progress_bar() as bar, get_engine().connect() as connection:
         task = bar.add_task("verify", total=None)
         report = audit.verify(
-            connection, audit.public_keys(),
+            connection,
+            audit.public_keys(),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     if report.problem is not None:
@@ -120,8 +140,11 @@ def audit_checkpoint() -> None:
     """Sign the chain's current head now."""
     with unit_of_work() as session:
         checkpoint = audit.checkpoint_now(session)
-    typer.echo("chain is empty" if checkpoint is None
-               else f"signed seq {checkpoint.seq} with key {checkpoint.key_id}")
+    typer.echo(
+        "chain is empty"
+        if checkpoint is None
+        else f"signed seq {checkpoint.seq} with key {checkpoint.key_id}"
+    )
 
 
 @keys_cli.command("init")
@@ -133,8 +156,10 @@ def keys_init() -> None:
         raise typer.Exit(2)
     keyring = ensure_keyring(path)
     typer.echo(f"created {path}; back it up apart from the database")
-    typer.echo(f"  field key {keyring.active_field_key}, hash key {keyring.active_hmac_key}, "
-               f"audit signing key {keyring.audit_signing_kid}")
+    typer.echo(
+        f"  field key {keyring.active_field_key}, hash key {keyring.active_hmac_key}, "
+        f"audit signing key {keyring.audit_signing_kid}"
+    )
 
 
 @keys_cli.command("rotate")
@@ -145,23 +170,32 @@ def keys_rotate() -> None:
         task = bar.add_task("re-encrypt", total=None)
         try:
             report = rotate_keys(
-                session, metadata,
+                session,
+                metadata,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-            audit.append(session, "core.keys_rotated", details={
-                "new_field_key": report.new_field_kid,
-                "new_hash_key": report.new_hmac_kid,
-                "retired_field_keys": sorted(report.retired_field_kids),
-                "retired_hash_keys": sorted(report.retired_hmac_kids),
-                "values_reencrypted": report.values_reencrypted,
-                "hashes_recomputed": report.hashes_recomputed,
-            })
+            audit.append(
+                session,
+                "core.keys_rotated",
+                details={
+                    "new_field_key": report.new_field_kid,
+                    "new_hash_key": report.new_hmac_kid,
+                    "retired_field_keys": sorted(report.retired_field_kids),
+                    "retired_hash_keys": sorted(report.retired_hmac_kids),
+                    "values_reencrypted": report.values_reencrypted,
+                    "hashes_recomputed": report.hashes_recomputed,
+                },
+            )
             backup = commit_rotation(session, report.keyring, path)
         except BaseException:
             session.rollback()
             raise
-    typer.echo(f"rotated: {report.values_reencrypted} values re-encrypted, "
-               f"{report.hashes_recomputed} hashes recomputed in {len(report.tables)} tables")
-    typer.echo(f"new keys: field {report.new_field_kid}, hash {report.new_hmac_kid}; "
-               f"retired: {', '.join(sorted(report.retired_field_kids | report.retired_hmac_kids))}")
+    typer.echo(
+        f"rotated: {report.values_reencrypted} values re-encrypted, "
+        f"{report.hashes_recomputed} hashes recomputed in {len(report.tables)} tables"
+    )
+    typer.echo(
+        f"new keys: field {report.new_field_kid}, hash {report.new_hmac_kid}; "
+        f"retired: {', '.join(sorted(report.retired_field_kids | report.retired_hmac_kids))}"
+    )
     typer.echo(f"previous keyring backed up to {backup}; destroy it once the new one is backed up")

@@ -77,8 +77,10 @@ def set_engine(engine: Engine | None) -> None:
 
 
 def is_postgres(session_or_engine: OrmSession | Engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, OrmSession) else (
-        session_or_engine
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, OrmSession)
+        else (session_or_engine)
     )
     return bind.dialect.name == "postgresql"
 

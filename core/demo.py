@@ -1,4 +1,4 @@
-"""The fictional demo city's organisation: organs, departments, outside bodies, one account a role."""
+"""The fictional demo city: organs, departments, outside bodies, one staff account per role."""
 
 from __future__ import annotations
 
@@ -11,19 +11,27 @@ from core.models import OrganKind, OutsideBodyKind, Role
 
 CITY_KEY = "wakabadai"
 # Shown on the console's sign-in instructions; demo mode only.
-DEMO_PASSWORD_ENV = "KODOMO_DEMO_PASSWORD"
-DEFAULT_DEMO_PASSWORD = "wakabadai-demo-2026"
+DEMO_PASSWORD_ENV = "KODOMO_DEMO_PASSWORD"  # noqa: S105 (a variable name)
+DEFAULT_DEMO_PASSWORD = "wakabadai-demo-2026"  # noqa: S105 (the published demo password)
 
 ORGANS = [
     ("mayor", OrganKind.mayor, "若葉台市長", "Mayor of Wakabadai"),
-    ("board_of_education", OrganKind.board_of_education, "若葉台市教育委員会",
-     "Wakabadai Board of Education"),
+    (
+        "board_of_education",
+        OrganKind.board_of_education,
+        "若葉台市教育委員会",
+        "Wakabadai Board of Education",
+    ),
 ]
 
 DEPARTMENTS = [
     # key, organ, name_ja, name_en
-    ("general_affairs", "mayor", "総務部 総務課（個人情報保護担当）",
-     "General Affairs Division (privacy office)"),
+    (
+        "general_affairs",
+        "mayor",
+        "総務部 総務課（個人情報保護担当）",
+        "General Affairs Division (privacy office)",
+    ),
     ("residents", "mayor", "市民部 市民課", "Residents Division"),
     ("digital", "mayor", "企画部 デジタル推進課", "Digital Transformation Division"),
     ("child_family", "mayor", "こども家庭部 こども家庭課", "Children and Families Division"),
@@ -36,12 +44,27 @@ DEPARTMENTS = [
 ]
 
 OUTSIDE_BODIES = [
-    ("pref_child_guidance", OutsideBodyKind.other_local_government, "若葉県中央児童相談所",
-     "Wakaba Prefecture Central Child Guidance Centre", True),
-    ("kodomo_hospital", OutsideBodyKind.hospital, "医療法人 若葉台こども病院",
-     "Wakabadai Children's Hospital (medical corporation)", False),
-    ("npo_kodomo_shokudo", OutsideBodyKind.npo, "NPO法人 わかば子ども食堂ネット",
-     "Wakaba Children's Cafeteria Network (NPO)", False),
+    (
+        "pref_child_guidance",
+        OutsideBodyKind.other_local_government,
+        "若葉県中央児童相談所",
+        "Wakaba Prefecture Central Child Guidance Centre",
+        True,
+    ),
+    (
+        "kodomo_hospital",
+        OutsideBodyKind.hospital,
+        "医療法人 若葉台こども病院",
+        "Wakabadai Children's Hospital (medical corporation)",
+        False,
+    ),
+    (
+        "npo_kodomo_shokudo",
+        OutsideBodyKind.npo,
+        "NPO法人 わかば子ども食堂ネット",
+        "Wakaba Children's Cafeteria Network (NPO)",
+        False,
+    ),
 ]
 
 ACCOUNTS = [
@@ -66,23 +89,46 @@ def load(session: Session) -> list[str]:
     if service.get_municipality(session) is not None:
         return ["組織: 既に登録済み / organisation already loaded"]
     actor = audit.SYSTEM
-    service.create_municipality(session, actor, key=CITY_KEY, code="990001",
-                                name_ja="若葉台市（架空）", name_en="Wakabadai City (fictional)")
+    service.create_municipality(
+        session,
+        actor,
+        key=CITY_KEY,
+        code="990001",
+        name_ja="若葉台市（架空）",
+        name_en="Wakabadai City (fictional)",
+    )
     for key, kind, name_ja, name_en in ORGANS:
         service.create_organ(session, actor, key=key, kind=kind, name_ja=name_ja, name_en=name_en)
     for key, organ, name_ja, name_en in DEPARTMENTS:
-        service.create_department(session, actor, key=key, organ_key=organ, name_ja=name_ja,
-                                  name_en=name_en)
+        service.create_department(
+            session, actor, key=key, organ_key=organ, name_ja=name_ja, name_en=name_en
+        )
     for key, body_kind, name_ja, name_en, is_public in OUTSIDE_BODIES:
-        service.create_outside_body(session, actor, key=key, kind=body_kind, name_ja=name_ja,
-                                    name_en=name_en, is_public_body=is_public)
+        service.create_outside_body(
+            session,
+            actor,
+            key=key,
+            kind=body_kind,
+            name_ja=name_ja,
+            name_en=name_en,
+            is_public_body=is_public,
+        )
     password = demo_password()
-    lines = ["若葉台市（架空）を作成しました / created Wakabadai City (fictional)",
-             f"サインイン / sign in: http://127.0.0.1:8000/login  password: {password}"]
+    lines = [
+        "若葉台市（架空）を作成しました / created Wakabadai City (fictional)",
+        f"サインイン / sign in: http://127.0.0.1:8000/login  password: {password}",
+    ]
     for login, name, department, role, organ in ACCOUNTS:
-        service.create_account(session, actor, login=login, display_name=name,
-                               password=password, department_key=department)
-        service.grant_role(session, actor, login=login, role=role, organ_key=organ,
-                           department_key=department)
+        service.create_account(
+            session,
+            actor,
+            login=login,
+            display_name=name,
+            password=password,
+            department_key=department,
+        )
+        service.grant_role(
+            session, actor, login=login, role=role, organ_key=organ, department_key=department
+        )
         lines.append(f"  {login:<11} {role.value}")
     return lines

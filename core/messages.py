@@ -51,7 +51,10 @@ register(
         "ui.your_roles": ("あなたの役割", "Your roles"),
         "ui.what_you_can_do": ("できること", "What you can do"),
         "ui.todo": ("対応が必要なこと", "To do"),
-        "ui.nothing_to_do": ("現在、対応が必要な事項はありません。", "Nothing needs your attention."),
+        "ui.nothing_to_do": (
+            "現在、対応が必要な事項はありません。",
+            "Nothing needs your attention.",
+        ),
         "ui.signed_in_as": ("サインイン中: {name}", "Signed in as {name}"),
         "ui.previous": ("前へ", "Previous"),
         "ui.next": ("次へ", "Next"),

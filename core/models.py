@@ -120,7 +120,8 @@ class RoleGrant(SQLModel, table=True):
     __table_args__ = (
         Index("ix_core_role_grant_active", "account_id", "revoked_at"),
         CheckConstraint(
-            "role IN ('privacy_officer','data_holder','analyst','support_worker','auditor','admin')",
+            "role IN ('privacy_officer','data_holder','analyst','support_worker',"
+            "'auditor','admin')",
             name="role_known",
         ),
     )

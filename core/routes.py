@@ -86,8 +86,9 @@ def issue_token(body: LoginRequest, session: SessionDep) -> Any:
         account = auth.authenticate(session, body.login, body.password)
     except NotAuthenticated as error:
         # The failure counter and its audit event must land, so answer instead of raising.
-        return JSONResponse(error_body(error), status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            error_body(error), status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
     issued = auth.issue_staff_token(account)
     return TokenPublic(access_token=issued.token, expires_at=issued.expires_at)
 
@@ -112,35 +113,51 @@ def audit_events(
     action: str | None = None,
     purpose_id: int | None = None,
 ) -> AuditPage:
-    result = audit.page(session, before=before, limit=limit, action=action,
-                        purpose_id=purpose_id)
-    audit.append(session, "core.audit_read", actor=principal.actor(Role.auditor),
-                 details={"before": before, "limit": limit, "action": action})
-    return AuditPage(events=[AuditEventPublic.from_event(e) for e in result.events],
-                     next_before=result.before)
+    result = audit.page(session, before=before, limit=limit, action=action, purpose_id=purpose_id)
+    audit.append(
+        session,
+        "core.audit_read",
+        actor=principal.actor(Role.auditor),
+        details={"before": before, "limit": limit, "action": action},
+    )
+    return AuditPage(
+        events=[AuditEventPublic.from_event(e) for e in result.events], next_before=result.before
+    )
 
 
 @api_router.post("/audit/verify", response_model=ChainReport)
 def audit_verify(principal: Auditor, session: SessionDep) -> ChainReport:
     report = audit.verify(session.connection(), audit.public_keys())
-    audit.append(session, "core.audit_verified", actor=principal.actor(Role.auditor),
-                 details={"ok": report.ok, "events": report.events})
+    audit.append(
+        session,
+        "core.audit_verified",
+        actor=principal.actor(Role.auditor),
+        details={"ok": report.ok, "events": report.events},
+    )
     return ChainReport.from_report(report)
 
 
 @api_router.post("/audit/checkpoint", response_model=CheckpointPublic | None)
 def audit_checkpoint(principal: Auditor, session: SessionDep) -> CheckpointPublic | None:
     checkpoint = audit.checkpoint_now(session)
-    return None if checkpoint is None else CheckpointPublic.model_validate(
-        checkpoint, from_attributes=True)
+    return (
+        None
+        if checkpoint is None
+        else CheckpointPublic.model_validate(checkpoint, from_attributes=True)
+    )
 
 
 @api_router.post("/staff", response_model=StaffPublic, status_code=201)
 def create_staff(body: StaffCreate, principal: Admin, session: SessionDep) -> StaffPublic:
     actor = principal.actor(Role.admin)
-    account = service.create_account(session, actor, login=body.login,
-                                     display_name=body.display_name, password=body.password,
-                                     department_key=body.department)
+    account = service.create_account(
+        session,
+        actor,
+        login=body.login,
+        display_name=body.display_name,
+        password=body.password,
+        department_key=body.department,
+    )
     return StaffPublic.from_account(account, [])
 
 
@@ -153,9 +170,14 @@ def show_staff(login: str, principal: Admin, session: SessionDep) -> StaffPublic
 
 @api_router.post("/staff/{login}/grants", response_model=GrantPublic, status_code=201)
 def grant(login: str, body: GrantCreate, principal: Admin, session: SessionDep) -> GrantPublic:
-    created = service.grant_role(session, principal.actor(Role.admin), login=login,
-                                 role=body.role, organ_key=body.organ,
-                                 department_key=body.department)
+    created = service.grant_role(
+        session,
+        principal.actor(Role.admin),
+        login=login,
+        role=body.role,
+        organ_key=body.organ,
+        department_key=body.department,
+    )
     return GrantPublic.model_validate(created, from_attributes=True)
 
 
@@ -195,13 +217,17 @@ async def login_submit(
     try:
         account = auth.authenticate(session, login, password)
     except NotAuthenticated as error:
-        return render(request, "core/login.html",
-                      {"next": _safe_next(next), "error": error.reasons[0], "login": login},
-                      status_code=401)
+        return render(
+            request,
+            "core/login.html",
+            {"next": _safe_next(next), "error": error.reasons[0], "login": login},
+            status_code=401,
+        )
     issued = auth.issue_staff_token(account)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    set_cookie(response, request, SESSION_COOKIE, issued.token,
-               get_settings().access_token_minutes * 60)
+    set_cookie(
+        response, request, SESSION_COOKIE, issued.token, get_settings().access_token_minutes * 60
+    )
     return response
 
 
@@ -219,12 +245,16 @@ def home(request: Request, principal: ConsoleAnyStaff, session: SessionDep) -> R
     panels = [panel for provider in providers for panel in provider(session, principal)]
     municipality = service.get_municipality(session)
     organs = {o.id: o for o in service.list_organs(session)}
-    return render(request, "core/home.html", {
-        "panels": panels,
-        "municipality": municipality,
-        "grants": [(g, organs.get(g.organ_id)) for g in principal.grants],
-        "roles": sorted(principal.roles),
-    })
+    return render(
+        request,
+        "core/home.html",
+        {
+            "panels": panels,
+            "municipality": municipality,
+            "grants": [(g, organs.get(g.organ_id)) for g in principal.grants],
+            "roles": sorted(principal.roles),
+        },
+    )
 
 
 @console_router.get("/audit")
@@ -236,22 +266,41 @@ def audit_page(
     action: str | None = None,
 ) -> Response:
     result = audit.page(session, before=before, limit=50, action=action or None)
-    audit.append(session, "core.audit_read", actor=principal.actor(Role.auditor),
-                 details={"before": before, "limit": 50, "action": action})
-    return render(request, "core/audit.html", {
-        "events": result.events, "next_before": result.before, "action": action or "",
-        "report": None,
-    })
+    audit.append(
+        session,
+        "core.audit_read",
+        actor=principal.actor(Role.auditor),
+        details={"before": before, "limit": 50, "action": action},
+    )
+    return render(
+        request,
+        "core/audit.html",
+        {
+            "events": result.events,
+            "next_before": result.before,
+            "action": action or "",
+            "report": None,
+        },
+    )
 
 
 @console_router.post("/audit/verify")
-def audit_verify_page(request: Request, principal: ConsoleAuditor,
-                      session: SessionDep) -> Response:
+def audit_verify_page(request: Request, principal: ConsoleAuditor, session: SessionDep) -> Response:
     report = audit.verify(session.connection(), audit.public_keys())
-    audit.append(session, "core.audit_verified", actor=principal.actor(Role.auditor),
-                 details={"ok": report.ok, "events": report.events})
+    audit.append(
+        session,
+        "core.audit_verified",
+        actor=principal.actor(Role.auditor),
+        details={"ok": report.ok, "events": report.events},
+    )
     result = audit.page(session, limit=50)
-    return render(request, "core/audit.html", {
-        "events": result.events, "next_before": result.before, "action": "",
-        "report": report,
-    })
+    return render(
+        request,
+        "core/audit.html",
+        {
+            "events": result.events,
+            "next_before": result.before,
+            "action": "",
+            "report": report,
+        },
+    )

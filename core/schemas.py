@@ -20,7 +20,7 @@ class LoginRequest(BaseModel):
 
 class TokenPublic(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
     expires_at: datetime
 
 
@@ -51,8 +51,12 @@ class MePublic(BaseModel):
 
     @classmethod
     def from_principal(cls, principal: Principal) -> MePublic:
-        return cls(account_id=principal.account_id, login=principal.login,
-                   display_name=principal.display_name, roles=sorted(principal.roles))
+        return cls(
+            account_id=principal.account_id,
+            login=principal.login,
+            display_name=principal.display_name,
+            roles=sorted(principal.roles),
+        )
 
 
 class StaffBase(BaseModel):
@@ -75,9 +79,13 @@ class StaffPublic(BaseModel):
     @classmethod
     def from_account(cls, account: StaffAccount, grants: list[RoleGrant]) -> StaffPublic:
         assert account.id is not None
-        return cls(id=account.id, login=account.login, display_name=account.display_name,
-                   is_active=account.is_active,
-                   grants=[GrantPublic.model_validate(g, from_attributes=True) for g in grants])
+        return cls(
+            id=account.id,
+            login=account.login,
+            display_name=account.display_name,
+            is_active=account.is_active,
+            grants=[GrantPublic.model_validate(g, from_attributes=True) for g in grants],
+        )
 
 
 class AuditEventPublic(BaseModel):
@@ -123,10 +131,19 @@ class ChainReport(BaseModel):
     @classmethod
     def from_report(cls, report: VerifyReport) -> ChainReport:
         problem = report.problem
-        return cls(ok=report.ok, events=report.events, checkpoints=report.checkpoints,
-                   problem=None if problem is None else ChainProblemPublic(
-                       seq=problem.seq, code=problem.code, message_ja=problem.message_ja,
-                       message_en=problem.message_en))
+        return cls(
+            ok=report.ok,
+            events=report.events,
+            checkpoints=report.checkpoints,
+            problem=None
+            if problem is None
+            else ChainProblemPublic(
+                seq=problem.seq,
+                code=problem.code,
+                message_ja=problem.message_ja,
+                message_en=problem.message_en,
+            ),
+        )
 
 
 class CheckpointPublic(BaseModel):

@@ -174,7 +174,7 @@ def undeclared_routes(router: APIRouter, face: Literal["staff", "public"]) -> li
             problems.append(f"{getattr(route, 'path', route)!r} is not an API route")
             continue
         rules = route_access(route)
-        where = f"{sorted(route.methods)} {route.path}"
+        where = f"{sorted(route.methods or ())} {route.path}"
         if len(rules) != 1:
             problems.append(f"{where}: {len(rules)} access rules")
         elif face == "public" and rules[0].kind == "staff":

@@ -23,8 +23,8 @@ os.environ.pop("KODOMO_DATABASE_URL", None)
 
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import Connection, Engine, make_url  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
@@ -172,8 +172,9 @@ def client(connection: Connection) -> Iterator[TestClient]:
 
 
 def api_token(client: TestClient, login: str, password: str | None = None) -> str:
-    response = client.post("/api/auth/token", json={
-        "login": login, "password": password or core_demo.demo_password()})
+    response = client.post(
+        "/api/auth/token", json={"login": login, "password": password or core_demo.demo_password()}
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
 

@@ -48,9 +48,20 @@ def test_demo_load_is_idempotent(fresh_engine: Engine) -> None:
 def test_users_create_with_roles(fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     assert runner.invoke(cli, ["demo", "load"]).exit_code == 0
     monkeypatch.setenv("KODOMO_PASSWORD", "a-long-enough-password")
-    result = runner.invoke(cli, ["users", "create", "tanaka", "--name", "田中 一",
-                                 "--role", "analyst@mayor/digital",
-                                 "--role", "support_worker@mayor"])
+    result = runner.invoke(
+        cli,
+        [
+            "users",
+            "create",
+            "tanaka",
+            "--name",
+            "田中 一",
+            "--role",
+            "analyst@mayor/digital",
+            "--role",
+            "support_worker@mayor",
+        ],
+    )
     assert result.exit_code == 0, result.output
     with Session(fresh_engine) as session:
         account = authenticate(session, "tanaka", "a-long-enough-password")
@@ -63,21 +74,24 @@ def test_users_create_refuses_unknown_organ_and_writes_nothing(
 ) -> None:
     assert runner.invoke(cli, ["demo", "load"]).exit_code == 0
     monkeypatch.setenv("KODOMO_PASSWORD", "a-long-enough-password")
-    result = runner.invoke(cli, ["users", "create", "suzuki", "--name", "鈴木",
-                                 "--role", "analyst@no_such_organ"])
+    result = runner.invoke(
+        cli, ["users", "create", "suzuki", "--name", "鈴木", "--role", "analyst@no_such_organ"]
+    )
     assert result.exit_code == 2
     assert "core.unknown_organ" in result.output
     with Session(fresh_engine) as session:
-        assert session.exec(select(StaffAccount).where(StaffAccount.login == "suzuki")).first() \
-            is None
+        assert (
+            session.exec(select(StaffAccount).where(StaffAccount.login == "suzuki")).first() is None
+        )
 
 
 def test_short_password_is_refused_with_its_field(
     fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KODOMO_PASSWORD", "short")
-    result = runner.invoke(cli, ["users", "create", "sato", "--name", "佐藤",
-                                 "--role", "analyst@mayor"])
+    result = runner.invoke(
+        cli, ["users", "create", "sato", "--name", "佐藤", "--role", "analyst@mayor"]
+    )
     assert result.exit_code == 2
     assert "core.password_too_short [password]" in result.output
 
@@ -92,7 +106,9 @@ def test_keys_rotate_retires_old_keys_and_is_audited(
     assert before.active_field_key not in after.field_keys
     assert before.active_hmac_key not in after.hmac_keys
     with Session(fresh_engine) as session:
-        event = session.exec(select(AuditEvent).where(AuditEvent.action == "core.keys_rotated")).one()
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "core.keys_rotated")
+        ).one()
         assert json.loads(event.details)["new_field_key"] == after.active_field_key
     verify = runner.invoke(cli, ["audit", "verify"])
     assert verify.exit_code == 0, verify.output
