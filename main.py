@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 import core.models  # noqa: F401  (registers the tables)
+import governance.models  # noqa: F401  (registers the tables)
+import registry.models  # noqa: F401  (registers the tables)
 from core import demo as core_demo
 from core import routes as core_routes
 from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
@@ -20,13 +22,22 @@ from core.db import get_engine, metadata, unit_of_work
 from core.routes import TodoProvider
 from core.settings import SettingsError, get_settings
 from core.startup import prepare
-from core.web import include_router, install_error_handlers
+from core.web import include_router, install_error_handlers, register_template_package
+from governance import demo as governance_demo
+from governance import routes as governance_routes
+from registry import demo as registry_demo
+from registry import routes as registry_routes
+from registry.cli import registry_cli
 
 Face = Literal["staff", "public", "all"]
 
 # Loaders in dependency order: each package adds its records to the same demo city.
-DEMO_LOADERS: list[Callable[[Session], list[str]]] = [core_demo.load]
-TODO_PROVIDERS: list[TodoProvider] = []
+DEMO_LOADERS: list[Callable[[Session], list[str]]] = [
+    core_demo.load,
+    registry_demo.load,
+    governance_demo.load,
+]
+TODO_PROVIDERS: list[TodoProvider] = [registry_routes.todo_provider]
 
 
 @dataclass(frozen=True)
@@ -36,14 +47,22 @@ class NavItem:
     roles: tuple[str, ...] = ()
 
 
-NAV: list[NavItem] = []
+NAV: list[NavItem] = [
+    NavItem("/registry", "registry.nav", ("privacy_officer", "data_holder")),
+]
 
 # Every router with the face it belongs to; the public face (internet side) gets only "public".
 ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
     (core_routes.public_router, "public"),
     (core_routes.api_router, "staff"),
     (core_routes.console_router, "staff"),
+    (registry_routes.public_router, "public"),
+    (registry_routes.api_router, "staff"),
+    (registry_routes.console_router, "staff"),
+    (governance_routes.api_router, "staff"),
 ]
+
+register_template_package("registry")
 
 
 def all_metadata() -> MetaData:
@@ -84,6 +103,7 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(registry_cli, name="registry")
 demo_cli = sub_cli("デモ自治体 / demo city")
 cli.add_typer(demo_cli, name="demo")
 

@@ -1,13 +1,15 @@
-"""The audit chain: append events in the caller's transaction, sign checkpoints, verify the chain."""
+"""The audit chain: append events in the caller's transaction, sign checkpoints, verify it."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+import json.encoder
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -15,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Connection
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core import messages
 from core.clock import as_utc, utcnow
@@ -25,6 +27,7 @@ from core.keys import get_keyring
 from core.models import AuditCheckpoint, AuditEvent
 
 GENESIS_HASH = "0" * 64
+_EVENT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 # Any constant works; it names the advisory lock that serialises appends on PostgreSQL.
 _PG_CHAIN_LOCK = 0x6B6F646F6D6F
 _MAX_DETAIL_TEXT = 200
@@ -32,7 +35,8 @@ _MAX_DETAIL_TEXT = 200
 messages.register(
     {
         "audit.verified": (
-            "監査ログを検証しました: {events} 件の記録と {checkpoints} 件の署名付きチェックポイントに問題はありません。",
+            "監査ログを検証しました: {events} 件の記録と {checkpoints} 件の署名付き"
+            "チェックポイントに問題はありません。",
             "Audit log verified: {events} events and {checkpoints} signed checkpoints are intact.",
         ),
         "audit.verify_button": ("監査ログを検証する", "Verify the audit log"),
@@ -69,7 +73,8 @@ messages.register(
             "The checkpoint at event {seq} does not match the chain.",
         ),
         "audit.truncated": (
-            "監査記録が連番 {seq} で途切れていますが、チェックポイントは連番 {checkpoint} まであります。",
+            "監査記録が連番 {seq} で途切れていますが、チェックポイントは連番 {checkpoint} "
+            "まであります。",
             "The chain ends at event {seq} but a checkpoint covers event {checkpoint}.",
         ),
     }
@@ -120,6 +125,7 @@ def _check_detail_value(value: Any, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"audit detail key at {path} must be a string")
+            _check_detail_value(key, f"{path} key {key[:20]!r}")
             _check_detail_value(item, f"{path}.{key}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
@@ -127,18 +133,45 @@ def _check_detail_value(value: Any, path: str) -> None:
     elif isinstance(value, str):
         if len(value) > _MAX_DETAIL_TEXT:
             raise ValueError(f"audit detail {path} is longer than {_MAX_DETAIL_TEXT} characters")
-    elif value is not None and not isinstance(value, bool | int | float):
+        value.encode("utf-8")  # a lone surrogate cannot be stored nor hashed
+    elif isinstance(value, float):
+        if not math.isfinite(value):  # NaN and Infinity are not JSON
+            raise ValueError(f"audit detail {path} is not a finite number")
+    elif value is not None and not isinstance(value, bool | int):
         raise TypeError(f"audit detail {path} has unsupported type {type(value).__name__}")
 
 
 def canonical_details(details: Mapping[str, Any] | None) -> str:
     data = dict(details or {})
     _check_detail_value(data, "details")
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
 
 
 def _time_text(moment: datetime) -> str:
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (naive values, as SQLite returns them, are UTC)."""
+    if moment.utcoffset():  # aware and not UTC (PostgreSQL in another session time zone)
+        moment = moment.astimezone(UTC)
+    if moment.year < 1000:  # the v1 text came from strftime, which does not pad such years
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime and gives the same bytes here.
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+_encode_str = json.encoder.encode_basestring  # json.dumps' own escaper (C), ensure_ascii=False
+
+
+def _json_value(value: Any) -> str:
+    """One scalar exactly as ``json.dumps(value, ensure_ascii=False)`` writes it."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is int:
+        return int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def event_hash(
@@ -156,25 +189,41 @@ def event_hash(
     details: str,
     prev_hash: str,
 ) -> str:
-    """SHA-256 of the canonical JSON of the typed columns, identical on every backend."""
-    payload = json.dumps(
-        [
-            seq,
-            _time_text(occurred_at),
-            actor_type,
-            actor_id,
-            role,
-            organ_id,
-            action,
-            target_type,
-            target_id,
-            purpose_id,
-            decision_id,
-            json.loads(details),
-            prev_hash,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
+    """SHA-256 of the canonical JSON of the typed columns, identical on every backend.
+
+    The hashed bytes (canonical form v1) are the UTF-8 encoding of the compact JSON array
+
+        [seq, "YYYY-MM-DDTHH:MM:SS.ffffffZ", actor_type, actor_id, role, organ_id, action,
+         target_type, target_id, purpose_id, decision_id, <details>, prev_hash]
+
+    with the time in UTC, strings escaped as ``json.dumps(..., ensure_ascii=False)`` does (so
+    non-ASCII text is written as itself), integers in decimal, NULL as ``null``, separators
+    ``,`` and ``:`` with no spaces, and ``<details>`` the stored details text spliced in
+    verbatim. The details text is always written by `canonical_details` (keys sorted at every
+    level, compact, non-ASCII unescaped), so for every event `append` writes these bytes equal
+    ``json.dumps([seq, time, ..., json.loads(details), prev_hash], ensure_ascii=False,
+    separators=(",", ":"))``, the form this function computed before it was made faster; a
+    row whose details text was edited in any way, even only in its spacing, no longer matches.
+    Every column is read as a typed value (int, text, timestamp) and formatted here, never as
+    the backend prints it, so SQLite and PostgreSQL hash the very same bytes.
+    """
+    # Inline fast paths for the usual types (verify calls this a million times); anything
+    # else goes through _json_value, so the bytes are json.dumps' bytes whatever the values.
+    enc = _encode_str
+    payload = (
+        f"[{seq if type(seq) is int else _json_value(seq)},"
+        f'"{_time_text(occurred_at)}",'
+        f"{enc(actor_type) if type(actor_type) is str else _json_value(actor_type)},"
+        f"{actor_id if type(actor_id) is int else _json_value(actor_id)},"
+        f"{enc(role) if type(role) is str else _json_value(role)},"
+        f"{organ_id if type(organ_id) is int else _json_value(organ_id)},"
+        f"{enc(action) if type(action) is str else _json_value(action)},"
+        f"{enc(target_type) if type(target_type) is str else _json_value(target_type)},"
+        f"{enc(target_id) if type(target_id) is str else _json_value(target_id)},"
+        f"{purpose_id if type(purpose_id) is int else _json_value(purpose_id)},"
+        f"{enc(decision_id) if type(decision_id) is str else _json_value(decision_id)},"
+        f"{details},"
+        f"{enc(prev_hash) if type(prev_hash) is str else _json_value(prev_hash)}]"
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -188,7 +237,9 @@ def _lock_chain(session: Session) -> None:
 
 def _head(session: Session) -> tuple[int, str]:
     row = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)  # type: ignore[attr-defined]
+        select(col(AuditEvent.seq), col(AuditEvent.hash))
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
     ).first()
     return (0, GENESIS_HASH) if row is None else (row[0], row[1])
 
@@ -236,42 +287,29 @@ def append(
     seq = prev_seq + 1
     occurred_at = as_utc(at or utcnow())
     target = None if target_id is None else str(target_id)
-    digest = event_hash(
-        seq,
-        occurred_at,
-        actor.type,
-        actor.id,
-        actor.role,
-        actor.organ_id,
-        action,
-        target_type,
-        target,
-        purpose_id,
-        decision_id,
-        details_text,
-        prev_hash,
-    )
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=occurred_at,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        role=actor.role,
-        organ_id=actor.organ_id,
-        action=action,
-        target_type=target_type,
-        target_id=target,
-        purpose_id=purpose_id,
-        decision_id=decision_id,
-        details=details_text,
-        prev_hash=prev_hash,
-        hash=digest,
-    )
-    session.add(event)
-    session.flush()
+    values: dict[str, Any] = {
+        "seq": seq,
+        "occurred_at": occurred_at,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "role": actor.role,
+        "organ_id": actor.organ_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target,
+        "purpose_id": purpose_id,
+        "decision_id": decision_id,
+        "details": details_text,
+        "prev_hash": prev_hash,
+    }
+    values["hash"] = digest = event_hash(**values)
+    # A plain INSERT rather than session.add() + flush(): the ORM's unit of work costs more
+    # than the statement itself on this hot path (every change writes an event). The _head
+    # query above has already autoflushed the caller's pending changes, as before.
+    session.execute(insert(_EVENT_TABLE), values)
     if seq % _checkpoint_every == 0:
         _write_checkpoint(session, seq, digest)
-    return event
+    return AuditEvent(**values)  # a copy for the caller, not tracked by the session
 
 
 def _write_checkpoint(session: Session, seq: int, chain_hash: str) -> AuditCheckpoint:
@@ -303,26 +341,34 @@ def _problem(seq: int, code: str, **params: Any) -> ChainProblem:
     return ChainProblem(seq, code, ja, en)
 
 
-def _stream(connection: Connection, batch: int) -> Iterator[Any]:
-    result = connection.execution_options(stream_results=True, yield_per=batch).execute(
-        select(
-            AuditEvent.seq,
-            AuditEvent.occurred_at,
-            AuditEvent.actor_type,
-            AuditEvent.actor_id,
-            AuditEvent.role,
-            AuditEvent.organ_id,
-            AuditEvent.action,
-            AuditEvent.target_type,
-            AuditEvent.target_id,
-            AuditEvent.purpose_id,
-            AuditEvent.decision_id,
-            AuditEvent.details,
-            AuditEvent.prev_hash,
-            AuditEvent.hash,
-        ).order_by(AuditEvent.seq)  # type: ignore[arg-type]
+_CHAIN_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.occurred_at,
+    AuditEvent.actor_type,
+    AuditEvent.actor_id,
+    AuditEvent.role,
+    AuditEvent.organ_id,
+    AuditEvent.action,
+    AuditEvent.target_type,
+    AuditEvent.target_id,
+    AuditEvent.purpose_id,
+    AuditEvent.decision_id,
+    AuditEvent.details,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def _batches(connection: Connection, batch: int) -> Iterator[Sequence[Any]]:
+    """The chain in sequence order, a list of rows at a time (a server-side cursor on PG)."""
+    # Options on the statement, not on the connection: Connection.execution_options() changes
+    # the caller's connection for good, and a session that goes on after verify (the API
+    # appends an event) would then run every statement through a server-side cursor.
+    result = connection.execute(
+        select(*(col(column) for column in _CHAIN_COLUMNS)).order_by(col(AuditEvent.seq)),
+        execution_options={"stream_results": True, "yield_per": batch},
     )
-    yield from result
+    yield from result.partitions()
 
 
 def verify(
@@ -330,41 +376,76 @@ def verify(
     public_keys: Mapping[str, Ed25519PublicKey],
     *,
     progress: Callable[[int, int], None] | None = None,
-    batch: int = 20_000,
+    batch: int = 50_000,
 ) -> VerifyReport:
     """Walk the chain from the start and name the first broken link, then check checkpoints."""
     total = connection.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+    # Checkpoints are read before the events: a checkpoint is committed with (or after) the
+    # event it signs, so every checkpoint seen here has its events in the later read, even on
+    # PostgreSQL at READ COMMITTED while writers keep appending. Read after the events, a
+    # checkpoint written meanwhile would look like a truncated or mismatched chain.
+    checkpoints = connection.execute(
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq), col(AuditCheckpoint.id))
+    ).all()
+    checkpoint_seqs = {cp.seq for cp in checkpoints}
     hashes_at_checkpoints: dict[int, str] = {}
-    checkpoint_seqs = {
-        seq
-        for (seq,) in connection.execute(select(AuditCheckpoint.seq))  # type: ignore[call-overload]
-    }
     expected_seq = 1
     prev_hash = GENESIS_HASH
     checked = 0
-    for row in _stream(connection, batch):
-        seq = row[0]
-        if seq != expected_seq:
-            problem_code = "audit.sequence_gap" if seq > expected_seq else "audit.broken_link"
-            return VerifyReport(checked, 0, _problem(seq, problem_code, expected=expected_seq))
-        if row[12] != prev_hash:
-            return VerifyReport(checked, 0, _problem(seq, "audit.broken_link"))
-        if event_hash(*row[:13]) != row[13]:
-            return VerifyReport(checked, 0, _problem(seq, "audit.hash_mismatch"))
-        if seq in checkpoint_seqs:
-            hashes_at_checkpoints[seq] = row[13]
-        prev_hash = row[13]
-        expected_seq += 1
-        checked += 1
-        if progress is not None and checked % batch == 0:
+    hash_of = event_hash
+    for rows in _batches(connection, batch):
+        for row in rows:
+            (
+                seq,
+                occurred_at,
+                actor_type,
+                actor_id,
+                role,
+                organ_id,
+                action,
+                target_type,
+                target_id,
+                purpose_id,
+                decision_id,
+                details,
+                row_prev,
+                row_hash,
+            ) = row
+            if seq != expected_seq:
+                code = "audit.sequence_gap" if seq > expected_seq else "audit.broken_link"
+                return VerifyReport(expected_seq - 1, 0, _problem(seq, code, expected=expected_seq))
+            if row_prev != prev_hash:
+                return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.broken_link"))
+            if (
+                hash_of(
+                    seq,
+                    occurred_at,
+                    actor_type,
+                    actor_id,
+                    role,
+                    organ_id,
+                    action,
+                    target_type,
+                    target_id,
+                    purpose_id,
+                    decision_id,
+                    details,
+                    row_prev,
+                )
+                != row_hash
+            ):
+                return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.hash_mismatch"))
+            if seq in checkpoint_seqs:
+                hashes_at_checkpoints[seq] = row_hash
+            prev_hash = row_hash
+            expected_seq += 1
+        checked = expected_seq - 1
+        if progress is not None:
             progress(checked, total)
     if progress is not None:
         progress(checked, total)
     last_seq = expected_seq - 1
 
-    checkpoints = connection.execute(
-        select(AuditCheckpoint).order_by(AuditCheckpoint.seq)  # type: ignore[arg-type]
-    ).all()
     for cp in checkpoints:
         if cp.seq > last_seq:
             return VerifyReport(
@@ -399,13 +480,13 @@ def page(
     purpose_id: int | None = None,
 ) -> EventPage:
     """Newest first, keyset-paginated by sequence number."""
-    query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+    query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit + 1)
     if before is not None:
-        query = query.where(AuditEvent.seq < before)
+        query = query.where(col(AuditEvent.seq) < before)
     if action:
-        query = query.where(AuditEvent.action == action)
+        query = query.where(col(AuditEvent.action) == action)
     if purpose_id is not None:
-        query = query.where(AuditEvent.purpose_id == purpose_id)
+        query = query.where(col(AuditEvent.purpose_id) == purpose_id)
     rows = list(session.execute(query).scalars())
     more = len(rows) > limit
     rows = rows[:limit]

@@ -20,9 +20,9 @@ from core.models import Role, RoleGrant, StaffAccount
 from core.reasons import NotAuthenticated, Reason
 from core.settings import Settings, get_settings
 
-STAFF_AUDIENCE = "kodomo-staff"
-RESIDENT_AUDIENCE = "kodomo-resident"
 Audience = Literal["kodomo-staff", "kodomo-resident"]
+STAFF_AUDIENCE: Audience = "kodomo-staff"
+RESIDENT_AUDIENCE: Audience = "kodomo-resident"
 # Clock skew tolerated between the issuing and the checking process.
 LEEWAY_SECONDS = 30
 
@@ -60,6 +60,11 @@ _hasher = PasswordHasher()
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def warm_up() -> None:
+    """Make the dummy hash at start-up, so the first unknown login costs no more than others."""
+    _dummy_hash()
 
 
 @lru_cache(maxsize=1)
@@ -192,16 +197,18 @@ class TokenCodec:
         return claims
 
 
-_codec_cache: dict[int, TokenCodec] = {}
+# The settings object the codec was built from is kept alive with it: keyed by id() alone, a new
+# Settings could reuse a collected one's id and be handed the old keys and algorithm.
+_codec_cache: list[tuple[Settings, TokenCodec]] = []
 
 
 def codec() -> TokenCodec:
     """The codec for the current settings (tests swap settings, so cache per settings object)."""
     settings = get_settings()
-    found = _codec_cache.get(id(settings))
-    if found is None:
-        _codec_cache.clear()
-        found = _codec_cache[id(settings)] = TokenCodec(settings)
+    if _codec_cache and _codec_cache[0][0] is settings:
+        return _codec_cache[0][1]
+    found = TokenCodec(settings)
+    _codec_cache[:] = [(settings, found)]
     return found
 
 

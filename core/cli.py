@@ -16,6 +16,8 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core import audit, service
@@ -116,16 +118,35 @@ def users_create(
     typer.echo(f"created {login}")
 
 
+def _reader_engine() -> tuple[Engine, bool]:
+    """The engine verify reads through, and whether it is a private one to dispose of.
+
+    core.db begins every SQLite transaction IMMEDIATE, i.e. with the write lock, which a
+    verify of a long chain would hold for its whole run and so stall (or, past the busy
+    timeout, fail) every writer. Verify only reads, so on SQLite it gets a plain connection
+    whose SELECTs read a WAL snapshot without taking the write lock.
+    """
+    engine = get_engine()
+    if engine.dialect.name != "sqlite":
+        return engine, False
+    return create_engine(engine.url), True
+
+
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Check every link and every signed checkpoint; name the first broken one."""
-    with progress_bar() as bar, get_engine().connect() as connection:
-        task = bar.add_task("verify", total=None)
-        report = audit.verify(
-            connection,
-            audit.public_keys(),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    engine, private = _reader_engine()
+    try:
+        with progress_bar() as bar, engine.connect() as connection:
+            task = bar.add_task("verify", total=None)
+            report = audit.verify(
+                connection,
+                audit.public_keys(),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        if private:
+            engine.dispose()
     if report.problem is not None:
         problem = report.problem
         typer.echo(f"BROKEN at seq {problem.seq}: {problem.code}", err=True)

@@ -80,6 +80,14 @@ ACCOUNTS = [
 ]
 
 
+# The privacy office also acts for the board of education (補助執行), so it can approve
+# authorisations for the board's files.
+EXTRA_GRANTS: list[tuple[str, Role, str, str | None]] = [
+    ("privacy", Role.privacy_officer, "board_of_education", None),
+    ("privacy2", Role.privacy_officer, "board_of_education", None),
+]
+
+
 def demo_password() -> str:
     return os.environ.get(DEMO_PASSWORD_ENV, DEFAULT_DEMO_PASSWORD)
 
@@ -131,4 +139,7 @@ def load(session: Session) -> list[str]:
             session, actor, login=login, role=role, organ_key=organ, department_key=department
         )
         lines.append(f"  {login:<11} {role.value}")
+    for extra_login, extra_role, extra_organ, extra_department in EXTRA_GRANTS:
+        service.grant_role(session, actor, login=extra_login, role=extra_role,
+                           organ_key=extra_organ, department_key=extra_department)
     return lines

@@ -194,8 +194,11 @@ def revoke(login: str, grant_id: int, principal: Admin, session: SessionDep) -> 
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect after sign-in would help phishing.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # Only same-site paths: an open redirect after sign-in would help phishing. Browsers drop
+    # tabs and newlines inside a URL ("/\t/evil.example" is "//evil.example"), so no control
+    # characters either.
+    if (target and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and target.isprintable()):
         return target
     return "/"
 

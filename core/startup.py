@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import audit
+from core import audit, auth
 from core.keys import ensure_keyring, get_keyring
 from core.settings import Settings, check_settings
 
@@ -16,3 +16,4 @@ def prepare(settings: Settings, *, need_keyring: bool = True) -> None:
     if need_keyring:
         get_keyring()
     audit.configure(checkpoint_every=settings.audit_checkpoint_every)
+    auth.warm_up()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from functools import lru_cache
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -19,10 +19,10 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from sqlmodel import Session
 
-from core import messages
-from core.documents import register_template_package, registered_template_packages
+from core import audit, messages
 from core.auth import Principal, ResidentPrincipal, resident_from_token, staff_principal_from_token
 from core.clock import format_tokyo
+from core.documents import register_template_package, registered_template_packages
 from core.models import Role
 from core.reasons import DomainError, Forbidden, NotAuthenticated, Reason
 from core.settings import get_settings
@@ -167,7 +167,7 @@ def route_access(route: APIRoute) -> list[AccessRule]:
 
 
 def undeclared_routes(router: APIRouter, face: Literal["staff", "public"]) -> list[str]:
-    """Routes of a router without exactly one access rule, or with a staff rule on the public face."""
+    """Routes without exactly one access rule, or with a staff rule on the public face."""
     problems: list[str] = []
     for route in router.routes:
         if not isinstance(route, APIRoute):
@@ -250,6 +250,7 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
 
 # ---------------------------------------------------------------- pages
 
+
 def _bilingual(code: str, **params: Any) -> dict[str, str]:
     return {"ja": messages.text(code, "ja", **params), "en": messages.text(code, "en", **params)}
 
@@ -308,12 +309,45 @@ def _location(loc: Any) -> str:
     return ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
 
 
+# Not-signed-in and not-found answers are noise, not decisions; everything else is recorded.
+_UNRECORDED_STATUSES = frozenset({401, 404})
+
+
+def record_refusal(request: Request, error: DomainError) -> None:
+    """Record a refusal with its reasons, after the request's own work has been rolled back."""
+    if error.status_code in _UNRECORDED_STATUSES:
+        return
+    principal = getattr(request.state, "principal", None)
+    actor = principal.actor() if isinstance(principal, Principal) else audit.Actor("anonymous")
+    route = request.scope.get("route")
+    factory: Callable[[], Session] = request.app.state.session_factory
+    with factory() as session:
+        audit.append(
+            session,
+            "core.request_refused",
+            actor=actor,
+            details={
+                "method": request.method,
+                # The route's template, never the filled-in URL, which may carry personal data.
+                "route": getattr(route, "path", "?"),
+                "codes": [reason.code for reason in error.reasons][:20],
+                "status": error.status_code,
+            },
+        )
+        session.commit()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, error: DomainError) -> Response:
+        record_refusal(request, error)
         if _wants_html(request):
-            return render(request, "core/error.html", {"reasons": error.reasons},
-                          status_code=error.status_code)
+            return render(
+                request,
+                "core/error.html",
+                {"reasons": error.reasons},
+                status_code=error.status_code,
+            )
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
         return JSONResponse(error_body(error), status_code=error.status_code, headers=headers)
 
@@ -335,8 +369,9 @@ def install_error_handlers(app: FastAPI) -> None:
             )
             for item in error.errors()
         ] or [Reason.of("core.invalid_request", where="", detail="")]
-        body = {"error": {"code": "core.invalid_request",
-                          "reasons": [r.to_dict() for r in reasons]}}
+        body = {
+            "error": {"code": "core.invalid_request", "reasons": [r.to_dict() for r in reasons]}
+        }
         return JSONResponse(body, status_code=422)
 
 

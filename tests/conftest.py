@@ -34,7 +34,7 @@ from core.db import make_engine, set_engine, unit_of_work  # noqa: E402
 from core.keys import ensure_keyring, reset_keyring_cache  # noqa: E402
 from core.settings import get_settings  # noqa: E402
 from core.startup import prepare  # noqa: E402
-from main import create_app  # noqa: E402
+from main import DEMO_LOADERS, create_app  # noqa: E402
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgres"]
@@ -118,7 +118,8 @@ def _engine_for(backend: str, engines: dict[str, Engine]) -> Engine:
         url = new_database_url(backend)
         engine = migrate(url)
         with unit_of_work(engine) as session:
-            core_demo.load(session)
+            for loader in DEMO_LOADERS:
+                loader(session)
         engines[backend] = engine
     return engines[backend]
 

@@ -15,7 +15,7 @@ def test_upgrade_head_matches_the_models(fresh_engine: Engine) -> None:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "render_as_batch": True}
         )
-        differences = compare_metadata(context, main.all_metadata())  # type: ignore[arg-type]
+        differences = compare_metadata(context, main.all_metadata())
     assert differences == [], f"models and migrations differ: {differences}"
 
 

@@ -1,0 +1,158 @@
+"""A purpose version's design as canonical JSON, its SHA-256 (the design hash), the PIA snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core.models import Department, Organ, OutsideBody
+from governance.models import (
+    Flow,
+    Purpose,
+    PurposeCitation,
+    PurposeItem,
+    PurposeSubject,
+    RecordStatus,
+    Route,
+)
+from governance.rules import parse_json_object
+from registry.models import RegistryFile, RegistryItem
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def design_hash(design: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(design).encode("utf-8")).hexdigest()
+
+
+def _keys(session: Session, model: type, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows: Any = session.exec(select(model).where(col(model.id).in_(ids)))  # type: ignore[attr-defined]
+    return {row.id: row.key for row in rows}
+
+
+def design_of(session: Session, purpose: Purpose) -> dict[str, Any]:
+    """What a PIA assesses: never authorisation ids, windows, run counters or register facts."""
+    assert purpose.id is not None
+    citations = session.exec(
+        select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
+    ).all()
+    subjects = session.exec(
+        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
+    ).all()
+    purpose_items = session.exec(
+        select(PurposeItem).where(PurposeItem.purpose_id == purpose.id)
+    ).all()
+    routes = session.exec(
+        select(Route).where(
+            Route.purpose_id == purpose.id, col(Route.status) != RecordStatus.revoked.value
+        )
+    ).all()
+    route_ids = {r.id for r in routes if r.id is not None}
+    flows = (
+        session.exec(select(Flow).where(col(Flow.route_id).in_(route_ids))).all()
+        if route_ids
+        else []
+    )
+    item_ids = {p.item_id for p in purpose_items} | {f.item_id for f in flows}
+    item_keys = _keys(session, RegistryItem, item_ids)
+    organ_keys = _keys(
+        session,
+        Organ,
+        {s.organ_id for s in subjects}
+        | {r.from_organ_id for r in routes}
+        | {r.to_organ_id for r in routes if r.to_organ_id is not None},
+    )
+    department_keys = _keys(
+        session, Department, {s.department_id for s in subjects if s.department_id is not None}
+    )
+    body_keys = _keys(
+        session, OutsideBody, {r.to_body_id for r in routes if r.to_body_id is not None}
+    )
+    routes_by_id = {r.id: r for r in routes}
+
+    def recipient(route: Route) -> str:
+        if route.to_organ_id is not None:
+            return f"organ:{organ_keys[route.to_organ_id]}"
+        assert route.to_body_id is not None
+        return f"body:{body_keys[route.to_body_id]}"
+
+    return {
+        "purpose": purpose.key,
+        "version": purpose.version,
+        "title": purpose.title_ja,
+        "text": purpose.purpose_text,
+        "citations": sorted(
+            ({"kind": c.kind, "law": c.law_name, "article": c.article} for c in citations),
+            key=canonical_json,
+        ),
+        "necessity": purpose.necessity,
+        "acquisition": purpose.acquisition_method,
+        "handling": {
+            "extraction": purpose.handling_extraction,
+            "matching_key": purpose.handling_matching_key,
+            "logic": purpose.handling_logic,
+            "logic_version": purpose.handling_logic_version,
+            "result_viewers": purpose.handling_result_viewers,
+            "human_assessment": purpose.handling_human_assessment,
+        },
+        "safeguards": parse_json_object(purpose.safeguards),
+        "subjects_rule": parse_json_object(purpose.subjects_rule),
+        "items": sorted(item_keys[p.item_id] for p in purpose_items),
+        "handling_subjects": sorted(
+            (
+                {
+                    "organ": organ_keys[s.organ_id],
+                    "department": department_keys.get(s.department_id or -1),
+                    "role": s.role,
+                }
+                for s in subjects
+            ),
+            key=canonical_json,
+        ),
+        "flows": sorted(
+            (
+                {
+                    "item": item_keys[f.item_id],
+                    "from": organ_keys[routes_by_id[f.route_id].from_organ_id],
+                    "to": recipient(routes_by_id[f.route_id]),
+                    "route": routes_by_id[f.route_id].kind,
+                }
+                for f in flows
+            ),
+            key=canonical_json,
+        ),
+    }
+
+
+def pia_snapshot(session: Session, purpose: Purpose) -> dict[str, Any]:
+    """The design with its hash, plus register facts as context for the PIA's prefill."""
+    design = design_of(session, purpose)
+    items = session.exec(
+        select(RegistryItem, RegistryFile)
+        .join(RegistryFile, col(RegistryFile.id) == RegistryItem.file_id)
+        .where(col(RegistryItem.key).in_(design["items"]))
+    ).all()
+    context = {
+        "items": [
+            {
+                "key": item.key,
+                "name_ja": item.name_ja,
+                "category": item.category,
+                "special_care": [s for s in item.special_care.split(",") if s],
+                "ordinance_special_care": item.ordinance_special_care,
+                "retention_class": item.retention_class,
+                "file": file.key,
+                "file_name": file.name,
+                "persons_count": file.persons_count,
+            }
+            for item, file in sorted(items, key=lambda pair: pair[0].key)
+        ]
+    }
+    return {"design": design, "design_hash": design_hash(design), "context": context}

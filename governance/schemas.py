@@ -1,0 +1,191 @@
+"""API schemas of the centre: purposes, their parts, routes and authorisations, in and out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from governance.models import (
+    AcquisitionMethod,
+    Basis,
+    CitationKind,
+    PurposeStatus,
+    RecordStatus,
+    Recurrence,
+    RouteKind,
+    SubjectRole,
+)
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Citation(_Strict):
+    kind: CitationKind
+    law_name: str = Field(min_length=1, max_length=200)
+    article: str = Field(min_length=1, max_length=100)
+    note: str = ""
+
+
+class SubjectIn(_Strict):
+    organ: str = Field(description="Organ key")
+    department: str | None = Field(None, description="Department key")
+    role: SubjectRole
+
+
+class SubjectsRule(_Strict):
+    """Who the purpose is about, as ages in the person register."""
+
+    min_age: int = Field(ge=0, le=120)
+    max_age: int = Field(ge=0, le=120)
+
+
+class Safeguards(_Strict):
+    organisational: list[str] = Field(default_factory=list)
+    human: list[str] = Field(default_factory=list)
+    physical: list[str] = Field(default_factory=list)
+    technical: list[str] = Field(default_factory=list)
+
+
+class PublicNotice(_Strict):
+    web_page: str = ""
+    register_entry: str = ""
+    explanation_to_families: str = ""
+    contact_point: str = ""
+
+
+class PurposeFields(_Strict):
+    title_ja: str | None = Field(None, max_length=200)
+    title_en: str | None = Field(None, max_length=200)
+    purpose_text: str | None = None
+    necessity: str | None = None
+    acquisition_method: AcquisitionMethod | None = None
+    acquisition_note: str | None = None
+    handling_extraction: str | None = None
+    handling_matching_key: str | None = None
+    handling_logic: str | None = None
+    handling_logic_version: str | None = Field(None, max_length=64)
+    handling_result_viewers: str | None = None
+    handling_human_assessment: str | None = None
+    safeguards: Safeguards | None = None
+    public_notice: PublicNotice | None = None
+    subjects_rule: SubjectsRule | None = None
+    citations: list[Citation] | None = None
+    subjects: list[SubjectIn] | None = None
+
+
+class PurposeCreate(PurposeFields):
+    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+    title_ja: str = Field(min_length=1, max_length=200)
+
+
+class PurposeUpdate(PurposeFields):
+    pass
+
+
+class PurposeItemIn(_Strict):
+    item: str = Field(description="Register item key")
+    necessity_reason: str = ""
+    relevance_to_difficulty: str = ""
+
+
+class Decision(_Strict):
+    """An approval, a return, a suspension: always with a comment."""
+
+    comment: str = Field(min_length=1, max_length=4000)
+
+
+class ApprovalIn(Decision):
+    delegation_note: str = Field("", max_length=2000, description="専決 (for authorisations)")
+
+
+class RouteCreate(_Strict):
+    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+    items: list[str] = Field(min_length=1, description="Register item keys")
+    to_organ: str | None = None
+    to_body: str | None = None
+    basis: Basis
+    recurrence: Recurrence
+    reasoning: str = ""
+    changed_purpose_text: str = ""
+    law_citation: str = Field("", max_length=300)
+
+
+class AuthorisationFields(_Strict):
+    is_temporary: bool = False
+    temporary_reasoning: str = ""
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    runs_allowed: int = Field(1, ge=0)
+    within_necessary_extent: bool = False
+    necessity_reasoning: str = ""
+    substantial_reason: bool = False
+    substantial_reasoning: str = ""
+    recipient_task_citation: str = Field("", max_length=300)
+    no_undue_infringement: bool = False
+    infringement_reasoning: str = ""
+    restricting_laws_checked: bool = False
+    restricting_laws_note: str = ""
+    access_limited_to: str = ""
+    recipient_measures: str = ""
+
+
+class AuthorisationCreate(AuthorisationFields):
+    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+    route: str = Field(description="Route key")
+
+
+class CitationPublic(Citation):
+    pass
+
+
+class PurposeItemPublic(BaseModel):
+    item: str
+    name_ja: str
+    file: str
+    holder_organ: str
+    necessity_reason: str
+    relevance_to_difficulty: str
+
+
+class RoutePublic(BaseModel):
+    key: str
+    purpose: str
+    items: list[str]
+    from_organ: str
+    to: str
+    basis: Basis
+    recurrence: Recurrence
+    kind: RouteKind
+    status: RecordStatus
+    reasoning: str
+    law_citation: str
+
+
+class AuthorisationPublic(BaseModel):
+    key: str
+    route: str
+    status: RecordStatus
+    valid_from: datetime | None
+    valid_until: datetime | None
+    runs_allowed: int
+    runs_used: int
+
+
+class PurposePublic(BaseModel):
+    key: str
+    version: int
+    status: PurposeStatus
+    title_ja: str
+    title_en: str
+    purpose_text: str
+    necessity: str
+    citations: list[CitationPublic]
+    items: list[PurposeItemPublic]
+    routes: list[RoutePublic]
+    design_hash: str
+    missing: list[dict[str, object]] = Field(description="Completeness problems, as Reasons")

@@ -1,0 +1,247 @@
+"""Read-only helpers of the console pages: what a page shows, gathered from the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from sqlmodel import Session, col, select
+
+from core.clock import to_tokyo
+from core.models import Department, Organ, OutsideBody, StaffAccount
+from core.reasons import Reason
+from core.service import list_departments, list_organs
+from governance import service
+from governance.messages import SAFEGUARD_CHECKLIST
+from governance.models import (
+    ApprovalStep,
+    Authorisation,
+    Purpose,
+    PurposeStatus,
+    PurposeVersion,
+    RouteKind,
+)
+from governance.rules import SAFEGUARD_CATEGORIES, parse_json_object
+from registry import service as registry
+from registry.models import ItemStatus, RegistryFile, RegistryItem
+
+# Purpose fields shown on the purpose form; a Reason.field names one of them (or a part).
+PURPOSE_FORM_FIELDS = (
+    "title_ja", "title_en", "purpose_text", "citations", "necessity", "acquisition_method",
+    "acquisition_note", "handling_extraction", "handling_matching_key", "handling_logic",
+    "handling_logic_version", "handling_result_viewers", "handling_human_assessment",
+    "safeguards", "public_notice", "subjects_rule", "subjects",
+)
+
+
+def q(text: str) -> str:
+    return quote(text, safe="")
+
+
+def purpose_field_of(field: str | None) -> str | None:
+    """The form field a Reason.field belongs to (safeguards.human -> safeguards.human)."""
+    if not field:
+        return None
+    return field
+
+
+def fix_link(purpose: Purpose, reason: Reason) -> str | None:
+    """Where the missing piece a Reason names is put right, if there is such a page."""
+    base = f"/purposes/{q(purpose.key)}"
+    refs = reason.refs or {}
+    field = reason.field or ""
+    top = field.split(".")[0]
+    editable = purpose.status in service.EDITABLE
+    if reason.code.startswith("registry."):
+        if "file" in refs:
+            return f"/registry/files/{q(str(refs['file']))}"
+        return "/registry"
+    if reason.code == "governance.purpose_not_approved":
+        return f"{base}#actions"
+    if reason.code in ("governance.authorisation_missing",):
+        route = str(refs.get("route", ""))
+        return f"{base}/routes/{q(route)}/authorisations/new" if editable or route else None
+    if reason.code in ("governance.authorisation_expired", "governance.authorisation_exhausted"):
+        return f"{base}#authorisation-{refs.get('authorisation', '')}"
+    if reason.code == "governance.no_route_for_item":
+        return f"{base}/routes/new?item={q(str(refs.get('item', '')))}"
+    if top == "items":
+        parts = field.split(".")
+        if len(parts) >= 2:
+            return f"{base}#item-{parts[1]}"
+        return f"{base}#items"
+    if top in PURPOSE_FORM_FIELDS:
+        anchor = field.replace(".", "-")
+        return f"{base}/edit#field-{anchor}" if editable else f"{base}#actions"
+    return None
+
+
+@dataclass(frozen=True)
+class ReasonView:
+    reason: Reason
+    href: str | None
+
+
+def reason_views(purpose: Purpose, reasons: list[Reason]) -> list[ReasonView]:
+    return [ReasonView(r, fix_link(purpose, r)) for r in reasons]
+
+
+def errors_by_field(reasons: list[Reason]) -> dict[str, list[Reason]]:
+    """Reasons grouped by field; `items.k.x` is also grouped under `items`."""
+    grouped: dict[str, list[Reason]] = {}
+    for reason in reasons:
+        grouped.setdefault(reason.field or "", []).append(reason)
+        if reason.field and "." in reason.field:
+            top = reason.field.split(".")[0]
+            if top == "items":
+                grouped.setdefault(top, []).append(reason)
+    return grouped
+
+
+def account_names(session: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(StaffAccount).where(col(StaffAccount.id).in_(wanted))).all()
+    return {a.id: a.display_name for a in rows if a.id is not None}
+
+
+def versions(session: Session, purpose: Purpose) -> list[PurposeVersion]:
+    return list(session.exec(select(PurposeVersion)
+                             .where(PurposeVersion.purpose_id == purpose.id)
+                             .order_by(col(PurposeVersion.version))).all())
+
+
+def purpose_rows(session: Session) -> list[dict[str, Any]]:
+    rows = []
+    for purpose in service.list_purposes(session):
+        usable = service.usability(session, purpose)
+        rows.append({
+            "purpose": purpose,
+            "usable": usable.usable,
+            "reasons": len(usable.reasons),
+            "items": len(service.purpose_items(session, purpose)),
+            "routes": len(service.routes_of(session, purpose)),
+        })
+    return rows
+
+
+def register_items(session: Session) -> list[tuple[RegistryFile, Organ | None, list[RegistryItem]]]:
+    """The register's live items by file, for choosing a purpose's items."""
+    organs = {o.id: o for o in list_organs(session)}
+    found = []
+    for file in registry.list_files(session):
+        items = [i for i in registry.items_of(session, file) if i.status != ItemStatus.retired]
+        if items and file.ceased_at is None:
+            found.append((file, organs.get(file.organ_id), items))
+    return found
+
+
+def choices(session: Session) -> dict[str, Any]:
+    """Organs, departments and outside bodies for the forms' selects."""
+    organs = list_organs(session)
+    departments = list_departments(session)
+    bodies = list(session.exec(select(OutsideBody).order_by(col(OutsideBody.key))).all())
+    units: list[tuple[str, str]] = []
+    for organ in organs:
+        units.append((organ.key, organ.name_ja))
+        for department in departments:
+            if department.organ_id == organ.id:
+                units.append((f"{organ.key}/{department.key}",
+                              f"{organ.name_ja}　{department.name_ja}"))
+    return {"organs": organs, "departments": departments, "bodies": bodies, "units": units}
+
+
+def purpose_values(session: Session, purpose: Purpose) -> dict[str, Any]:
+    """The purpose as the form's values (the same shape the form posts)."""
+    described = service.describe(session, purpose)
+    safeguards = parse_json_object(purpose.safeguards)
+    rule = parse_json_object(purpose.subjects_rule)
+    values: dict[str, Any] = {
+        name: getattr(purpose, name) for name in (
+            "key", "title_ja", "title_en", "purpose_text", "necessity", "acquisition_note",
+            "handling_extraction", "handling_matching_key", "handling_logic",
+            "handling_logic_version", "handling_result_viewers", "handling_human_assessment")
+    }
+    values["acquisition_method"] = str(purpose.acquisition_method)
+    values["public_notice"] = {k: str(v) for k, v in
+                               parse_json_object(purpose.public_notice).items()}
+    values["min_age"] = "" if rule.get("min_age") is None else str(rule["min_age"])
+    values["max_age"] = "" if rule.get("max_age") is None else str(rule["max_age"])
+    values["safeguards"] = {}
+    values["safeguards_other"] = {}
+    for category in SAFEGUARD_CATEGORIES:
+        listed = safeguards.get(category)
+        chosen = [str(x) for x in listed] if isinstance(listed, list) else []
+        standard = SAFEGUARD_CHECKLIST[category]
+        values["safeguards"][category] = [x for x in chosen if x in standard]
+        values["safeguards_other"][category] = "\n".join(x for x in chosen if x not in standard)
+    values["citations"] = [
+        {"kind": str(c.kind), "law_name": c.law_name, "article": c.article, "note": c.note}
+        for c in described["citations"]
+    ]
+    values["subjects"] = [
+        {"unit": organ.key + (f"/{department.key}" if department else ""),
+         "role": str(subject.role)}
+        for subject, organ, department in described["subjects"] if organ is not None
+    ]
+    return values
+
+
+def _history(session: Session, subject_type: str, subject_id: int | None) -> list[ApprovalStep]:
+    if subject_id is None:
+        return []
+    return service.approval_history(session, subject_type, subject_id)
+
+
+def detail(session: Session, purpose: Purpose) -> dict[str, Any]:
+    """Everything the purpose page shows."""
+    described = service.describe(session, purpose)
+    usable = service.usability(session, purpose)
+    history: list[tuple[str, str, ApprovalStep]] = [
+        ("purpose", purpose.key, step) for step in _history(session, "purpose", purpose.id)]
+    flows = []
+    for entry in described["routes"]:
+        route = entry["route"]
+        history += [("route", route.key, s) for s in _history(session, "route", route.id)]
+        auth: Authorisation
+        for auth in entry["authorisations"]:
+            history += [("authorisation", auth.key, s)
+                        for s in _history(session, "authorisation", auth.id)]
+        for item in entry["items"]:
+            flows.append({"item": item, "route": route, "from": entry["from"],
+                          "to": entry["to"]})
+    history.sort(key=lambda row: (row[2].at, row[2].id or 0))
+    names = account_names(session, {s.actor_id for _, _, s in history}
+                          | {purpose.created_by, purpose.submitted_by, purpose.approved_by})
+    past = versions(session, purpose)
+    approved_hash = past[-1].design_hash if past else None
+    return {
+        **described,
+        "usability": usable,
+        "usability_views": reason_views(purpose, usable.reasons),
+        "flows": flows,
+        "history": history,
+        "names": names,
+        "versions": past,
+        "approved_hash": approved_hash,
+        "editable": purpose.status in service.EDITABLE,
+        "is_approved": purpose.status == PurposeStatus.approved,
+        "register": register_items(session),
+        "one_off_kinds": (RouteKind.internal_use.value, RouteKind.provision.value),
+    }
+
+
+def date_value(moment: Any) -> str:
+    return to_tokyo(moment).date().isoformat() if moment else ""
+
+
+def organ_name(session: Session, organ_id: int | None) -> str:
+    organ = session.get(Organ, organ_id) if organ_id is not None else None
+    return organ.name_ja if organ else ""
+
+
+def department_name(session: Session, department_id: int | None) -> str:
+    department = session.get(Department, department_id) if department_id is not None else None
+    return department.name_ja if department else ""

@@ -1,0 +1,345 @@
+"""Pure rules of the register (LAW.md §7): publication, staleness, deadlines, statutory items.
+
+No I/O here: every function takes plain values, so the rules are table-tested on their own.
+Where LAW.md marks a rule [I] (a design inference) it is a field of `RegistryPolicy` with the
+conservative default, not a hard-coded law.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from core.clock import as_utc, to_tokyo
+
+# 施行令 on 74(2)(ix): files with fewer persons than this need not be published [S].
+PUBLICATION_THRESHOLD = 1000
+
+# Exclusions from the 簿 (75(2)): 74(2)(i)–(viii), (x), a file inside an already published one,
+# and files set by 政令. 74(2)(ix) (fewer than 1,000 persons) is the count rule itself.
+EXCLUSIONS: dict[str, str] = {
+    "74_2_i": "法第74条第2項第1号（国の安全等に関する事項を記録するもの）",
+    "74_2_ii": "法第74条第2項第2号（犯罪の捜査等のために作成・取得するもの）",
+    "74_2_iii": "法第74条第2項第3号（職員の人事・給与等に関するもの）",
+    "74_2_iv": "法第74条第2項第4号（専ら試験的な電子計算機処理の用に供するもの）",
+    "74_2_v": "法第74条第2項第5号（公表済みファイルの一部を記録したもの）",
+    "74_2_vi": "法第74条第2項第6号（1年以内に消去するもの）",
+    "74_2_vii": "法第74条第2項第7号（資料等の送付のため氏名・住所等のみを記録するもの）",
+    "74_2_viii": "法第74条第2項第8号（職員が学術研究の用に供するもの）",
+    "74_2_x": "法第74条第2項第10号（前各号に準ずるものとして政令で定めるもの）",
+    "75_2_covered": "法第75条第2項第2号"
+                    "（公表済みファイルに利用目的・記録項目・記録範囲が含まれるもの）",
+    "75_2_order": "法第75条第2項第3号（政令で定めるもの）",
+}
+
+
+@dataclass(frozen=True)
+class RegistryPolicy:
+    """Configurable policy; every default is the conservative reading of LAW.md §7."""
+
+    # 施行令 20: 直ちに (create / correct the entry) and 遅滞なく (delete / publish), in days.
+    # The law gives no number [I]; the first day is not counted and closed days move the deadline.
+    immediate_days: int = 1
+    without_delay_days: int = 14
+    # [I] Whether a stale entry blocks use at once or only after the 直ちに allowance.
+    stale_blocks: Literal["at_once", "after_allowance"] = "at_once"
+    publication_threshold: int = PUBLICATION_THRESHOLD
+    # Municipal closed days besides Saturdays and Sundays (年末年始, 祝日), as dates.
+    closed_dates: frozenset[date] = field(default_factory=frozenset)
+
+
+DEFAULT_POLICY = RegistryPolicy()
+
+
+# ---------------------------------------------------------------- publication
+
+
+def publication_required(
+    persons_count: int | None,
+    *,
+    ordinance_extends: bool = False,
+    exclusion: str | None = None,
+    threshold: int = PUBLICATION_THRESHOLD,
+) -> bool:
+    """75(1)/(2): publish when ≥ threshold persons or an ordinance extends it, and no exclusion.
+
+    An unknown count is treated as "required" (fail closed) unless an exclusion applies.
+    """
+    if exclusion:
+        return False
+    if ordinance_extends:
+        return True
+    if persons_count is None:
+        return True
+    return persons_count >= threshold
+
+
+# ---------------------------------------------------------------- staleness
+
+
+def is_stale(
+    last_changed_at: datetime,
+    entry_updated_at: datetime | None,
+    pending_change_at: datetime | None = None,
+) -> bool:
+    """An entry is stale when the file changed after the entry was last updated.
+
+    A file without an entry is stale only while a recorded change (record_change) is pending.
+    """
+    if pending_change_at is not None:
+        return True
+    if entry_updated_at is None:
+        return False
+    return as_utc(last_changed_at) > as_utc(entry_updated_at)
+
+
+def stale_since(
+    last_changed_at: datetime,
+    entry_updated_at: datetime | None,
+    pending_change_at: datetime | None = None,
+) -> datetime | None:
+    if not is_stale(last_changed_at, entry_updated_at, pending_change_at):
+        return None
+    moments = [as_utc(last_changed_at)]
+    if pending_change_at is not None:
+        moments.append(as_utc(pending_change_at))
+    return min(moments)
+
+
+def stale_blocks_use(since: datetime, at: datetime,
+                     policy: RegistryPolicy = DEFAULT_POLICY) -> bool:
+    """A stale entry blocks use at once (default) or once the 直ちに allowance has run out."""
+    if policy.stale_blocks == "at_once":
+        return True
+    return to_tokyo(at).date() > due_date(since, policy.immediate_days, policy)
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+def is_closed_day(day: date, policy: RegistryPolicy = DEFAULT_POLICY) -> bool:
+    return day.weekday() >= 5 or day in policy.closed_dates
+
+
+def due_date(start: datetime, days: int, policy: RegistryPolicy = DEFAULT_POLICY,
+             closed: Callable[[date], bool] | None = None) -> date:
+    """The last day of a period of `days` from `start` (Tokyo date, first day not counted);
+    a deadline on a closed day moves to the next open day."""
+    is_closed = closed or (lambda d: is_closed_day(d, policy))
+    day = to_tokyo(start).date() + timedelta(days=days)
+    while is_closed(day):
+        day += timedelta(days=1)
+    return day
+
+
+@dataclass(frozen=True)
+class EntryFacts:
+    """What the deadline rules need to know about one file and its entry."""
+
+    key: str
+    name: str
+    held_since: datetime | None
+    created_at: datetime
+    publication_required: bool
+    entry_created_at: datetime | None
+    last_changed_at: datetime
+    entry_updated_at: datetime | None
+    pending_change_at: datetime | None
+    ceased_at: datetime | None
+    entry_deleted_at: datetime | None
+    published: bool
+
+
+@dataclass(frozen=True)
+class Overdue:
+    key: str
+    name: str
+    kind: Literal["create_entry", "correct_entry", "delete_entry"]
+    due: date
+
+
+def overdue(facts: EntryFacts, at: datetime,
+            policy: RegistryPolicy = DEFAULT_POLICY) -> list[Overdue]:
+    """Deadlines of 施行令 20 that have passed at `at` (Tokyo dates)."""
+    today = to_tokyo(at).date()
+    found: list[Overdue] = []
+
+    def add(kind: Literal["create_entry", "correct_entry", "delete_entry"], due: date) -> None:
+        if today > due:
+            found.append(Overdue(facts.key, facts.name, kind, due))
+
+    entry_live = facts.entry_created_at is not None and facts.entry_deleted_at is None
+    if facts.ceased_at is not None:
+        if entry_live:  # 20(4): delete 遅滞なく once no longer held
+            add("delete_entry", due_date(facts.ceased_at, policy.without_delay_days, policy))
+        return found
+    if facts.publication_required and not facts.published:  # 20(1): create 直ちに
+        add("create_entry", due_date(facts.held_since or facts.created_at,
+                                     policy.immediate_days, policy))
+    elif entry_live and not facts.publication_required:
+        # 20(4): an entry whose file fell under 74(2)(ix) is deleted 遅滞なく.
+        add("delete_entry", due_date(facts.last_changed_at, policy.without_delay_days, policy))
+    since = stale_since(facts.last_changed_at, facts.entry_updated_at, facts.pending_change_at)
+    if since is not None and (entry_live or facts.pending_change_at is not None):
+        add("correct_entry", due_date(since, policy.immediate_days, policy))  # 20(3)
+    return found
+
+
+# ---------------------------------------------------------------- statutory items
+
+
+@dataclass(frozen=True)
+class StatutoryItem:
+    field: str
+    label: str  # the item's name in the 簿, Japanese
+    article: str
+
+
+STATUTORY_ITEMS: tuple[StatutoryItem, ...] = (
+    StatutoryItem("name", "個人情報ファイルの名称", "法第74条第1項第1号"),
+    StatutoryItem("organ", "行政機関等の名称", "法第74条第1項第2号"),
+    StatutoryItem("department", "個人情報ファイルが利用に供される事務をつかさどる組織の名称",
+                  "法第74条第1項第2号"),
+    StatutoryItem("purpose", "個人情報ファイルの利用目的", "法第74条第1項第3号"),
+    StatutoryItem("items", "記録項目", "法第74条第1項第4号"),
+    StatutoryItem("record_scope", "記録範囲", "法第74条第1項第4号"),
+    StatutoryItem("collection_method", "記録情報の収集方法", "法第74条第1項第5号"),
+    StatutoryItem("special_care", "要配慮個人情報が含まれるときは、その旨", "法第74条第1項第6号"),
+    StatutoryItem("regular_recipients", "記録情報の経常的提供先", "法第74条第1項第7号"),
+    StatutoryItem("request_office_name", "開示請求等を受理する組織の名称", "法第74条第1項第9号"),
+    StatutoryItem("request_office_address", "開示請求等を受理する組織の所在地",
+                  "法第74条第1項第9号"),
+    StatutoryItem("special_procedure",
+                  "訂正及び利用停止に関する他の法令の規定による特別の手続等",
+                  "法第74条第1項第10号"),
+    StatutoryItem("file_type", "個人情報ファイルの種別（電算処理ファイル／マニュアル処理ファイル）",
+                  "施行令第20条第6項第1号"),
+    StatutoryItem("persons_count", "本人の数", "法第74条第2項第9号・施行令"),
+)
+STATUTORY_LABELS: dict[str, StatutoryItem] = {s.field: s for s in STATUTORY_ITEMS}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def missing_statutory_items(entry: Mapping[str, Any]) -> list[StatutoryItem]:
+    """The statutory items a file lacks before its entry may be published.
+
+    `entry` maps the field names of STATUTORY_ITEMS to values; `items` is the number of active
+    記録項目; `special_care` is derived from the items and never missing.
+    """
+    missing: list[StatutoryItem] = []
+    for item in STATUTORY_ITEMS:
+        if item.field == "special_care":
+            continue
+        value = entry.get(item.field)
+        if item.field == "items":
+            if not value:
+                missing.append(item)
+        elif _blank(value):
+            missing.append(item)
+    return missing
+
+
+# ---------------------------------------------------------------- 個人番号
+
+
+_MY_NUMBER = re.compile(
+    r"個人番号|マイナンバー|mynumber|kojinbango|kojinbangou|individualnumber"
+)
+# 個人番号カード's status is not the number itself, but a field so named invites the number;
+# the service refuses both (DESIGN.md: My Number is never stored, used or matched on).
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"[\s_\-・.　]", "", text)
+
+
+def is_my_number(*texts: str | None) -> bool:
+    """Whether a key, name or data type names 個人番号 (My Number), after width/space folding."""
+    return any(t and _MY_NUMBER.search(_fold(t)) for t in texts)
+
+
+# ---------------------------------------------------------------- labels
+
+SPECIAL_CARE_LABELS: dict[str, str] = {
+    "race": "人種",
+    "creed": "信条",
+    "social_status": "社会的身分",
+    "medical_history": "病歴",
+    "criminal_record": "犯罪の経歴",
+    "crime_victim": "犯罪により害を被った事実",
+    "disability": "心身の機能の障害（施行令第2条第1号）",
+    "health_check_result": "健康診断等の結果（施行令第2条第2号）",
+    "medical_guidance": "医師等による指導・診療・調剤（施行令第2条第3号）",
+    "criminal_procedure": "刑事事件に関する手続（施行令第2条第4号）",
+    "juvenile_protection": "少年の保護事件に関する手続（施行令第2条第5号）",
+}
+
+FILE_TYPE_LABELS: dict[str, str] = {
+    "computer": "電算処理ファイル（法第60条第2項第1号）",
+    "manual": "マニュアル処理ファイル（法第60条第2項第2号）",
+}
+
+CATEGORY_LABELS: dict[str, str] = {
+    "identity": "本人特定",
+    "household": "世帯",
+    "education": "教育",
+    "childcare": "保育",
+    "welfare": "福祉",
+    "income": "所得・税",
+    "health": "保健",
+    "medical_flag": "医療機関からの情報",
+    "administrative": "事務処理",
+    "other": "その他",
+}
+
+NONDISCLOSURE_LABELS: dict[str, str] = {
+    "requester_harm": "法第78条第1項第1号（本人の生命等を害するおそれ）",
+    "child_safety_risk": "法第78条第1項第1号（こどもの安全に関わる情報）",
+    "third_party": "法第78条第1項第2号（本人以外の個人に関する情報）",
+    "reporter_identity": "法第78条第1項第2号（通告者・情報提供者）",
+    "corporate": "法第78条第1項第3号（法人等に関する情報）",
+    "assessment_opinion": "法第78条第1項第7号（評価・所見）",
+    "investigation": "法第78条第1項第7号（調査・検査）",
+}
+
+
+def split_flags(text: str) -> list[str]:
+    return sorted({part.strip() for part in text.split(",") if part.strip()})
+
+
+def join_flags(values: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> str:
+    return ",".join(sorted({v.strip() for v in values if v and v.strip()}))
+
+
+# ---------------------------------------------------------------- dates typed by people
+
+_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988, "昭和": 1925, "S": 1925}
+_ERA_DATE = re.compile(r"^(令和|平成|昭和|[RHS])\s*(元|\d{1,2})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]"
+                       r"\s*(\d{1,2})\s*日?$")
+_ISO_DATE = re.compile(r"^(\d{4})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]\s*(\d{1,2})\s*日?$")
+
+
+def parse_date(text: str) -> date | None:
+    """A date as a person types it: 2024-04-01, 2024/4/1, 2024年4月1日, 令和6年4月1日, R6.4.1,
+    H28/4/1, 令和元年5月1日. None when the text is not a date."""
+    folded = unicodedata.normalize("NFKC", text).strip().upper()
+    try:
+        match = _ERA_DATE.match(folded)
+        if match:
+            era, year, month, day = match.groups()
+            offset = _ERAS[era]
+            return date(offset + (1 if year == "元" else int(year)), int(month), int(day))
+        match = _ISO_DATE.match(folded)
+        if match:
+            return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+    return None

@@ -1,0 +1,462 @@
+"""Purposes, routes and authorisations through the service and the API, on both backends."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from core.auth import Principal, principal_for
+from core.clock import utcnow
+from core.models import AuditEvent, StaffAccount
+from core.reasons import Conflict, DomainError, Forbidden, InvalidInput
+from governance import service
+from governance.design import design_hash, design_of
+from governance.models import Basis, PurposeStatus, RecordStatus, Recurrence, RouteKind
+from governance.schemas import (
+    ApprovalIn,
+    AuthorisationCreate,
+    AuthorisationFields,
+    Citation,
+    Decision,
+    PurposeCreate,
+    PurposeItemIn,
+    PurposeUpdate,
+    RouteCreate,
+)
+from registry import service as registry
+from tests.conftest import api_token, bearer
+
+OK = Decision(comment="確認しました")
+
+
+def who(db: Session, login: str) -> Principal:
+    account = db.exec(select(StaffAccount).where(StaffAccount.login == login)).one()
+    return principal_for(db, account)
+
+
+def codes(error: DomainError) -> list[str]:
+    return [r.code for r in error.reasons]
+
+
+def test_demo_purposes_are_usable_and_the_incomplete_one_is_not(db: Session) -> None:
+    assert service.usability(db, service.get_purpose(db, "child_abuse_prevention")).usable
+    assert service.usability(db, service.get_purpose(db, "young_carers_outreach")).usable
+    result = service.usability(db, service.get_purpose(db, "all_children_scoring"))
+    assert not result.usable
+    found = {r.code for r in result.reasons}
+    assert {
+        "governance.purpose_not_approved",
+        "governance.missing_citation",
+        "governance.no_route_for_item",
+    } <= found
+
+
+def test_submission_names_every_missing_element(db: Session) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.submit_purpose(db, who(db, "analyst"), "all_children_scoring")
+    assert "governance.missing_citation" in codes(refused.value)
+    assert "governance.item_missing_necessity" in codes(refused.value)
+    assert all(r.field for r in refused.value.reasons)
+
+
+def _draft(db: Session, key: str = "trial") -> None:
+    analyst = who(db, "analyst")
+    source = service.describe(db, service.get_purpose(db, "child_abuse_prevention"))
+    service.create_purpose(
+        db,
+        analyst,
+        PurposeCreate(
+            key=key,
+            title_ja="試行",
+            purpose_text="試行の目的",
+            necessity="必要",
+            handling_extraction="抽出",
+            handling_matching_key="キー",
+            handling_logic="ルール",
+            handling_result_viewers="担当",
+            handling_human_assessment="会議",
+            safeguards=source["purpose"].safeguards and json.loads(source["purpose"].safeguards),
+            public_notice=json.loads(source["purpose"].public_notice),
+            subjects_rule={"min_age": 0, "max_age": 17},
+            citations=[Citation(kind="statute", law_name="児童福祉法", article="第10条")],
+            subjects=[
+                {"organ": "mayor", "role": role}
+                for role in ("overall", "holding", "analysis", "use")
+            ],
+        ),
+    )
+    for item in ("seiho.kind", "kenshin.unattended", "shukketsu.days_absent"):
+        service.set_item(
+            db,
+            analyst,
+            key,
+            PurposeItemIn(item=item, necessity_reason="必要", relevance_to_difficulty="関連"),
+        )
+
+
+def test_separation_of_duties_and_comments(db: Session) -> None:
+    _draft(db)
+    privacy = who(db, "privacy")
+    service.submit_purpose(db, privacy, "trial")
+    with pytest.raises(Forbidden) as refused:
+        service.approve_purpose(db, privacy, "trial", OK)
+    assert codes(refused.value) == ["governance.self_approval"]
+    with pytest.raises(Forbidden):
+        service.approve_purpose(db, who(db, "analyst"), "trial", OK)
+    purpose = service.approve_purpose(db, who(db, "privacy2"), "trial", OK)
+    assert purpose.status == PurposeStatus.approved
+    steps = service.approval_history(db, "purpose", purpose.id or 0)
+    assert [s.action for s in steps] == ["submit", "approve"]
+    assert steps[-1].comment == OK.comment
+
+
+def test_approved_purpose_is_not_edited_in_place(db: Session) -> None:
+    analyst = who(db, "analyst")
+    with pytest.raises(Conflict):
+        service.update_purpose(
+            db, analyst, "child_abuse_prevention", PurposeUpdate(necessity="変更")
+        )
+    revised = service.revise_purpose(db, analyst, "child_abuse_prevention")
+    assert (revised.version, revised.status) == (2, PurposeStatus.draft)
+
+
+@pytest.mark.parametrize(
+    ("items", "recipient", "basis", "recurrence", "expected"),
+    [
+        (
+            ["seiho.kind"],
+            {"to_organ": "mayor"},
+            Basis.one_off,
+            Recurrence.one_off,
+            RouteKind.internal_use,
+        ),
+        (
+            ["shukketsu.days_absent"],
+            {"to_organ": "mayor"},
+            Basis.one_off,
+            Recurrence.one_off,
+            RouteKind.provision,
+        ),
+        (
+            ["seiho.kind"],
+            {"to_body": "pref_child_guidance"},
+            Basis.one_off,
+            Recurrence.one_off,
+            RouteKind.provision,
+        ),
+        (
+            ["seiho.kind"],
+            {"to_body": "npo_kodomo_shokudo"},
+            Basis.one_off,
+            Recurrence.one_off,
+            "governance.provision_to_private_body",
+        ),
+        (
+            ["seiho.kind"],
+            {"to_organ": "mayor"},
+            Basis.one_off,
+            Recurrence.recurring,
+            "governance.recurring_one_off",
+        ),
+        (
+            ["seiho.kind"],
+            {"to_body": "npo_kodomo_shokudo"},
+            Basis.consent,
+            Recurrence.one_off,
+            RouteKind.consent,
+        ),
+        (
+            ["seiho.kind"],
+            {"to_body": "pref_child_guidance"},
+            Basis.law,
+            Recurrence.recurring,
+            RouteKind.law,
+        ),
+        (
+            ["seiho.kind"],
+            {"to_body": "npo_kodomo_shokudo"},
+            Basis.statistics,
+            Recurrence.one_off,
+            RouteKind.statistics,
+        ),
+        (
+            ["shukketsu.days_absent"],
+            {"to_organ": "mayor"},
+            Basis.purpose_change,
+            Recurrence.recurring,
+            RouteKind.purpose_change,
+        ),
+        (
+            ["seiho.kind", "shukketsu.days_absent"],
+            {"to_organ": "mayor"},
+            Basis.one_off,
+            Recurrence.one_off,
+            "governance.items_from_several_organs",
+        ),
+        (
+            ["juki.name"],
+            {"to_organ": "mayor"},
+            Basis.one_off,
+            Recurrence.one_off,
+            "governance.item_not_in_purpose",
+        ),
+    ],
+)
+def test_route_kind_is_derived(
+    db: Session,
+    items: list[str],
+    recipient: dict[str, str],
+    basis: Basis,
+    recurrence: Recurrence,
+    expected: object,
+) -> None:
+    _draft(db)
+    data = RouteCreate(key="r1", items=items, basis=basis, recurrence=recurrence, **recipient)
+    if isinstance(expected, RouteKind):
+        route = service.create_route(db, who(db, "analyst"), "trial", data)
+        assert route.kind == expected
+    else:
+        with pytest.raises(InvalidInput) as refused:
+            service.create_route(db, who(db, "analyst"), "trial", data)
+        assert codes(refused.value) == [expected]
+
+
+def _four(**change: object) -> dict[str, object]:
+    start = utcnow()
+    fields: dict[str, object] = {
+        "is_temporary": True,
+        "temporary_reasoning": "1回限り",
+        "valid_from": start,
+        "valid_until": start + timedelta(days=30),
+        "runs_allowed": 1,
+        "within_necessary_extent": True,
+        "necessity_reasoning": "最小限",
+        "substantial_reason": True,
+        "substantial_reasoning": "生命の保護",
+        "recipient_task_citation": "児童福祉法第10条",
+        "no_undue_infringement": True,
+        "infringement_reasoning": "PIA",
+    }
+    fields.update(change)
+    return fields
+
+
+def _provision_route(db: Session) -> None:
+    _draft(db)
+    service.create_route(
+        db,
+        who(db, "analyst"),
+        "trial",
+        RouteCreate(
+            key="r1",
+            items=["shukketsu.days_absent"],
+            to_organ="mayor",
+            basis=Basis.one_off,
+            recurrence=Recurrence.one_off,
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "condition",
+    ["is_temporary", "within_necessary_extent", "substantial_reason", "no_undue_infringement"],
+)
+def test_each_of_the_four_conditions_refuses_alone(db: Session, condition: str) -> None:
+    _provision_route(db)
+    service.create_authorisation(
+        db,
+        who(db, "analyst"),
+        AuthorisationCreate(key="a1", route="r1", **_four(**{condition: False})),
+    )
+    with pytest.raises(InvalidInput) as refused:
+        service.submit_authorisation(db, who(db, "analyst"), "a1")
+    assert codes(refused.value) == ["governance.condition_not_met"]
+    assert refused.value.reasons[0].field == condition
+
+
+def test_authorisation_approval_rules(db: Session) -> None:
+    _provision_route(db)
+    analyst = who(db, "analyst")
+    service.create_authorisation(db, analyst, AuthorisationCreate(key="a1", route="r1", **_four()))
+    service.submit_authorisation(db, analyst, "a1")
+    with pytest.raises(InvalidInput) as no_delegation:
+        service.approve_authorisation(db, who(db, "privacy"), "a1", ApprovalIn(comment="可"))
+    assert codes(no_delegation.value) == ["governance.missing_delegation"]
+    approved = service.approve_authorisation(
+        db, who(db, "privacy"), "a1", ApprovalIn(comment="可", delegation_note="専決規程による")
+    )
+    assert approved.status == RecordStatus.approved
+    assert service.get_route(db, "r1").status == RecordStatus.approved
+
+
+def test_officer_must_act_for_the_holding_organ(db: Session) -> None:
+    _provision_route(db)
+    analyst = who(db, "analyst")
+    service.create_authorisation(db, analyst, AuthorisationCreate(key="a1", route="r1", **_four()))
+    service.submit_authorisation(db, analyst, "a1")
+    mayor_only = who(db, "privacy")
+    mayor_only = Principal(
+        mayor_only.account_id,
+        mayor_only.login,
+        mayor_only.display_name,
+        mayor_only.token_version,
+        tuple(g for g in mayor_only.grants if g.organ_id == 1),
+    )
+    with pytest.raises(Forbidden) as refused:
+        service.approve_authorisation(
+            db, mayor_only, "a1", ApprovalIn(comment="可", delegation_note="専決")
+        )
+    assert codes(refused.value) == ["governance.not_officer_of_holder"]
+
+
+def test_a_second_one_off_of_the_same_pattern_is_refused(db: Session) -> None:
+    _provision_route(db)
+    analyst = who(db, "analyst")
+    for key in ("a1", "a2"):
+        service.create_authorisation(
+            db, analyst, AuthorisationCreate(key=key, route="r1", **_four())
+        )
+    service.submit_authorisation(db, analyst, "a1")
+    service.approve_authorisation(
+        db, who(db, "privacy"), "a1", ApprovalIn(comment="可", delegation_note="専決")
+    )
+    with pytest.raises(InvalidInput) as refused:
+        service.submit_authorisation(db, analyst, "a2")
+    assert codes(refused.value) == ["governance.repeated_one_off"]
+    assert refused.value.reasons[0].refs["authorisation"] == "a1"
+
+
+def test_an_item_outside_the_purpose_is_refused(db: Session) -> None:
+    _draft(db)
+    service.create_route(
+        db,
+        who(db, "analyst"),
+        "trial",
+        RouteCreate(
+            key="r1",
+            items=["shukketsu.days_absent"],
+            to_organ="mayor",
+            basis=Basis.one_off,
+            recurrence=Recurrence.one_off,
+        ),
+    )
+    service.remove_item(db, who(db, "analyst"), "trial", "shukketsu.days_absent")
+    service.create_authorisation(
+        db, who(db, "analyst"), AuthorisationCreate(key="a1", route="r1", **_four())
+    )
+    with pytest.raises(InvalidInput) as refused:
+        service.submit_authorisation(db, who(db, "analyst"), "a1")
+    assert codes(refused.value) == ["governance.item_beyond_purpose"]
+
+
+def test_purpose_change_marks_the_register_entry_stale(db: Session) -> None:
+    _draft(db)
+    analyst = who(db, "analyst")
+    service.create_route(
+        db,
+        analyst,
+        "trial",
+        RouteCreate(
+            key="r1",
+            items=["shukketsu.days_absent"],
+            to_organ="mayor",
+            basis=Basis.purpose_change,
+            recurrence=Recurrence.recurring,
+            reasoning="出欠の把握は就学支援という当初の目的と相当の関連性がある",
+            changed_purpose_text="就学支援及びこどもの福祉のための支援",
+        ),
+    )
+    assert registry.status(db, "shukketsu.days_absent").usable
+    service.submit_route(db, analyst, "r1")
+    service.approve_route(db, who(db, "privacy"), "r1", OK)
+    after = registry.status(db, "shukketsu.days_absent")
+    assert not after.usable
+    assert "registry.entry_stale" in [r.code for r in after.reasons]
+
+
+def test_design_hash_changes_exactly_when_the_design_changes(db: Session) -> None:
+    _draft(db)
+    purpose = service.get_purpose(db, "trial")
+    first = design_hash(design_of(db, purpose))
+    assert design_hash(design_of(db, purpose)) == first
+    analyst = who(db, "analyst")
+    # Routine records leave it alone: an authorisation's window and run counter.
+    service.create_route(
+        db,
+        analyst,
+        "trial",
+        RouteCreate(
+            key="r1",
+            items=["shukketsu.days_absent"],
+            to_organ="mayor",
+            basis=Basis.one_off,
+            recurrence=Recurrence.one_off,
+        ),
+    )
+    with_route = design_hash(design_of(db, purpose))
+    assert with_route != first  # a flow is part of the design
+    service.create_authorisation(db, analyst, AuthorisationCreate(key="a1", route="r1", **_four()))
+    service.update_authorisation(db, analyst, "a1", AuthorisationFields(**_four(runs_allowed=2)))
+    assert design_hash(design_of(db, purpose)) == with_route
+    # The design does change with the text, the logic version, an item, a subject.
+    changes = [
+        PurposeUpdate(purpose_text="別の目的"),
+        PurposeUpdate(handling_logic_version="v2"),
+        PurposeUpdate(subjects=[{"organ": "mayor", "role": "overall"}]),
+    ]
+    seen = {with_route}
+    for change in changes:
+        service.update_purpose(db, analyst, "trial", change)
+        current = design_hash(design_of(db, purpose))
+        assert current not in seen
+        seen.add(current)
+    service.set_item(
+        db,
+        analyst,
+        "trial",
+        PurposeItemIn(item="gakurei.aid", necessity_reason="n", relevance_to_difficulty="r"),
+    )
+    assert design_hash(design_of(db, purpose)) not in seen
+
+
+def test_api_refusal_is_answered_with_reasons_and_audited(client: TestClient, db: Session) -> None:
+    token = api_token(client, "privacy")
+    response = client.post(
+        "/api/governance/purposes/all_children_scoring/approve",
+        json={"comment": "承認"},
+        headers=bearer(token),
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "governance.bad_transition"
+    refused = db.exec(
+        select(AuditEvent)
+        .where(AuditEvent.action == "core.request_refused")
+        .order_by(col(AuditEvent.seq).desc())
+    ).first()
+    assert refused is not None
+    assert json.loads(refused.details)["codes"] == ["governance.bad_transition"]
+
+
+def test_api_roles(client: TestClient) -> None:
+    support = api_token(client, "support")
+    assert client.get("/api/governance/purposes", headers=bearer(support)).status_code == 200
+    response = client.post(
+        "/api/governance/purposes", json={"key": "x", "title_ja": "x"}, headers=bearer(support)
+    )
+    assert response.status_code == 403
+    analyst = api_token(client, "analyst")
+    response = client.post(
+        "/api/governance/purposes/child_abuse_prevention/approve",
+        json={"comment": "x"},
+        headers=bearer(analyst),
+    )
+    assert response.status_code == 403
+    shown = client.get(
+        "/api/governance/purposes/child_abuse_prevention", headers=bearer(analyst)
+    ).json()
+    assert {r["kind"] for r in shown["routes"]} == {"69-2-2", "69-2-3"}
+    assert len(shown["design_hash"]) == 64
