@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 import core.models  # noqa: F401  (registers the tables)
 import governance.models  # noqa: F401  (registers the tables)
+import pia.models  # noqa: F401  (registers the tables)
 import registry.models  # noqa: F401  (registers the tables)
 from core import demo as core_demo
 from core import routes as core_routes
@@ -25,6 +26,7 @@ from core.startup import prepare
 from core.web import include_router, install_error_handlers, register_template_package
 from governance import demo as governance_demo
 from governance import routes as governance_routes
+from governance.cli import governance_cli
 from registry import demo as registry_demo
 from registry import routes as registry_routes
 from registry.cli import registry_cli
@@ -49,6 +51,7 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("/registry", "registry.nav", ("privacy_officer", "data_holder")),
+    NavItem("/purposes", "governance.nav"),
 ]
 
 # Every router with the face it belongs to; the public face (internet side) gets only "public".
@@ -60,9 +63,11 @@ ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
     (registry_routes.api_router, "staff"),
     (registry_routes.console_router, "staff"),
     (governance_routes.api_router, "staff"),
+    (governance_routes.console_router, "staff"),
 ]
 
 register_template_package("registry")
+register_template_package("governance")
 
 
 def all_metadata() -> MetaData:
@@ -104,6 +109,7 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(registry_cli, name="registry")
+cli.add_typer(governance_cli, name="governance")
 demo_cli = sub_cli("デモ自治体 / demo city")
 cli.add_typer(demo_cli, name="demo")
 

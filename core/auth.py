@@ -341,3 +341,93 @@ def sign_out(session: Session, principal: Principal) -> None:
         target_type="staff_account",
         target_id=account.id,
     )
+
+
+# ---------------------------------------------------------------- signed documents (JWS, ES256)
+# Generic helpers for documents the service signs with the keyring's receipt key (for example
+# consent receipts): compact JWS with ES256 only, and the public key as a JWKS.
+
+JWS_ALGORITHM = "ES256"
+
+
+class InvalidSignature(ValueError):
+    """A signed document that does not verify (altered, wrong key, wrong algorithm, malformed)."""
+
+
+def _receipt_keys() -> tuple[str, str, str]:
+    from cryptography.hazmat.primitives import serialization
+
+    from core.keys import get_keyring
+
+    ring = get_keyring()
+    private_pem = ring.receipt_signing_pem
+    public_pem = (
+        ring.receipt_public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return ring.receipt_signing_kid, private_pem, public_pem
+
+
+def sign_jws(payload: dict[str, Any]) -> str:
+    """A compact JWS (ES256) of `payload` as canonical JSON, with the signing key's id."""
+    import json
+
+    from jose import jws
+
+    kid, private_pem, _public = _receipt_keys()
+    body = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    token: str = jws.sign(
+        body.encode("utf-8"), private_pem, headers={"kid": kid, "typ": "JWT"},
+        algorithm=JWS_ALGORITHM,
+    )
+    return token
+
+
+def _canonical_segment(segment: str) -> bool:
+    """True when base64url text has no padding and no stray bits, so one encoding per value."""
+    import base64
+
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (ValueError, TypeError):
+        return False
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == segment
+
+
+def verify_jws(token: str) -> dict[str, Any]:
+    """The payload of a JWS signed by `sign_jws`; InvalidSignature for anything else.
+
+    Only ES256 with the service's receipt key is accepted, and each segment must be the
+    canonical base64url of its bytes, so that changing any single character fails.
+    """
+    import json
+
+    from jose import jws
+    from jose.exceptions import JOSEError
+
+    kid, _private, public_pem = _receipt_keys()
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3 or not all(parts) or not all(_canonical_segment(p) for p in parts):
+        raise InvalidSignature("malformed JWS")
+    try:
+        header = jws.get_unverified_header(token)
+        if header.get("alg") != JWS_ALGORITHM or header.get("kid") != kid:
+            raise InvalidSignature("unexpected algorithm or key id")
+        body = jws.verify(token, public_pem, algorithms=[JWS_ALGORITHM])
+        payload = json.loads(body)
+    except (JOSEError, ValueError, TypeError, KeyError) as error:
+        raise InvalidSignature("the signature does not verify") from error
+    if not isinstance(payload, dict):
+        raise InvalidSignature("the payload is not a JSON object")
+    return payload
+
+
+def receipt_jwks() -> dict[str, Any]:
+    """The public receipt-signing key as a JSON Web Key Set (for /.well-known/jwks.json)."""
+    from jose import jwk
+
+    kid, _private, public_pem = _receipt_keys()
+    key = jwk.construct(public_pem, JWS_ALGORITHM).to_dict()
+    public = {name: key[name] for name in ("kty", "crv", "x", "y")}
+    return {"keys": [{**public, "kid": kid, "use": "sig", "alg": JWS_ALGORITHM}]}

@@ -53,7 +53,8 @@ def progress_bar() -> Progress:
 
 def fail(error: DomainError) -> typer.Exit:
     for reason in error.reasons:
-        where = f" [{reason.field}]" if reason.field else ""
+        where = (f" row {reason.row}" if reason.row is not None else "") + (
+            f" [{reason.field}]" if reason.field else "")
         typer.echo(f"{reason.code}{where}: {reason.message_ja} / {reason.message_en}", err=True)
     return typer.Exit(2)
 

@@ -31,6 +31,8 @@ class Reason:
         row: int | None = None,
         **params: Any,
     ) -> Reason:
+        # `field` and `row` belong to the Reason; a message template cannot use them as
+        # placeholders (pass e.g. `where=` instead).
         ja, en = messages.both(code, **params)
         return cls(code, ja, en, dict(refs or {}), field, row)
 

@@ -49,7 +49,10 @@ ROUTE_KIND_LABELS: dict[str, tuple[str, str]] = {
 BASIS_LABELS: dict[str, tuple[str, str]] = {
     Basis.within_purpose: ("保有ファイルの利用目的の範囲内", "Within the file's purpose"),
     Basis.purpose_change: ("利用目的の変更（恒常的な利用）", "Change of purpose (recurring use)"),
-    Basis.one_off: ("臨時的な目的外利用・提供（4要件）", "One-off out-of-purpose use (four conditions)"),
+    Basis.one_off: (
+        "臨時的な目的外利用・提供（4要件）",
+        "One-off out-of-purpose use (four conditions)",
+    ),
     Basis.consent: ("本人の同意", "Consent of the person"),
     Basis.statistics: ("統計・学術研究等", "Statistics or research"),
     Basis.law: ("法令に基づく", "Required by law"),

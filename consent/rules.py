@@ -1,0 +1,220 @@
+"""Pure rules of consent: ages, the capacity policy, name normalisation, notice matching.
+
+No I/O here. The numbers of the capacity policy are design choices, not law (LAW.md §12.2 marks
+them [I]); they are configurable, with the conservative defaults.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from core.clock import to_tokyo
+
+# ---------------------------------------------------------------- age (年齢計算ニ関スル法律)
+#
+# Age is counted from the day of birth (第1項), and a year of age ends, by 民法第143条, at the end
+# of the day before the birthday's anniversary; so a person is N years old from the very start of
+# the N-th anniversary of the birth. For a birth on 29 February, a common year has no such day:
+# the year ends at the end of the last day of February (民法143条2項ただし書), so the person is N
+# from 1 March.
+
+MAJORITY_AGE = 18  # 民法第4条 (since 2022-04-01)
+
+
+def anniversary(birth: date, years: int) -> date:
+    """The first day on which a person born on `birth` is `years` old."""
+    year = birth.year + years
+    if birth.month == 2 and birth.day == 29 and not calendar.isleap(year):
+        return date(year, 3, 1)
+    return date(year, birth.month, birth.day)
+
+
+def age_on(birth: date, day: date) -> int:
+    """Age in whole years during `day` (0 before the first anniversary; negative never)."""
+    if day < birth:
+        return 0
+    years = day.year - birth.year
+    if anniversary(birth, years) > day:
+        years -= 1
+    return max(years, 0)
+
+
+def latest_birth_for_age(day: date, years: int) -> date:
+    """The latest birth date of a person who is at least `years` old during `day`.
+
+    `age_on(b, day) >= years` exactly when `b <= latest_birth_for_age(day, years)`, which lets
+    the database compare a clear birth date with one bound value (set-based, no age column).
+    """
+    year = day.year - years
+    if day.month == 2 and day.day == 29 and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return date(year, day.month, day.day)
+
+
+def local_day(at: datetime) -> date:
+    """The calendar day in Japan at an instant (ages and guardianship dates are Japanese days)."""
+    return to_tokyo(at).date()
+
+
+# ---------------------------------------------------------------- capacity policy
+
+
+@dataclass(frozen=True)
+class CapacityPolicy:
+    """`consent_capacity_policy` of LAW.md §12.2 [I]: every number is a design choice.
+
+    guardian_required_below: below this age the 法定代理人 consents (default 16, conservative:
+        the PPC's proposed rule; the Q&A band is 12–15).
+    child_view_from: from this age the child's own view is recorded (assent / objection, or why
+        it was not asked).
+    parents: where two 親権者 share authority, "all" (default: both must have given consent, so a
+        withdrawal by either withdraws) or "any" (one suffices; with
+        `withdrawal_by_either_withdraws` a withdrawal by either still withdraws until consent is
+        given again).
+    child_objection_blocks: a consent recorded with the child's objection does not count.
+    guardian_consent_after_threshold: whether a guardian's consent still counts once the child has
+        reached `guardian_required_below` (default no: the child must confirm it).
+    """
+
+    guardian_required_below: int = 16
+    child_view_from: int = 12
+    parents: Literal["all", "any"] = "all"
+    withdrawal_by_either_withdraws: bool = True
+    child_objection_blocks: bool = True
+    guardian_consent_after_threshold: bool = False
+    withdrawal_restricts_purpose: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.child_view_from <= self.guardian_required_below <= MAJORITY_AGE:
+            raise ValueError("policy ages must satisfy 0 <= child_view_from <= "
+                             "guardian_required_below <= 18")
+        if self.parents not in ("all", "any"):
+            raise ValueError("parents must be 'all' or 'any'")
+
+    def thresholds(self) -> tuple[int, ...]:
+        """Ages at which a consent given for a younger child is to be re-confirmed."""
+        return tuple(sorted({self.child_view_from, self.guardian_required_below, MAJORITY_AGE}))
+
+    def guardian_decides(self, age: int) -> bool:
+        return age < self.guardian_required_below
+
+    def view_required(self, age: int) -> bool:
+        return age >= self.child_view_from
+
+
+DEFAULT_POLICY = CapacityPolicy()
+
+
+def crossed_thresholds(policy: CapacityPolicy, age_then: int, age_now: int) -> list[int]:
+    """The re-confirmation thresholds reached after `age_then`, up to `age_now`."""
+    return [t for t in policy.thresholds() if age_then < t <= age_now]
+
+
+# ---------------------------------------------------------------- recipients
+
+
+RECIPIENT = re.compile(r"^(organ|body):([1-9][0-9]{0,9})$")
+
+
+def organ_recipient(organ_id: int) -> str:
+    return f"organ:{organ_id}"
+
+
+def body_recipient(body_id: int) -> str:
+    return f"body:{body_id}"
+
+
+def parse_recipient(key: str) -> tuple[str, int] | None:
+    match = RECIPIENT.match(key)
+    return (match[1], int(match[2])) if match else None
+
+
+# ---------------------------------------------------------------- notice matching
+
+
+@dataclass(frozen=True)
+class Offered:
+    """What a notice asks about: key -> optional?"""
+
+    items: dict[int, bool]
+    recipients: dict[str, bool]
+
+
+def scope_problems(offered: Offered, items: Iterable[int],
+                   recipients: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(code, field, detail) for every way a consent's scope does not match its notice.
+
+    A consent covers every necessary item and recipient of the notice, and any subset of the
+    optional ones; nothing outside the notice.
+    """
+    problems: list[tuple[str, str, str]] = []
+    chosen_items, chosen_recipients = set(items), set(recipients)
+    for name, chosen, offer in (("items", chosen_items, offered.items),
+                                ("recipients", chosen_recipients, offered.recipients)):
+        unknown = sorted(str(x) for x in chosen - set(offer))
+        if unknown:
+            problems.append(("consent.scope_not_in_notice", name, ", ".join(unknown)))
+        missing = sorted(str(x) for x, optional in offer.items()
+                         if not optional and x not in chosen)
+        if missing:
+            problems.append(("consent.scope_missing_necessary", name, ", ".join(missing)))
+        if not chosen:
+            problems.append(("consent.scope_empty", name, ""))
+    return problems
+
+
+# ---------------------------------------------------------------- names and dates typed by people
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_name(text: str) -> str:
+    """The form a name is hashed in: NFKC, no spaces (a full-width space is a space)."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", text))
+
+
+def normalise_kana(text: str) -> str:
+    """Kana for hashing: NFKC (half-width to full-width), hiragana as katakana, no spaces."""
+    folded = normalise_name(text)
+    return "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in folded)
+
+
+_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988, "昭和": 1925, "S": 1925,
+         "大正": 1911, "T": 1911}
+_ERA_DATE = re.compile(r"^(令和|平成|昭和|大正|[RHST])\s*(元|\d{1,2})\s*[年./\-]\s*(\d{1,2})\s*"
+                       r"[月./\-]\s*(\d{1,2})\s*日?$")
+_ISO_DATE = re.compile(r"^(\d{4})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]\s*(\d{1,2})\s*日?$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+
+
+def parse_date(text: str) -> date | None:
+    """A date as a source system or a person writes it: 2010-04-01, 2010/4/1, 20100401,
+    2010年4月1日, 平成22年4月1日, H22.4.1, 令和元年5月1日. None when it is not a date."""
+    folded = unicodedata.normalize("NFKC", text).strip().upper()
+    try:
+        match = _ERA_DATE.match(folded)
+        if match:
+            era, year, month, day = match.groups()
+            return date(_ERAS[era] + (1 if year == "元" else int(year)), int(month), int(day))
+        match = _ISO_DATE.match(folded) or _COMPACT_DATE.match(folded)
+        if match:
+            return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+    return None
+
+
+_SEX = {"1": "male", "男": "male", "男性": "male", "M": "male", "MALE": "male",
+        "2": "female", "女": "female", "女性": "female", "F": "female", "FEMALE": "female",
+        "9": "unknown", "0": "unknown", "": "unknown", "不明": "unknown", "UNKNOWN": "unknown"}
+
+
+def parse_sex(text: str) -> str | None:
+    """住民基本台帳 codes (1 男, 2 女) or words; None when not recognised."""
+    return _SEX.get(unicodedata.normalize("NFKC", text).strip().upper())

@@ -1,0 +1,338 @@
+"""Privacy-as-code bundles: export, plan, apply (all or nothing, idempotent), approvals --as."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from core import audit
+from core import demo as core_demo
+from core.auth import issue_staff_token
+from core.db import unit_of_work
+from core.models import AuditEvent, StaffAccount
+from core.reasons import InvalidInput
+from governance import bundle
+from governance import demo as governance_demo
+from governance.models import Authorisation, Purpose, PurposeStatus, RecordStatus, Route
+from main import cli
+from registry import demo as registry_demo
+from registry.models import RegistryFile, RegistryItem
+from tests.conftest import migrate, new_database_url
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ("status", "submitted_by", "approved")
+
+
+@pytest.fixture(scope="module")
+def demo_bundle() -> Iterator[dict[str, Any]]:
+    """The whole demo city (organisation, register, purposes) exported once, from SQLite."""
+    engine = migrate(new_database_url("sqlite"))
+    try:
+        with unit_of_work(engine) as session:
+            core_demo.load(session)
+            registry_demo.load(session)
+            governance_demo.load(session)
+        with Session(engine) as session:
+            yield bundle.export_bundle(session)
+    finally:
+        engine.dispose()
+
+
+def _without_workflow(data: dict[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    for section in ("purposes", "routes", "authorisations"):
+        for record in data.get(section, []):
+            for name in WORKFLOW:
+                record.pop(name, None)
+    return data
+
+
+def _count(session: Session, model: Any) -> int:
+    return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+def _load_core(engine: Engine) -> None:
+    with unit_of_work(engine) as session:
+        core_demo.load(session)
+
+
+def _write(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "bundle.yaml"
+    path.write_text(bundle.to_yaml(data), encoding="utf-8")
+    return path
+
+
+def _statuses(engine: Engine) -> dict[str, str]:
+    with Session(engine) as session:
+        found = {f"purpose:{p.key}": str(p.status) for p in session.exec(select(Purpose))}
+        found |= {f"route:{r.key}": str(r.status) for r in session.exec(select(Route))}
+        found |= {f"auth:{a.key}": str(a.status) for a in session.exec(select(Authorisation))}
+    return found
+
+
+# ---------------------------------------------------------------- the format
+
+
+def test_demo_bundle_has_every_section(demo_bundle: dict[str, Any]) -> None:
+    assert demo_bundle["kodomo_bundle"] == 1
+    for section in ("organs", "departments", "outside_bodies", "staff", "files", "purposes",
+                    "routes", "authorisations"):
+        assert demo_bundle[section], section
+    text = bundle.to_yaml(demo_bundle)
+    assert "password" not in text
+    assert bundle.dump(bundle.parse_bundle(text)) == demo_bundle
+    routes = {r["key"]: r for r in demo_bundle["routes"]}
+    assert routes["abuse.mayor_internal"]["kind"] == "69-2-2"
+    assert routes["abuse.boe_provision"]["kind"] == "69-2-3"
+    auths = {a["key"]: a for a in demo_bundle["authorisations"]}
+    approved = auths["abuse.mayor_internal.2026"]["approved"]
+    assert approved["by"] == "privacy" and approved["delegation_note"]
+    assert auths["abuse.mayor_internal.2026"]["submitted_by"] == "analyst"
+
+
+def test_committed_json_schema_is_the_generated_one() -> None:
+    committed = (ROOT / "docs" / "bundle.schema.json").read_text(encoding="utf-8")
+    assert committed == bundle.json_schema_text(), (
+        "docs/bundle.schema.json is stale: kodomo governance schema > docs/bundle.schema.json")
+    assert json.loads(committed)["title"] == "Kodomo governance bundle"
+
+
+# ---------------------------------------------------------------- round trip and idempotence
+
+
+def test_round_trip_into_a_fresh_database(
+    fresh_engine: Engine, demo_bundle: dict[str, Any]
+) -> None:
+    _load_core(fresh_engine)
+    with unit_of_work(fresh_engine) as session:
+        changes = bundle.apply(session, audit.SYSTEM, demo_bundle)
+    created = {(c.kind, c.key) for c in changes if c.action == "create"}
+    assert ("purpose", "child_abuse_prevention") in created
+    assert ("file", "juki") in created and ("item", "juki.atena_no") in created
+    assert ("authorisation", "abuse.boe_provision.2026") in created
+    assert not any(c.action in ("submit", "approve") for c in changes)
+    assert any(c.action == "not_done" and "--as analyst" in c.note for c in changes)
+    with Session(fresh_engine) as session:
+        assert {str(p.status) for p in session.exec(select(Purpose))} == {"draft"}
+        assert {str(r.status) for r in session.exec(select(Route))} == {"draft"}
+        assert _count(session, RegistryItem) == sum(
+            len(f["items"]) for f in demo_bundle["files"])
+        again = bundle.export_bundle(session)
+    assert _without_workflow(again) == _without_workflow(demo_bundle)
+    assert {p["status"] for p in again["purposes"]} == {"draft"}
+
+
+def test_applying_twice_changes_nothing(
+    fresh_engine: Engine, demo_bundle: dict[str, Any]
+) -> None:
+    _load_core(fresh_engine)
+    with unit_of_work(fresh_engine) as session:
+        bundle.apply(session, audit.SYSTEM, demo_bundle)
+    with Session(fresh_engine) as session:
+        events = _count(session, AuditEvent)
+        changes = bundle.plan(session, demo_bundle)
+    assert [c.line() for c in changes if c.writes] == []
+    with unit_of_work(fresh_engine) as session:
+        second = bundle.apply(session, audit.SYSTEM, demo_bundle)
+    assert [c.line() for c in second if c.writes] == []
+    with Session(fresh_engine) as session:
+        assert _count(session, AuditEvent) == events
+
+
+def test_the_demo_database_already_matches_its_own_bundle(db: Session) -> None:
+    registry_demo.load(db)
+    governance_demo.load(db)
+    changes = bundle.plan(db, bundle.export_bundle(db))
+    assert [c.line() for c in changes if c.writes] == []
+    # The demo's approvals are facts there already: nothing to submit or approve.
+    assert not [c for c in changes if c.action == "not_done"]
+
+
+def test_an_edit_is_planned_as_an_update_with_its_fields(
+    db: Session, demo_bundle: dict[str, Any]
+) -> None:
+    bundle.apply(db, audit.SYSTEM, demo_bundle)
+    edited = copy.deepcopy(demo_bundle)
+    draft = next(p for p in edited["purposes"] if p["key"] == "all_children_scoring")
+    draft["necessity"] = "検討のため"
+    edited["files"][0]["items"][0]["name_en"] = "Full name"
+    changes = {(c.action, c.kind, c.key): c for c in bundle.plan(db, edited)}
+    assert changes[("update", "purpose", "all_children_scoring")].fields == ("necessity",)
+    item = edited["files"][0]["items"][0]["key"]
+    assert changes[("update", "item", item)].fields == ("name_en",)
+    bundle.apply(db, audit.SYSTEM, edited)
+    assert db.exec(select(Purpose).where(Purpose.key == "all_children_scoring")).one() \
+        .necessity == "検討のため"
+    assert [c.line() for c in bundle.plan(db, edited) if c.writes] == []
+
+
+def test_an_approved_purpose_is_revised_as_a_draft(
+    db: Session, demo_bundle: dict[str, Any]
+) -> None:
+    registry_demo.load(db)
+    governance_demo.load(db)
+    edited = copy.deepcopy(demo_bundle)
+    purpose = next(p for p in edited["purposes"] if p["key"] == "young_carers_outreach")
+    purpose["necessity"] += "（改訂）"
+    changes = bundle.apply(db, audit.SYSTEM, edited)
+    update = next(c for c in changes if c.kind == "purpose" and c.action == "update")
+    assert "version 2" in update.note
+    found = db.exec(select(Purpose).where(Purpose.key == "young_carers_outreach")).one()
+    assert (found.status, found.version) == (PurposeStatus.draft, 2)
+
+
+# ---------------------------------------------------------------- all or nothing, with paths
+
+
+def test_a_bad_reference_names_its_path_and_nothing_is_written(
+    fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path
+) -> None:
+    _load_core(fresh_engine)
+    broken = copy.deepcopy(demo_bundle)
+    broken["purposes"][2]["items"][0]["item"] = "x"
+    result = runner.invoke(cli, ["governance", "apply", str(_write(tmp_path, broken))])
+    assert result.exit_code == 2
+    assert "purposes[2].items[0].item: unknown register item 'x'" in result.output
+    with Session(fresh_engine) as session:
+        assert _count(session, RegistryFile) == 0
+        assert _count(session, Purpose) == 0
+    with Session(fresh_engine) as session, pytest.raises(InvalidInput) as caught:
+        bundle.plan(session, broken)
+    assert {r.field for r in caught.value.reasons} >= {"purposes[2].items[0].item"}
+
+
+def test_schema_errors_and_a_wrong_kind_give_paths(
+    db: Session, demo_bundle: dict[str, Any]
+) -> None:
+    broken = copy.deepcopy(demo_bundle)
+    broken["routes"][0]["kind"] = "69-2-3" if broken["routes"][0]["kind"] != "69-2-3" \
+        else "69-2-2"
+    broken["departments"][1]["organ"] = "no_such_organ"
+    broken["files"][0]["items"][0]["category"] = "nonsense"
+    with pytest.raises(InvalidInput) as caught:
+        bundle.plan(db, broken)
+    assert [r.field for r in caught.value.reasons] == ["files[0].items[0].category"]
+    del broken["files"][0]["items"][0]["category"]
+    with pytest.raises(InvalidInput) as caught:
+        bundle.plan(db, broken)
+    by_field = {r.field: r for r in caught.value.reasons}
+    assert by_field["routes[0].kind"].code == "governance.bundle_kind_mismatch"
+    assert by_field["departments[1].organ"].message_en == "unknown organ 'no_such_organ'"
+
+
+def test_a_refusal_during_apply_rolls_everything_back(
+    fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path
+) -> None:
+    _load_core(fresh_engine)
+    broken = copy.deepcopy(demo_bundle)
+    # Valid as a bundle, refused by the register: My Number is never a data item.
+    broken["files"][-1]["items"].append({"key": "x.my_number", "name_ja": "個人番号"})
+    result = runner.invoke(cli, ["governance", "apply", str(_write(tmp_path, broken))])
+    assert result.exit_code == 2, result.output
+    assert f"files[{len(broken['files']) - 1}].items[" in result.output
+    assert "registry.my_number_refused" in result.output
+    with Session(fresh_engine) as session:
+        assert _count(session, RegistryFile) == 0
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_export_and_dry_run_write_nothing(
+    fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path
+) -> None:
+    _load_core(fresh_engine)
+    path = _write(tmp_path, demo_bundle)
+    with Session(fresh_engine) as session:
+        events = _count(session, AuditEvent)
+    result = runner.invoke(cli, ["governance", "apply", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "create purpose child_abuse_prevention" in result.output
+    assert "create file juki" in result.output
+    assert "dry run, nothing written" in result.output
+    with Session(fresh_engine) as session:
+        assert _count(session, AuditEvent) == events
+        assert _count(session, Purpose) == 0
+        assert _count(session, RegistryFile) == 0
+    exported = runner.invoke(cli, ["governance", "export"])
+    assert exported.exit_code == 0, exported.output
+    assert yaml.safe_load(exported.output)["organs"] == demo_bundle["organs"]
+
+
+def test_approvals_only_with_the_very_approver(
+    fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _load_core(fresh_engine)
+    path = _write(tmp_path, demo_bundle)
+    monkeypatch.delenv("KODOMO_TOKEN", raising=False)
+
+    plain = runner.invoke(cli, ["governance", "apply", str(path)])
+    assert plain.exit_code == 0, plain.output
+    assert "stays draft: submitted_by is analyst" in plain.output
+    assert set(_statuses(fresh_engine).values()) == {"draft"}
+
+    # The approver cannot skip the submitter: approving needs a submitted record.
+    monkeypatch.setenv("KODOMO_PASSWORD", core_demo.demo_password())
+    early = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    assert early.exit_code == 0, early.output
+    assert "approve " not in early.output
+    assert set(_statuses(fresh_engine).values()) == {"draft"}
+
+    dry = runner.invoke(cli, ["governance", "apply", str(path), "--as", "analyst", "--dry-run"])
+    assert "submit purpose child_abuse_prevention" in dry.output
+    assert set(_statuses(fresh_engine).values()) == {"draft"}
+
+    submitted = runner.invoke(cli, ["governance", "apply", str(path), "--as", "analyst"])
+    assert submitted.exit_code == 0, submitted.output
+    assert "submit purpose child_abuse_prevention — as analyst" in submitted.output
+    assert "the approval by privacy needs another apply with --as privacy" in submitted.output
+    statuses = _statuses(fresh_engine)
+    assert statuses["purpose:child_abuse_prevention"] == "submitted"
+    assert statuses["purpose:all_children_scoring"] == "draft"  # never submitted
+    assert statuses["auth:abuse.boe_provision.2026"] == "submitted"
+
+    monkeypatch.setenv("KODOMO_PASSWORD", "not-the-password")
+    refused = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    assert refused.exit_code == 2
+    assert "auth.invalid_credentials" in refused.output
+    assert _statuses(fresh_engine) == statuses
+
+    # Another login's token is not the approver's.
+    with Session(fresh_engine) as session:
+        analyst = session.exec(select(StaffAccount).where(StaffAccount.login == "analyst")).one()
+        privacy = session.exec(select(StaffAccount).where(StaffAccount.login == "privacy")).one()
+    monkeypatch.delenv("KODOMO_PASSWORD")
+    monkeypatch.setenv("KODOMO_TOKEN", issue_staff_token(analyst).token)
+    other = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    assert other.exit_code == 2
+    assert "governance.bundle_token_other_login" in other.output
+
+    monkeypatch.setenv("KODOMO_TOKEN", issue_staff_token(privacy).token)
+    approved = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    assert approved.exit_code == 0, approved.output
+    assert "approve purpose child_abuse_prevention — by privacy" in approved.output
+    statuses = _statuses(fresh_engine)
+    assert statuses["purpose:child_abuse_prevention"] == "approved"
+    assert statuses["purpose:young_carers_outreach"] == "approved"
+    assert statuses["route:carers.consent"] == "approved"
+    assert statuses["route:abuse.boe_provision"] == str(RecordStatus.approved)
+    assert statuses["auth:abuse.mayor_internal.2026"] == "approved"
+
+    # Now the database says what the bundle says, statuses included.
+    with Session(fresh_engine) as session:
+        assert bundle.export_bundle(session) == demo_bundle
+    last = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    assert last.exit_code == 0
+    assert "applied: 0 create, 0 update, 0 submit, 0 approve" in last.output
