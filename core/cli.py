@@ -52,10 +52,16 @@ def progress_bar() -> Progress:
 
 
 def fail(error: DomainError) -> typer.Exit:
+    """Print every reason as `row N [field] code: ja / en` and exit with status 2."""
     for reason in error.reasons:
-        where = (f" row {reason.row}" if reason.row is not None else "") + (
-            f" [{reason.field}]" if reason.field else "")
-        typer.echo(f"{reason.code}{where}: {reason.message_ja} / {reason.message_en}", err=True)
+        where = []
+        if reason.row is not None:
+            where.append(f"row {reason.row}")
+        if reason.field:
+            where.append(f"[{reason.field}]")
+        prefix = " ".join(where)
+        typer.echo(f"{prefix + ' ' if prefix else ''}{reason.code}: {reason.message_ja} / "
+                   f"{reason.message_en}", err=True)
     return typer.Exit(2)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from core import audit
-from core.cli import sub_cli
+from core.cli import fail, sub_cli
 from core.db import unit_of_work
 from core.reasons import DomainError
 from core.service import organ_by_key
@@ -17,17 +17,6 @@ from registry import importer, service
 registry_cli = sub_cli("個人情報ファイル簿 / personal-information file register")
 
 
-def _fail(error: DomainError) -> typer.Exit:
-    for reason in error.reasons:
-        where = []
-        if reason.row is not None:
-            where.append(f"row {reason.row}")
-        if reason.field:
-            where.append(f"[{reason.field}]")
-        prefix = " ".join(where)
-        typer.echo(f"{prefix + ' ' if prefix else ''}{reason.code}: {reason.message_ja} / "
-                   f"{reason.message_en}", err=True)
-    return typer.Exit(2)
 
 
 @registry_cli.command("import")
@@ -51,7 +40,7 @@ def import_command(
     except DomainError as error:
         typer.echo("取り込みを中止しました。何も登録されていません。/ Import aborted; nothing was "
                    "imported.", err=True)
-        raise _fail(error) from error
+        raise fail(error) from error
     typer.echo(f"created {result.created}, updated {result.updated}, items {result.items}, "
                f"published {result.published}")
 
@@ -89,6 +78,6 @@ def pdf_command(
                 organ_by_key(session, organ)
             content = service.register_pdf(session, organ)
     except DomainError as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     out.write_bytes(content)
     typer.echo(f"wrote {out} ({len(content):,} bytes)")

@@ -93,7 +93,7 @@ def test_short_password_is_refused_with_its_field(
         cli, ["users", "create", "sato", "--name", "佐藤", "--role", "analyst@mayor"]
     )
     assert result.exit_code == 2
-    assert "core.password_too_short [password]" in result.output
+    assert "[password] core.password_too_short" in result.output
 
 
 def test_keys_rotate_retires_old_keys_and_is_audited(
