@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from core.auth import Principal
 from core.clock import TOKYO
+from core.dates import parse_date
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.web import SessionDep, api_staff, console_staff, record_refusal, render
@@ -37,7 +38,6 @@ from governance.schemas import (
     RouteCreate,
     RoutePublic,
 )
-from registry.rules import parse_date
 
 Staff = Annotated[Principal, Depends(api_staff())]
 Drafter = Annotated[Principal, Depends(api_staff(*service.DRAFTERS))]
@@ -308,6 +308,12 @@ def _back(key: str, anchor: str = "", **query: str) -> Response:
                             f"{'#' + anchor if anchor else ''}", status_code=303)
 
 
+def _then_submit(path: str) -> Response:
+    """"Save and submit": the save lands with this request; the browser then posts the same form
+    (its CSRF token included) to the submit action, so a refused submission keeps the save."""
+    return RedirectResponse(path, status_code=307)
+
+
 # ---------------------------------------------------------------- purpose list and form
 
 
@@ -448,7 +454,7 @@ async def console_update(key: str, request: Request, principal: ConsoleDrafter,
         return _purpose_form(request, session, principal, service.get_purpose(session, key),
                              values, reasons, error.status_code)
     if _text(form, "then") == "submit":
-        return await _submit(request, session, principal, key)
+        return _then_submit(f"/purposes/{_q(key)}/submit")
     return _back(key, done="saved")
 
 
@@ -825,7 +831,7 @@ async def console_create_authorisation(key: str, route_key: str, request: Reques
         return _auth_form(request, session, principal, key, _own_route(session, key, route_key),
                           None, values, reasons, error.status_code)
     if _text(form, "then") == "submit":
-        return await _submit_authorisation(request, session, principal, key, auth.key)
+        return _then_submit(f"/purposes/{_q(key)}/authorisations/{_q(auth.key)}/submit")
     return _back(key, f"authorisation-{auth.key}", done="saved")
 
 
@@ -868,7 +874,7 @@ async def console_update_authorisation(key: str, auth_key: str, request: Request
         return _auth_form(request, session, principal, key, route, auth, values, reasons,
                           error.status_code)
     if _text(form, "then") == "submit":
-        return await _submit_authorisation(request, session, principal, key, auth_key)
+        return _then_submit(f"/purposes/{_q(key)}/authorisations/{_q(auth_key)}/submit")
     return _back(key, f"authorisation-{auth_key}", done="saved")
 
 

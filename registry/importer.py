@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from core import audit, messages
+from core.dates import parse_date
 from core.reasons import DomainError, InvalidInput, Reason
-from registry import rules, service
+from registry import service
 from registry.models import RegistryFile, RegistryItem
 from registry.schemas import FileCreate, FileFields, FileUpdate, ItemCreate, ItemFields, ItemUpdate
 
@@ -71,7 +72,7 @@ def _fix_value(name: str, value: Any) -> Any:
         if text in _JA_BOOL:
             return _JA_BOOL[text]
         if name == "held_since" and text:
-            return rules.parse_date(text) or text
+            return parse_date(text) or text
         return text
     return value
 

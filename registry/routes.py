@@ -13,6 +13,7 @@ from sqlmodel import Session
 from core import messages
 from core.auth import Principal
 from core.clock import as_utc, to_tokyo, utcnow
+from core.dates import parse_date
 from core.models import Department, Organ, Role
 from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
@@ -341,7 +342,7 @@ def _file_form_data(form: Any) -> dict[str, Any]:
     held_since = str(form.get("held_since") or "").strip()
     if held_since:
         # Era dates (令和6年4月1日, R6.4.1) are accepted wherever a person types a date.
-        data["held_since"] = rules.parse_date(held_since) or held_since
+        data["held_since"] = parse_date(held_since) or held_since
     data["reason"] = form.get("reason", "")
     return data
 

@@ -11,10 +11,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
 from core.clock import as_utc, to_tokyo
+from core.dates import deadline
 
 # 施行令 on 74(2)(ix): files with fewer persons than this need not be published [S].
 PUBLICATION_THRESHOLD = 1000
@@ -129,11 +130,7 @@ def due_date(start: datetime, days: int, policy: RegistryPolicy = DEFAULT_POLICY
              closed: Callable[[date], bool] | None = None) -> date:
     """The last day of a period of `days` from `start` (Tokyo date, first day not counted);
     a deadline on a closed day moves to the next open day."""
-    is_closed = closed or (lambda d: is_closed_day(d, policy))
-    day = to_tokyo(start).date() + timedelta(days=days)
-    while is_closed(day):
-        day += timedelta(days=1)
-    return day
+    return deadline(start, days, closed or (lambda d: is_closed_day(d, policy)))
 
 
 @dataclass(frozen=True)
@@ -319,27 +316,4 @@ def join_flags(values: list[str] | tuple[str, ...] | set[str] | frozenset[str]) 
     return ",".join(sorted({v.strip() for v in values if v and v.strip()}))
 
 
-# ---------------------------------------------------------------- dates typed by people
-
-_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988, "昭和": 1925, "S": 1925}
-_ERA_DATE = re.compile(r"^(令和|平成|昭和|[RHS])\s*(元|\d{1,2})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]"
-                       r"\s*(\d{1,2})\s*日?$")
-_ISO_DATE = re.compile(r"^(\d{4})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]\s*(\d{1,2})\s*日?$")
-
-
-def parse_date(text: str) -> date | None:
-    """A date as a person types it: 2024-04-01, 2024/4/1, 2024年4月1日, 令和6年4月1日, R6.4.1,
-    H28/4/1, 令和元年5月1日. None when the text is not a date."""
-    folded = unicodedata.normalize("NFKC", text).strip().upper()
-    try:
-        match = _ERA_DATE.match(folded)
-        if match:
-            era, year, month, day = match.groups()
-            offset = _ERAS[era]
-            return date(offset + (1 if year == "元" else int(year)), int(month), int(day))
-        match = _ISO_DATE.match(folded)
-        if match:
-            return date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
     return None

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.dates import parse_date
 from registry import rules
 from registry.rules import EntryFacts, RegistryPolicy
 
@@ -175,7 +176,7 @@ def test_my_number_detection(texts: tuple[str, ...], refused: bool) -> None:
     ],
 )
 def test_parse_date(text: str, expected: date | None) -> None:
-    assert rules.parse_date(text) == expected
+    assert parse_date(text) == expected
 
 
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=12),
