@@ -48,6 +48,10 @@ messages.register(
             "この操作には次のいずれかの役割が必要です: {roles}",
             "This needs one of these roles: {roles}",
         ),
+        "auth.token_other_login": (
+            "トークンは「{token_login}」のものです（指定されたのは「{login}」）。",
+            "The token belongs to {token_login!r}, not {login!r}.",
+        ),
         "auth.csrf_failed": (
             "フォームの有効期限が切れました。ページを再読み込みしてもう一度送信してください。",
             "The form has expired. Reload the page and submit it again.",

@@ -21,10 +21,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core import audit, service
+from core.auth import Principal, authenticate, principal_for, staff_principal_from_token
 from core.crypto import commit_rotation, rotate_keys
 from core.db import get_engine, metadata, unit_of_work
 from core.keys import ensure_keyring
-from core.reasons import DomainError
+from core.reasons import DomainError, NotAuthenticated, Reason
 from core.settings import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,34 @@ def fail(error: DomainError) -> typer.Exit:
         typer.echo(f"{prefix + ' ' if prefix else ''}{reason.code}: {reason.message_ja} / "
                    f"{reason.message_en}", err=True)
     return typer.Exit(2)
+
+
+def sign_in_as(login: str) -> Principal:
+    """The principal of a command's --as LOGIN: KODOMO_TOKEN (a staff bearer token of that
+    login), else a password (KODOMO_PASSWORD or a prompt). A failed sign-in is counted and
+    audited like any other, then the command stops with exit status 2."""
+    token = os.environ.get("KODOMO_TOKEN")
+    password = None if token else (os.environ.get("KODOMO_PASSWORD") or typer.prompt(
+        f"{login} のパスワード / password", hide_input=True))
+    failure: DomainError | None = None
+    principal: Principal | None = None
+    with unit_of_work() as session:
+        try:
+            if token:
+                principal = staff_principal_from_token(session, token)
+                if principal.login != login:
+                    raise NotAuthenticated(Reason.of("auth.token_other_login",
+                                                     token_login=principal.login, login=login))
+            else:
+                assert password is not None
+                principal = principal_for(session, authenticate(session, login, password))
+        except DomainError as error:
+            failure = error  # the failed attempt is committed with the block, then refused
+    if failure is not None:
+        typer.echo(f"--as {login}: サインインできません / cannot sign in", err=True)
+        raise fail(failure)
+    assert principal is not None
+    return principal
 
 
 def alembic_config(url: str | None = None) -> Config:

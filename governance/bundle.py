@@ -129,10 +129,6 @@ messages.register(
             "地方公共団体が登録されていません。バンドルに municipality を記載してください。",
             "no municipality is registered; give one under 'municipality'",
         ),
-        "governance.bundle_token_other_login": (
-            "トークンは「{token_login}」のものです（--as は「{login}」）。",
-            "the token belongs to {token_login!r}, not {login!r}",
-        ),
     }
 )
 
@@ -400,7 +396,9 @@ class Bundle(_Record):
     authorisations: list[AuthorisationRecord] = Field(default_factory=list)
 
 
-WORKFLOW_FIELDS = frozenset({"status", "version", "submitted_by", "approved", "kind"})
+# Fields of purposes, routes and authorisations that are exported for review, never compared as
+# content (the workflow fields are acted on by `--as`; the kind is derived).
+REVIEW_FIELDS = frozenset({"status", "version", "submitted_by", "approved", "kind"})
 
 
 def json_schema() -> dict[str, Any]:
@@ -896,7 +894,7 @@ class Change:
 def _differs(current: BaseModel, desired: BaseModel, exclude: Iterable[str] = (),
              optional: Iterable[str] = ()) -> tuple[str, ...]:
     """Fields whose values differ; `optional` fields left out (None) of the bundle are ignored."""
-    skip = set(exclude) | WORKFLOW_FIELDS
+    skip = set(exclude)
     have = current.model_dump(mode="json")
     want = desired.model_dump(mode="json")
     return tuple(name for name in type(desired).model_fields
@@ -1297,7 +1295,7 @@ class _Planner:
                                    key=lambda s: (s.organ, s.department or "", s.role.value)),
                 "items": sorted(record.items, key=lambda x: x.item),
             })
-        return _differs(normal(current), normal(desired))
+        return _differs(normal(current), normal(desired), REVIEW_FIELDS)
 
     def routes(self) -> None:
         have: dict[str, RouteRecord] = self.by_key(self.current.routes)
@@ -1321,7 +1319,8 @@ class _Planner:
             else:
                 status = existing.status or RecordStatus.draft
                 fields = _differs(existing.model_copy(update={"items": sorted(existing.items)}),
-                                  record.model_copy(update={"items": sorted(record.items)}))
+                                  record.model_copy(update={"items": sorted(record.items)}),
+                                  REVIEW_FIELDS)
                 self.add(_not_done("route", record.key, path, "governance has no operation to "
                                    "change a route; give the new footing a new key", fields)
                          if fields else Change("unchanged", "route", record.key, path=path))
@@ -1350,7 +1349,7 @@ class _Planner:
                 status: str = RecordStatus.draft
             else:
                 status = existing.status or RecordStatus.draft
-                fields = _differs(existing, record)
+                fields = _differs(existing, record, REVIEW_FIELDS)
                 if not fields:
                     self.add(Change("unchanged", "authorisation", record.key, path=path))
                 elif status not in (RecordStatus.draft, RecordStatus.returned):
@@ -1411,13 +1410,32 @@ def apply(session: Session, actor: audit.Actor, bundle: Bundle | Mapping[str, An
 
     `actor` writes the records (the CLI's is the system, as for every other import); `approver`
     is the principal `--as` authenticated, who submits or approves exactly what the bundle says
-    that login submits or approves. Never commits; a DomainError leaves the rollback to the caller.
+    that login submits or approves. A record the service refuses to write is an error (raised,
+    with the record's path; the caller rolls everything back). A submission or approval the
+    service refuses is undone alone and reported as `not_done` with the reasons. Never commits.
     """
     loaded = _checked(session, bundle)
     changes = _Planner(session, loaded, actor, approver, None).run()
     done: list[Change] = []
     for change in changes:
         if change.run is None:
+            done.append(change)
+            continue
+        if change.action in ("submit", "approve"):
+            # A refused step (an incomplete purpose, no approved PIA, the repeat rule…) depends
+            # on the state, not on the bundle: it is undone alone and reported, and the rest of
+            # the apply stands.
+            step = session.begin_nested()
+            try:
+                change.run(session)
+                session.flush()
+            except DomainError as error:
+                step.rollback()
+                why = "; ".join(f"{r.code}: {r.message_en}" for r in error.reasons)
+                done.append(replace(change, action="not_done",
+                                    note=f"{change.action} refused, so it stays as it was ({why})"))
+                continue
+            step.commit()
             done.append(change)
             continue
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +9,9 @@ import typer
 from sqlmodel import Session
 
 from core import audit
-from core.auth import Principal, authenticate, principal_for, staff_principal_from_token
-from core.cli import sub_cli
+from core.cli import fail, sign_in_as, sub_cli
 from core.db import get_engine, unit_of_work
-from core.reasons import DomainError, NotAuthenticated, Reason
+from core.reasons import DomainError
 from governance import bundle
 
 governance_cli = sub_cli("利用目的・経路・承認 / purposes, routes and authorisations")
@@ -21,37 +19,7 @@ governance_cli = sub_cli("利用目的・経路・承認 / purposes, routes and 
 
 def _fail(error: DomainError, headline: str) -> typer.Exit:
     typer.echo(headline, err=True)
-    for reason in error.reasons:
-        where = f"{reason.field}: " if reason.field else ""
-        typer.echo(f"{where}{reason.message_en} / {reason.message_ja} ({reason.code})", err=True)
-    return typer.Exit(2)
-
-
-def _sign_in(login: str) -> Principal:
-    """The --as principal: KODOMO_TOKEN (a staff bearer token), else a password
-    (KODOMO_PASSWORD or a prompt). A failed sign-in is counted and audited like any other."""
-    token = os.environ.get("KODOMO_TOKEN")
-    password = None if token else (os.environ.get("KODOMO_PASSWORD") or typer.prompt(
-        f"{login} のパスワード / password", hide_input=True))
-    failure: DomainError | None = None
-    principal: Principal | None = None
-    with unit_of_work() as session:
-        try:
-            if token:
-                principal = staff_principal_from_token(session, token)
-                if principal.login != login:
-                    raise NotAuthenticated(Reason.of("governance.bundle_token_other_login",
-                                                     token_login=principal.login, login=login))
-            else:
-                assert password is not None
-                principal = principal_for(session, authenticate(session, login, password))
-        except DomainError as error:
-            failure = error  # the failed attempt is committed with the block, then refused
-    if failure is not None:
-        raise _fail(failure, f"--as {login}: サインインできません / cannot sign in; "
-                             "nothing was applied")
-    assert principal is not None
-    return principal
+    return fail(error)
 
 
 @governance_cli.command("export")
@@ -99,7 +67,7 @@ def apply_command(
                        "lines assume it would be)")
         typer.echo(f"dry run, nothing written: {bundle.summary(changes)}")
         return
-    principal = _sign_in(as_login) if as_login else None
+    principal = sign_in_as(as_login) if as_login else None
     try:
         with unit_of_work() as session:
             changes = bundle.apply(session, audit.SYSTEM, parsed, principal)

@@ -177,6 +177,18 @@ def test_an_edit_is_planned_as_an_update_with_its_fields(
     assert [c.line() for c in bundle.plan(db, edited) if c.writes] == []
 
 
+def test_what_cannot_be_changed_is_reported_not_done(db: Session) -> None:
+    edited = bundle.export_bundle(db)
+    edited["organs"][0]["kind"] = "other"
+    edited["staff"][0]["roles"] = []
+    changes = bundle.plan(db, edited)
+    assert [c.line() for c in changes if c.writes] == []
+    not_done = {(c.kind, c.key): c for c in changes if c.action == "not_done"}
+    assert not_done[("organ", edited["organs"][0]["key"])].fields == ("kind",)
+    assert "never revokes" in next(c.note for (kind, _), c in not_done.items()
+                                   if kind == "role_grant")
+
+
 def test_an_approved_purpose_is_revised_as_a_draft(
     db: Session, demo_bundle: dict[str, Any]
 ) -> None:
@@ -203,7 +215,8 @@ def test_a_bad_reference_names_its_path_and_nothing_is_written(
     broken["purposes"][2]["items"][0]["item"] = "x"
     result = runner.invoke(cli, ["governance", "apply", str(_write(tmp_path, broken))])
     assert result.exit_code == 2
-    assert "purposes[2].items[0].item: unknown register item 'x'" in result.output
+    assert "[purposes[2].items[0].item]" in result.output
+    assert "unknown register item 'x'" in result.output
     with Session(fresh_engine) as session:
         assert _count(session, RegistryFile) == 0
         assert _count(session, Purpose) == 0
@@ -317,7 +330,7 @@ def test_approvals_only_with_the_very_approver(
     monkeypatch.setenv("KODOMO_TOKEN", issue_staff_token(analyst).token)
     other = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
     assert other.exit_code == 2
-    assert "governance.bundle_token_other_login" in other.output
+    assert "auth.token_other_login" in other.output
 
     monkeypatch.setenv("KODOMO_TOKEN", issue_staff_token(privacy).token)
     approved = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
@@ -327,12 +340,18 @@ def test_approvals_only_with_the_very_approver(
     assert statuses["purpose:child_abuse_prevention"] == "approved"
     assert statuses["purpose:young_carers_outreach"] == "approved"
     assert statuses["route:carers.consent"] == "approved"
-    assert statuses["route:abuse.boe_provision"] == str(RecordStatus.approved)
-    assert statuses["auth:abuse.mayor_internal.2026"] == "approved"
+    # The fourth condition waits for an approved, current PIA, which a bundle does not carry:
+    # that refusal is undone alone and reported, and the other approvals stand.
+    assert "not_done authorisation abuse.mayor_internal.2026 — approve refused" in approved.output
+    assert "pia.not_approved" in approved.output
+    assert statuses["auth:abuse.mayor_internal.2026"] == str(RecordStatus.submitted)
+    assert statuses["route:abuse.boe_provision"] == str(RecordStatus.submitted)
 
-    # Now the database says what the bundle says, statuses included.
+    # The database says what the bundle says, but for the statuses it could not reach.
     with Session(fresh_engine) as session:
-        assert bundle.export_bundle(session) == demo_bundle
+        again = bundle.export_bundle(session)
+    assert _without_workflow(again) == _without_workflow(demo_bundle)
+    assert again["purposes"] == demo_bundle["purposes"]
     last = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
     assert last.exit_code == 0
     assert "applied: 0 create, 0 update, 0 submit, 0 approve" in last.output
