@@ -12,10 +12,14 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+import consent.models  # noqa: F401  (registers the tables)
 import core.models  # noqa: F401  (registers the tables)
 import governance.models  # noqa: F401  (registers the tables)
 import pia.models  # noqa: F401  (registers the tables)
 import registry.models  # noqa: F401  (registers the tables)
+from consent import demo as consent_demo
+from consent import routes as consent_routes
+from consent.cli import people_cli
 from core import demo as core_demo
 from core import routes as core_routes
 from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
@@ -24,22 +28,53 @@ from core.routes import TodoProvider
 from core.settings import SettingsError, get_settings
 from core.startup import prepare
 from core.web import include_router, install_error_handlers, register_template_package
+from governance import assessment_routes as governance_assessment_routes
 from governance import demo as governance_demo
 from governance import routes as governance_routes
-from governance.cli import governance_cli
+from governance.cli import gate_cli, governance_cli, jobs_cli, run_worker
+from pia import routes as pia_routes
 from registry import demo as registry_demo
 from registry import routes as registry_routes
 from registry.cli import registry_cli
 
 Face = Literal["staff", "public", "all"]
 
+
+def load_consent_demo(session: Session) -> list[str]:
+    """The demo's people and consents for the young-carers purpose's consent route."""
+    from sqlmodel import col, select
+
+    from consent.rules import organ_recipient
+    from core.models import Organ
+    from governance.models import Flow, Purpose, Route, RouteKind
+    from registry.models import RegistryItem
+
+    purpose = session.exec(select(Purpose).where(Purpose.key == "young_carers_outreach")).first()
+    route = session.exec(select(Route).where(Route.key == "carers.consent",
+                                             Route.kind == RouteKind.consent)).first()
+    if purpose is None or purpose.id is None or route is None or route.to_organ_id is None:
+        return ["本人・同意: 同意ルートがありません / no consent route to load for"]
+    items = session.exec(select(RegistryItem).join(Flow, col(Flow.item_id) == RegistryItem.id)
+                         .where(Flow.route_id == route.id)).all()
+    organ = session.get(Organ, route.to_organ_id)
+    return consent_demo.load_demo(
+        session, purpose.id, route.to_organ_id,
+        [(i.id or 0, i.name_ja) for i in items],
+        (organ_recipient(route.to_organ_id), organ.name_ja if organ else ""))
+
+
 # Loaders in dependency order: each package adds its records to the same demo city.
 DEMO_LOADERS: list[Callable[[Session], list[str]]] = [
     core_demo.load,
     registry_demo.load,
     governance_demo.load,
+    load_consent_demo,
 ]
-TODO_PROVIDERS: list[TodoProvider] = [registry_routes.todo_provider]
+TODO_PROVIDERS: list[TodoProvider] = [
+    pia_routes.todo_provider,
+    registry_routes.todo_provider,
+    consent_routes.todo_provider,
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +87,10 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("/registry", "registry.nav", ("privacy_officer", "data_holder")),
     NavItem("/purposes", "governance.nav"),
+    NavItem("/gate", "gate.nav"),
+    NavItem("/jobs", "jobs.nav"),
+    NavItem("/consent", "consent.nav", ("privacy_officer", "support_worker")),
+    NavItem("/pia", "pia.nav", ("privacy_officer", "auditor")),
 ]
 
 # Every router with the face it belongs to; the public face (internet side) gets only "public".
@@ -63,11 +102,23 @@ ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
     (registry_routes.api_router, "staff"),
     (registry_routes.console_router, "staff"),
     (governance_routes.api_router, "staff"),
+    (consent_routes.public_router, "public"),
+    (consent_routes.api_router, "staff"),
+    (consent_routes.console_router, "staff"),
     (governance_routes.console_router, "staff"),
+    (governance_routes.gate_api_router, "staff"),
+    (governance_routes.gate_console_router, "staff"),
+    (governance_assessment_routes.api_router, "staff"),
+    (governance_assessment_routes.console_router, "staff"),
+    (pia_routes.public_router, "public"),
+    (pia_routes.api_router, "staff"),
+    (pia_routes.console_router, "staff"),
 ]
 
 register_template_package("registry")
 register_template_package("governance")
+register_template_package("consent")
+register_template_package("pia")
 
 
 def all_metadata() -> MetaData:
@@ -110,6 +161,9 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(registry_cli, name="registry")
 cli.add_typer(governance_cli, name="governance")
+cli.add_typer(gate_cli, name="gate")
+cli.add_typer(jobs_cli, name="jobs")
+cli.add_typer(people_cli, name="people")
 demo_cli = sub_cli("デモ自治体 / demo city")
 cli.add_typer(demo_cli, name="demo")
 
@@ -134,6 +188,16 @@ def serve(
     import uvicorn
 
     uvicorn.run(create_app(face), host=host, port=port, proxy_headers=True)
+
+
+@cli.command()
+def worker(
+    once: bool = typer.Option(False, help="run what is waiting, then stop"),
+    poll: float = typer.Option(2.0, help="seconds between looks for new jobs"),
+) -> None:
+    """Run submitted jobs: the gate checks each again at start."""
+    count = run_worker(poll_seconds=poll, once=once)
+    typer.echo(f"{count} job(s) run")
 
 
 @demo_cli.command("load")

@@ -161,6 +161,53 @@ def bench_append(engine: Engine, events: int) -> float:
     return events / elapsed
 
 
+def bench_driver_floor(engine: Engine, events: int) -> float:
+    """Context, not the figure: the same round trips through the bare driver, no service layer.
+
+    One durable transaction each with the statements `append` sends (PostgreSQL: the advisory
+    lock, the head read, the insert; SQLite: BEGIN IMMEDIATE, the head read, the insert) into
+    a scratch table, on a connection configured as core.db configures it (same PRAGMAs, same
+    synchronous setting). It shows what this machine allows at that moment.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        mark = "%s" if postgres else "?"
+        if postgres:
+            cursor.execute("CREATE TABLE bench_floor (seq INTEGER PRIMARY KEY, h TEXT, d TEXT)")
+            driver.commit()
+        else:
+            cursor.execute("CREATE TABLE bench_floor (seq INTEGER PRIMARY KEY, h TEXT, d TEXT)")
+        details = audit.canonical_details({"i": 0, "result": "allowed", "codes": ["gate.ok"]})
+        started = time.perf_counter()
+        for i in range(1, events + 1):
+            if postgres:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (audit._PG_CHAIN_LOCK,))
+            else:
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("SELECT seq, h FROM bench_floor ORDER BY seq DESC LIMIT 1")
+            cursor.fetchone()
+            cursor.execute(
+                f"INSERT INTO bench_floor VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+                (i, "0" * 64, details),
+            )
+            if postgres:
+                driver.commit()
+            else:
+                cursor.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_floor")
+        if postgres:
+            driver.commit()
+        cursor.close()
+    finally:
+        raw.close()
+    return events / elapsed
+
+
 # ---------------------------------------------------------------- bulk fill for verify
 
 
@@ -331,6 +378,11 @@ def run(backend: str, events: int, verify_events: int) -> bool:
         engine = make_engine(url)
         print(f"\n== {backend}: {backend_info(engine)}")
         if events > 0:
+            floor = bench_driver_floor(engine, events)
+            print(
+                f"context N={events:,} same statements through the bare driver, one transaction "
+                f"each: {floor:,.0f} events/s (what the machine allows now; not the figure)"
+            )
             rate = bench_append(engine, events)
             met = rate >= APPEND_TARGET
             ok &= met

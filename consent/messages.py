@@ -7,6 +7,11 @@ from core import messages
 messages.register(
     {
         "consent.nav": ("本人・同意", "People and consent"),
+        "consent.todo_title": ("同意の再確認（{count}件）", "Consents to re-confirm ({count})"),
+        "consent.todo_reconfirm": (
+            "{threshold}歳に達したこども（現在{age}歳）の同意を再確認してください",
+            "A child has reached {threshold} (now {age}): re-confirm the consent",
+        ),
         # lookups
         "consent.person_not_found": ("該当する人が見つかりません。", "No such person."),
         "consent.record_not_found": ("同意記録が見つかりません。", "No such consent record."),
@@ -19,7 +24,8 @@ messages.register(
         # notices
         "consent.notice_immutable": (
             "同意説明文「{key}」第{version}版は既に提示されているため変更できません。新しい版を作成してください。",
-            "Notice {key!r} version {version} has been shown and cannot change; make a new version.",
+            "Notice {key!r} version {version} has been shown and cannot change; "
+            "make a new version.",
         ),
         "consent.notice_never_shown": (
             "同意説明文「{key}」第{version}版はまだ提示（公開）されていません。",
@@ -78,6 +84,8 @@ messages.register(
             "撤回した人（{person}）には、この同意を撤回する権限が登録されていません。",
             "The register shows no authority of {person} to withdraw this consent.",
         ),
+        "consent.in_the_future": (
+            "同意の日時が未来になっています。", "The time of the consent is in the future."),
         "consent.view_under_age": ("意見を聴く年齢未満", "below the age of asking"),
         # the mark and restrictions
         "consent.reason_required": ("理由を入力してください。", "Give a reason."),
@@ -105,7 +113,8 @@ messages.register(
             "No legal representative (親権者 or 未成年後見人) is registered.",
         ),
         "consent.excluded_no_guardian_consent": (
-            "項目 {item}（提供先 {recipient}）について法定代理人（{guardian}）の有効な同意がありません。",
+            "項目 {item}（提供先 {recipient}）について法定代理人（{guardian}）の"
+            "有効な同意がありません。",
             "No valid consent of the legal representative {guardian} for item {item} to "
             "{recipient}.",
         ),
@@ -129,16 +138,16 @@ messages.register(
         "consent.import_missing_column": (
             "必須の列「{column}」がありません。", "Required column {column!r} is missing."),
         "consent.import_bad_value": (
-            "{row}行目の「{column}」の値が正しくありません（{detail}）。",
-            "Row {row}, field {column!r}: {detail}.",
+            "{line}行目の「{column}」の値が正しくありません（{detail}）。",
+            "Row {line}, field {column!r}: {detail}.",
         ),
         "consent.import_duplicate": (
-            "{row}行目の宛名番号は{first}行目と重複しています。",
-            "Row {row} repeats the atena number of row {first}.",
+            "{line}行目の宛名番号は{first}行目と重複しています。",
+            "Row {line} repeats the atena number of row {first}.",
         ),
         "consent.import_unknown_guardian": (
-            "{row}行目の「{column}」の宛名番号の人が、ファイルにも住民記録にもありません。",
-            "Row {row}, field {column!r}: no such person in the file or the register.",
+            "{line}行目の「{column}」の宛名番号の人が、ファイルにも住民記録にもありません。",
+            "Row {line}, field {column!r}: no such person in the file or the register.",
         ),
         "consent.import_empty": ("取り込む行がありません。", "There are no rows to import."),
         # receipts

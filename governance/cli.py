@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +12,11 @@ import typer
 from sqlmodel import Session
 
 from core import audit
-from core.cli import fail, sign_in_as, sub_cli
+from core.cli import fail, progress_bar, sign_in_as, sub_cli
+from core.clock import as_utc
 from core.db import get_engine, unit_of_work
 from core.reasons import DomainError
-from governance import bundle
+from governance import bundle, gate, jobs
 
 governance_cli = sub_cli("利用目的・経路・承認 / purposes, routes and authorisations")
 
@@ -84,3 +88,148 @@ def apply_command(
 def schema_command() -> None:
     """Print the bundle's JSON Schema (docs/bundle.schema.json)."""
     typer.echo(bundle.json_schema_text(), nl=False)
+
+
+gate_cli = sub_cli("ジョブの可否判定 / the job gate")
+jobs_cli = sub_cli("ジョブ / jobs")
+
+
+def _print_decision(decision: gate.Decision, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+        return
+    verdict = "許可 / ALLOWED" if decision.allowed else "不許可 / REFUSED"
+    typer.echo(f"{verdict}: {decision.kind.value} for {decision.purpose_key} "
+               f"→ {decision.recipient}")
+    for flow in decision.flows:
+        via = f" under {flow.authorisation}" if flow.authorisation else ""
+        typer.echo(f"  {flow.item}: route {flow.route} ({flow.kind.value}){via}")
+    if decision.pia:
+        typer.echo(f"  PIA {decision.pia['id']} v{decision.pia['version']} "
+                   f"design {decision.pia['design_hash'][:12]}")
+    for reason in decision.reasons:
+        where = f" [{reason.field}]" if reason.field else ""
+        typer.echo(f"  ✗{where} {reason.code}: {reason.message_ja} / {reason.message_en}")
+
+
+def _parse_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError as error:
+        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}") from error
+
+
+@gate_cli.command("explain")
+def gate_explain(
+    purpose: Annotated[str, typer.Option(help="purpose key")],
+    kind: Annotated[gate.JobKind, typer.Option(help="job kind")],
+    items: Annotated[str, typer.Option(help="item keys, comma separated")],
+    as_login: Annotated[str, typer.Option("--as", help="evaluate as this staff login")],
+    at: Annotated[str | None, typer.Option(help="ISO time to evaluate at")] = None,
+    to_organ: Annotated[str | None, typer.Option(help="recipient organ key")] = None,
+    to_body: Annotated[str | None, typer.Option(help="recipient outside body key")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The decision a job would get now (or --at); explain is not recorded as a decision."""
+    principal = sign_in_as(as_login)
+    request = gate.JobRequest(kind=kind, purpose=purpose,
+                              items=[i.strip() for i in items.split(",") if i.strip()],
+                              principal=principal, recipient_organ=to_organ,
+                              recipient_body=to_body, at=_parse_at(at))
+    with Session(get_engine()) as session:
+        decision = gate.explain(session, request)
+    _print_decision(decision, as_json)
+    raise typer.Exit(0 if decision.allowed else 1)
+
+
+@jobs_cli.command("submit")
+def jobs_submit(
+    purpose: Annotated[str, typer.Option(help="purpose key")],
+    kind: Annotated[gate.JobKind, typer.Option(help="job kind")],
+    items: Annotated[str, typer.Option(help="item keys, comma separated")],
+    as_login: Annotated[str, typer.Option("--as", help="submit as this staff login")],
+    to_organ: Annotated[str | None, typer.Option(help="recipient organ key")] = None,
+    to_body: Annotated[str | None, typer.Option(help="recipient outside body key")] = None,
+) -> None:
+    """Submit a job; the gate decides and its decision is recorded either way."""
+    principal = sign_in_as(as_login)
+    request = gate.JobRequest(kind=kind, purpose=purpose,
+                              items=[i.strip() for i in items.split(",") if i.strip()],
+                              principal=principal, recipient_organ=to_organ,
+                              recipient_body=to_body)
+    with unit_of_work() as session:
+        decision, job = jobs.submit(session, request)
+    _print_decision(decision, False)
+    if job is None:
+        raise typer.Exit(1)
+    typer.echo(f"job {job.id} submitted")
+
+
+@jobs_cli.command("list")
+def jobs_list() -> None:
+    """The latest jobs."""
+    with Session(get_engine()) as session:
+        for job in jobs.list_jobs(session):
+            population = "-" if job.population_count is None else job.population_count
+            typer.echo(f"{job.id:>6}  {job.state:<10} {job.kind:<10} "
+                       f"purpose {job.purpose_id}  population {population}")
+
+
+@jobs_cli.command("show")
+def jobs_show(job_id: int) -> None:
+    """One job as JSON."""
+    with Session(get_engine()) as session:
+        try:
+            described = jobs.describe(jobs.get_job(session, job_id))
+        except DomainError as error:
+            raise fail(error) from error
+    typer.echo(json.dumps(described, ensure_ascii=False, indent=2, default=str))
+
+
+@jobs_cli.command("cancel")
+def jobs_cancel(job_id: int, as_login: Annotated[str, typer.Option("--as")]) -> None:
+    """Cancel a submitted job (its requester or a privacy officer)."""
+    principal = sign_in_as(as_login)
+    try:
+        with unit_of_work() as session:
+            jobs.cancel(session, principal, job_id)
+    except DomainError as error:
+        raise fail(error) from error
+    typer.echo(f"job {job_id} cancelled")
+
+
+@jobs_cli.command("run")
+def jobs_run(job_id: int) -> None:
+    """Start a submitted job (the gate checks again) and run its handler inline."""
+    with progress_bar() as bar:
+        task = bar.add_task(f"job {job_id}", total=None)
+        try:
+            job = jobs.run(get_engine(), job_id, progress=lambda done, total: bar.update(
+                task, completed=done, total=total))
+        except DomainError as error:
+            raise fail(error) from error
+    typer.echo(f"job {job_id}: {job.state}")
+    if job.state != "finished":
+        raise typer.Exit(1)
+
+
+def run_worker(poll_seconds: float = 2.0, once: bool = False) -> int:
+    """Run submitted jobs one after another; returns how many were run."""
+    count = 0
+    while True:
+        with Session(get_engine()) as session:
+            job = jobs.next_submitted(session)
+        if job is None or job.id is None:
+            if once:
+                return count
+            time.sleep(poll_seconds)
+            continue
+        try:
+            jobs.run(get_engine(), job.id)
+        except DomainError as error:
+            typer.echo(f"job {job.id}: {error.code}", err=True)
+        except Exception as error:
+            typer.echo(f"job {job.id} failed: {type(error).__name__}", err=True)
+        count += 1

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from core.auth import Principal, principal_for
 from core.clock import utcnow
 from core.models import StaffAccount
-from governance import service
+from governance import assessment_demo, service
 from governance.models import Basis, CitationKind, Purpose, Recurrence, SubjectRole
 from governance.schemas import (
     ApprovalIn,
@@ -165,15 +165,6 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
         ),
     )
     service.submit_authorisation(session, drafter, "abuse.mayor_internal.2026")
-    service.approve_authorisation(
-        session,
-        officer,
-        "abuse.mayor_internal.2026",
-        ApprovalIn(
-            comment="4要件を満たすことを確認した。",
-            delegation_note="若葉台市事務決裁規程 別表第2により総務課長が専決",
-        ),
-    )
 
     service.create_route(
         session,
@@ -199,6 +190,17 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
         ),
     )
     service.submit_authorisation(session, drafter, "abuse.boe_provision.2026")
+    # The PIA of the finished design is approved before any authorisation (fourth condition).
+    assessment_demo.approve_abuse_prevention(session, officer, _principal(session, "privacy2"))
+    service.approve_authorisation(
+        session,
+        officer,
+        "abuse.mayor_internal.2026",
+        ApprovalIn(
+            comment="4要件を満たすことを確認した。",
+            delegation_note="若葉台市事務決裁規程 別表第2により総務課長が専決",
+        ),
+    )
     service.approve_authorisation(
         session,
         officer,
@@ -286,6 +288,7 @@ def _young_carers(session: Session, drafter: Principal, officer: Principal) -> P
         "carers.consent",
         Decision(comment="本人（保護者）の同意がある者に限り提供する。"),
     )
+    assessment_demo.draft_young_carers(session, officer)
     return service.get_purpose(session, key)
 
 

@@ -1,4 +1,4 @@
-"""The gate: one fail-closed decision, with every reason, for every job that touches personal data."""
+"""The gate: one fail-closed decision, with every reason, for each job touching personal data."""
 
 from __future__ import annotations
 
@@ -149,6 +149,8 @@ class Decision:
     recipient: str
     at: datetime
     reasons: list[Reason]
+    to_organ_id: int | None = None
+    to_body_id: int | None = None
     flows: list[FlowBasis] = field(default_factory=list)
     pia: dict[str, Any] | None = None
     design_hash: str | None = None
@@ -227,6 +229,22 @@ def _role_reasons(session: Session, request: JobRequest, purpose: Purpose | None
 
 messages.register(
     {
+        "gate.ui.title": ("ジョブの可否（今日の時点）", "What jobs may run today"),
+        "gate.ui.lead": (
+            "利用目的ごとに、あなたが各種のジョブを実行できるか、できない場合は何が足りないかを示します。",
+            "For each purpose: whether you could run each kind of job today and, if not, what "
+            "is missing.",
+        ),
+        "gate.ui.kind": ("ジョブの種類", "Job kind"),
+        "gate.ui.verdict": ("判定", "Verdict"),
+        "gate.ui.missing": ("根拠・不足しているもの", "Basis, or what is missing"),
+        "gate.ui.allowed": ("実行可", "Allowed"),
+        "gate.ui.refused": ("実行不可", "Refused"),
+        "gate.nav": ("ジョブの可否", "Job gate"),
+        "gate.kind.linkage": ("名寄せ", "linkage"),
+        "gate.kind.scoring": ("リスク判定・スコアリング", "scoring"),
+        "gate.kind.export": ("識別可能なデータの提供", "identified export"),
+        "gate.kind.statistics": ("統計作成", "statistics"),
         "gate.subject.overall": ("総括管理主体", "overall management"),
         "gate.subject.holding": ("保有・管理主体", "holding"),
         "gate.subject.analysis": ("分析主体", "analysis"),
@@ -304,7 +322,8 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
     reasons.extend(recipient_reasons)
     if purpose is None:
         reasons.append(Reason.of("gate.unknown_purpose", key=request.purpose, field="purpose"))
-        return _decision(request, None, recipient, at, reasons, [], None, None)
+        return _decision(request, None, (recipient, to_organ, to_body), at, reasons, [], None,
+                         None)
     if purpose.status != PurposeStatus.approved:
         reasons.append(Reason.of("gate.purpose_not_in_force", key=purpose.key,
                                  status=purpose.status, refs={"purpose": purpose.key}))
@@ -360,25 +379,30 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
     if pia_status.pia_id is not None:
         pia_ref = {"id": pia_status.pia_id, "version": pia_status.version,
                    "design_hash": current_hash}
-    return _decision(request, purpose, recipient, at, reasons, flows, pia_ref, current_hash)
+    return _decision(request, purpose, (recipient, to_organ, to_body), at, reasons, flows, pia_ref,
+                     current_hash)
 
 
-def _decision(request: JobRequest, purpose: Purpose | None, recipient: str, at: datetime,
+def _decision(request: JobRequest, purpose: Purpose | None,
+              recipient: tuple[str, int | None, int | None], at: datetime,
               reasons: list[Reason], flows: list[FlowBasis], pia_ref: dict[str, Any] | None,
               current_hash: str | None) -> Decision:
+    name, to_organ, to_body = recipient
     return Decision(
         id=uuid.uuid4().hex,
         allowed=not reasons,
         kind=request.kind,
         purpose_key=request.purpose,
         purpose_id=purpose.id if purpose else None,
-        recipient=recipient,
+        recipient=name,
         at=at,
         reasons=reasons,
+        to_organ_id=to_organ,
+        to_body_id=to_body,
         flows=flows,
         pia=pia_ref,
         design_hash=current_hash,
-        inputs_hash=_inputs_hash(request, recipient, at, purpose.version if purpose else None),
+        inputs_hash=_inputs_hash(request, name, at, purpose.version if purpose else None),
     )
 
 

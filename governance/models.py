@@ -268,3 +268,48 @@ class PurposeVersion(SQLModel, table=True):
     design_hash: str = Field(max_length=64)
     approved_by: int | None = Field(default=None, foreign_key="core_staff_account.id")
     approved_at: datetime = Field(sa_column=utc_column())
+
+
+class JobState(enum.StrEnum):
+    submitted = "submitted"
+    started = "started"
+    finished = "finished"
+    failed = "failed"
+    refused = "refused"  # refused at start: a job-level condition changed since submission
+    cancelled = "cancelled"
+
+
+class Job(SQLModel, table=True):
+    """A linkage, scoring, export or statistics job that the gate allowed at submission."""
+
+    __tablename__ = "governance_job"
+    __table_args__ = (Index("ix_governance_job_state", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    purpose_id: int = Field(foreign_key="governance_purpose.id", index=True)
+    items: str = Field(sa_type=Text)  # canonical JSON list of item keys
+    recipient_organ: str | None = Field(default=None, max_length=64)
+    recipient_body: str | None = Field(default=None, max_length=64)
+    requester_id: int = Field(foreign_key="core_staff_account.id")
+    submit_decision_id: str = Field(max_length=32)
+    start_decision_id: str | None = Field(default=None, max_length=32)
+    state: JobState = Field(default=JobState.submitted, sa_type=String(16))
+    population_count: int | None = None
+    population_hash: str | None = Field(default=None, max_length=64)
+    # Run of a one-off authorisation consumed at start (keys, canonical JSON list)
+    consumed_authorisations: str = Field(default="[]", sa_type=Text)
+    result: str = Field(default="{}", sa_type=Text)  # counts reported by the handler
+    error_code: str | None = Field(default=None, max_length=80)
+    submitted_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    started_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class JobPopulation(SQLModel, table=True):
+    """The people a started job may touch, written once at start with INSERT … SELECT."""
+
+    __tablename__ = "governance_job_population"
+
+    job_id: int = Field(foreign_key="governance_job.id", primary_key=True)
+    person_id: str = Field(foreign_key="consent_person.id", primary_key=True, max_length=32)

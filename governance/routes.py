@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -18,8 +19,8 @@ from core.dates import parse_date
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.web import SessionDep, api_staff, console_staff, record_refusal, render
+from governance import gate, jobs, service, views
 from governance import messages as words
-from governance import service, views
 from governance.design import design_hash, design_of
 from governance.models import Authorisation, Purpose, Route
 from governance.rules import SAFEGUARD_CATEGORIES
@@ -30,6 +31,7 @@ from governance.schemas import (
     AuthorisationPublic,
     CitationPublic,
     Decision,
+    JobRequestIn,
     PurposeCreate,
     PurposeItemIn,
     PurposeItemPublic,
@@ -391,7 +393,7 @@ def _purpose_form(request: Request, session: Session, principal: Principal,
     items = service.purpose_items(session, purpose) if purpose is not None else []
     return render(request, "governance/purpose_form.html", {
         "purpose": purpose, "values": values, "reasons": reasons or [],
-        "reason_views": views.reason_views(purpose, reasons or []) if purpose else
+        "reason_views": views.reason_views(purpose, reasons or [], on_form=True) if purpose else
         [views.ReasonView(r, None) for r in reasons or []],
         "errors": views.errors_by_field(reasons or []), "items": items,
         "words": words, "labels": words.FIELD_LABELS, **views.choices(session),
@@ -942,3 +944,72 @@ async def console_return_authorisation(key: str, auth_key: str, request: Request
         reasons = _refused(request, session, error)
         return _detail(request, session, principal, key, reasons, error.status_code, values)
     return _back(key, f"authorisation-{auth_key}", done="return")
+
+
+# ---------------------------------------------------------------- the gate and jobs
+
+gate_api_router = APIRouter(prefix="/api", tags=["gate"])
+gate_console_router = APIRouter()
+
+
+def _job_request(body: JobRequestIn, principal: Principal, *, explain: bool) -> gate.JobRequest:
+    return gate.JobRequest(kind=gate.JobKind(body.kind), purpose=body.purpose, items=body.items,
+                           principal=principal, recipient_organ=body.to_organ,
+                           recipient_body=body.to_body, at=body.at if explain else None)
+
+
+@gate_api_router.post("/gate/explain")
+def gate_explain(body: JobRequestIn, principal: Staff, session: SessionDep) -> dict[str, Any]:
+    """The decision a job would get; not recorded, because it is not a decision."""
+    return gate.explain(session, _job_request(body, principal, explain=True)).to_dict()
+
+
+@gate_api_router.post("/jobs", status_code=201)
+def submit_job(body: JobRequestIn, principal: Staff, session: SessionDep) -> Response:
+    decision, job = jobs.submit(session, _job_request(body, principal, explain=False))
+    if job is None:
+        # Answer instead of raising, so the recorded refusal is committed with the request.
+        return JSONResponse({"error": {"code": "gate.refused",
+                                       "reasons": [r.to_dict() for r in decision.reasons]},
+                             "decision": decision.to_dict()}, status_code=403)
+    return JSONResponse({"job": jsonable_encoder(jobs.describe(job)),
+                         "decision": decision.to_dict()}, status_code=201)
+
+
+@gate_api_router.get("/jobs")
+def list_jobs(principal: Staff, session: SessionDep) -> list[dict[str, Any]]:
+    return [jsonable_encoder(jobs.describe(j)) for j in jobs.list_jobs(session)]
+
+
+@gate_api_router.get("/jobs/{job_id}")
+def show_job(job_id: int, principal: Staff, session: SessionDep) -> dict[str, Any]:
+    return dict(jsonable_encoder(jobs.describe(jobs.get_job(session, job_id))))
+
+
+@gate_api_router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: int, principal: Staff, session: SessionDep) -> dict[str, Any]:
+    return dict(jsonable_encoder(jobs.describe(jobs.cancel(session, principal, job_id))))
+
+
+@gate_console_router.get("/gate")
+def gate_page(request: Request, principal: ConsoleStaff, session: SessionDep) -> Response:
+    """Per purpose: which job kinds would be allowed for you today, and what is missing."""
+    rows = []
+    for purpose in service.list_purposes(session):
+        items = [item.key for _, item in service.purpose_items(session, purpose)]
+        kinds = []
+        for kind in gate.JobKind:
+            decision = gate.explain(session, gate.JobRequest(
+                kind=kind, purpose=purpose.key, items=items, principal=principal))
+            kinds.append({"kind": kind.value, "decision": decision,
+                          "links": [(r, views.fix_link(purpose, r)) for r in decision.reasons]})
+        rows.append({"purpose": purpose, "items": items, "kinds": kinds})
+    return render(request, "governance/gate.html", {"rows": rows})
+
+
+@gate_console_router.get("/jobs")
+def jobs_page(request: Request, principal: ConsoleStaff, session: SessionDep) -> Response:
+    purposes = {p.id: p for p in service.list_purposes(session)}
+    return render(request, "governance/jobs.html", {
+        "jobs": [(jobs.describe(j), purposes.get(j.purpose_id)) for j in jobs.list_jobs(session)],
+    })

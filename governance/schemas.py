@@ -189,3 +189,14 @@ class PurposePublic(BaseModel):
     routes: list[RoutePublic]
     design_hash: str
     missing: list[dict[str, object]] = Field(description="Completeness problems, as Reasons")
+
+
+class JobRequestIn(_Strict):
+    """A job as the gate sees it; the requester is the caller."""
+
+    purpose: str = Field(min_length=1, max_length=64)
+    kind: str = Field(pattern=r"^(linkage|scoring|export|statistics)$")
+    items: list[str] = Field(min_length=1, max_length=500)
+    to_organ: str | None = None
+    to_body: str | None = None
+    at: datetime | None = Field(None, description="Evaluate at this moment (explain only)")

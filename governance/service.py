@@ -41,6 +41,7 @@ from governance.schemas import (
     PurposeUpdate,
     RouteCreate,
 )
+from pia import service as pia
 from registry import service as registry
 from registry.models import RegistryFile, RegistryItem
 
@@ -621,6 +622,12 @@ def current_design_hash(session: Session, purpose: Purpose) -> str:
     return design_hash(design_of(session, purpose))
 
 
+def _pia_reasons(session: Session, purpose_id: int, at: datetime) -> list[Reason]:
+    """The PIA's reasons, unchanged, when the purpose's PIA is not approved and current."""
+    purpose = get_purpose_by_id(session, purpose_id)
+    return pia.status(session, purpose_id, current_design_hash(session, purpose), at).reasons
+
+
 # ---------------------------------------------------------------- routes
 
 
@@ -777,6 +784,10 @@ def approve_route(session: Session, by: Actor, key: str, decision: Decision) -> 
     _separate(officer, route.submitted_by)
     _officer_of_organ(session, officer, route.from_organ_id)
     now = utcnow()
+    if route.kind == RouteKind.purpose_change:
+        pia_problems = _pia_reasons(session, route.purpose_id, now)
+        if pia_problems:
+            raise InvalidInput(pia_problems)
     route.status = RecordStatus.approved
     route.approved_by = officer.account_id
     route.approved_at = now
@@ -1024,6 +1035,8 @@ def approve_authorisation(
         raise InvalidInput(Reason.of("governance.missing_delegation", field="delegation_note"))
     now = utcnow()
     problems = authorisation_problems(session, auth, now)
+    # The fourth condition links to the purpose's PIA: approved and current (issue 6).
+    problems.extend(_pia_reasons(session, route.purpose_id, now))
     if problems:
         raise InvalidInput(problems)
     auth.status = RecordStatus.approved

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from sqlmodel import Session, col, select
 
 from core.clock import to_tokyo
-from core.models import Department, Organ, OutsideBody, StaffAccount
+from core.models import Organ, OutsideBody, StaffAccount
 from core.reasons import Reason
 from core.service import list_departments, list_organs
 from governance import service
@@ -39,13 +39,6 @@ def q(text: str) -> str:
     return quote(text, safe="")
 
 
-def purpose_field_of(field: str | None) -> str | None:
-    """The form field a Reason.field belongs to (safeguards.human -> safeguards.human)."""
-    if not field:
-        return None
-    return field
-
-
 def fix_link(purpose: Purpose, reason: Reason) -> str | None:
     """Where the missing piece a Reason names is put right, if there is such a page."""
     base = f"/purposes/{q(purpose.key)}"
@@ -59,9 +52,8 @@ def fix_link(purpose: Purpose, reason: Reason) -> str | None:
         return "/registry"
     if reason.code == "governance.purpose_not_approved":
         return f"{base}#actions"
-    if reason.code in ("governance.authorisation_missing",):
-        route = str(refs.get("route", ""))
-        return f"{base}/routes/{q(route)}/authorisations/new" if editable or route else None
+    if reason.code == "governance.authorisation_missing" and refs.get("route"):
+        return f"{base}/routes/{q(str(refs['route']))}/authorisations/new"
     if reason.code in ("governance.authorisation_expired", "governance.authorisation_exhausted"):
         return f"{base}#authorisation-{refs.get('authorisation', '')}"
     if reason.code == "governance.no_route_for_item":
@@ -83,8 +75,17 @@ class ReasonView:
     href: str | None
 
 
-def reason_views(purpose: Purpose, reasons: list[Reason]) -> list[ReasonView]:
-    return [ReasonView(r, fix_link(purpose, r)) for r in reasons]
+def reason_views(purpose: Purpose, reasons: list[Reason], on_form: bool = False
+                 ) -> list[ReasonView]:
+    """Reasons with their links; on the purpose form itself, links to its fields stay local."""
+    views = []
+    edit = f"/purposes/{q(purpose.key)}/edit#"
+    for reason in reasons:
+        href = fix_link(purpose, reason)
+        if on_form and href and href.startswith(edit):
+            href = "#" + href[len(edit):]
+        views.append(ReasonView(reason, href))
+    return views
 
 
 def errors_by_field(reasons: list[Reason]) -> dict[str, list[Reason]]:
@@ -121,8 +122,8 @@ def purpose_rows(session: Session) -> list[dict[str, Any]]:
             "purpose": purpose,
             "usable": usable.usable,
             "reasons": len(usable.reasons),
-            "items": len(service.purpose_items(session, purpose)),
-            "routes": len(service.routes_of(session, purpose)),
+            "item_count": len(service.purpose_items(session, purpose)),
+            "route_count": len(service.routes_of(session, purpose)),
         })
     return rows
 
@@ -235,13 +236,3 @@ def detail(session: Session, purpose: Purpose) -> dict[str, Any]:
 
 def date_value(moment: Any) -> str:
     return to_tokyo(moment).date().isoformat() if moment else ""
-
-
-def organ_name(session: Session, organ_id: int | None) -> str:
-    organ = session.get(Organ, organ_id) if organ_id is not None else None
-    return organ.name_ja if organ else ""
-
-
-def department_name(session: Session, department_id: int | None) -> str:
-    department = session.get(Department, department_id) if department_id is not None else None
-    return department.name_ja if department else ""

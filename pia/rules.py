@@ -42,7 +42,9 @@ RESIDUAL_LABELS: dict[str, str] = {
     Residual.medium: "中程度",
     Residual.high: "高い",
 }
-LIKELIHOOD_LABELS: dict[int, str] = {1: "まれ", 2: "起こりにくい", 3: "起こりうる", 4: "起こりやすい"}
+LIKELIHOOD_LABELS: dict[int, str] = {
+    1: "まれ", 2: "起こりにくい", 3: "起こりうる", 4: "起こりやすい",
+}
 IMPACT_LABELS: dict[int, str] = {1: "軽微", 2: "中程度", 3: "重大", 4: "極めて重大"}
 SCALE = (1, 2, 3, 4)
 SAFEGUARD_LABELS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""The governance console: purposes, items, routes, authorisations and approvals through the forms."""
+"""The governance console: purposes, items, routes, authorisations, approvals, via the forms."""
 
 from __future__ import annotations
 
@@ -46,12 +46,12 @@ def sign_in(client: TestClient, login: str) -> None:
 
 
 def post_form(client: TestClient, page_path: str, action: str,
-              data: dict[str, Any]) -> httpx.Response:
+              data: dict[str, Any], follow: bool = False) -> httpx.Response:
     """Open the page that carries the form, then post the form with its CSRF token."""
     page = client.get(page_path)
     assert page.status_code == 200, page.text
     return client.post(action, data={"csrf_token": csrf_of(page.text), **data},
-                       follow_redirects=False)
+                       follow_redirects=follow)
 
 
 def purpose_in(db: Session, key: str) -> Purpose | None:
@@ -221,6 +221,10 @@ def test_submitting_an_incomplete_purpose_shows_each_reason_at_its_field(
     assert "対象者（誰についての利用目的か）が定められていません" in field_errors("subjects_rule")
     assert "取り扱う主体に「分析主体」がありません" in field_errors("subjects")
     assert "情報項目が1つも選ばれていません" in field_errors("items")
+    # The summary's links lead to the fields of this very form.
+    summary = text.split('id="refusal"')[1].split("</div>")[0]
+    assert 'href="#field-citations"' in summary and 'href="#field-safeguards-human"' in summary
+    assert 'id="field-citations"' in text and 'id="field-safeguards-human"' in text
     # Nothing was written by the refused submission; the refusal itself is on record.
     purpose = purpose_in(city, "draft_idea")
     assert purpose is not None and purpose.status == PurposeStatus.draft
@@ -272,6 +276,17 @@ def test_edit_form_round_trips_every_field(client: TestClient, city: Session) ->
     assert "結果の一覧は印刷しない" in described["safeguards"]["technical"]
 
 
+def test_an_approved_purpose_is_not_edited_in_place(client: TestClient, city: Session) -> None:
+    sign_in(client, "analyst")
+    path = "/purposes/child_abuse_prevention/edit"
+    response = post_form(client, path, path, {**complete_form("child_abuse_prevention"),
+                                              "title_ja": "上書き"})
+    assert response.status_code == 409
+    assert "承認済みのものは改訂（新しい版）を作成してください" in response.text
+    purpose = purpose_in(city, "child_abuse_prevention")
+    assert purpose is not None and purpose.title_ja == "児童虐待の未然防止・早期発見"
+
+
 def test_support_worker_cannot_draft(client: TestClient, city: Session) -> None:
     sign_in(client, "support")
     assert client.get("/purposes/new").status_code == 403
@@ -299,7 +314,8 @@ def test_the_submitter_cannot_approve_and_another_officer_can(
     response = post_form(client, "/purposes/home_visits", "/purposes/home_visits/approve",
                          {"comment": "  "})
     assert response.status_code == 422
-    assert 'data-field="comment"' in response.text and "「コメント」を入力してください" in response.text
+    assert 'data-field="comment"' in response.text
+    assert "「コメント」を入力してください" in response.text
     response = post_form(client, "/purposes/home_visits", "/purposes/home_visits/approve",
                          {"comment": "審査の結果、承認する。"})
     assert response.status_code == 303, response.text
@@ -381,6 +397,12 @@ def test_route_form_derives_the_kind_and_authorisation_needs_the_four_conditions
         "substantial_reason": "yes", "substantial_reasoning": "未受診家庭の早期支援",
         "recipient_task_citation": "", "no_undue_infringement": "no",
         "infringement_reasoning": "", "then": "submit"})
+    # Saved; the browser then posts the form on to the submit action, which refuses.
+    assert response.status_code == 307
+    assert response.headers["location"] == f"{path}/authorisations/visits.internal.2026/submit"
+    response = client.post(response.headers["location"],
+                           data={"csrf_token": client.cookies["kodomo_csrf"]},
+                           follow_redirects=False)
     assert response.status_code == 422
     text = response.text
     assert 'data-field="is_temporary"' in text and 'data-field="no_undue_infringement"' in text
@@ -398,8 +420,9 @@ def test_route_form_derives_the_kind_and_authorisation_needs_the_four_conditions
         "substantial_reason": "yes", "substantial_reasoning": "未受診家庭の早期支援",
         "recipient_task_citation": "母子保健法第10条", "no_undue_infringement": "yes",
         "infringement_reasoning": "保健師のみが閲覧する", "restricting_laws_checked": "yes",
-        "then": "submit"})
-    assert response.status_code == 303, response.text
+        "then": "submit"}, follow=True)
+    assert response.status_code == 200, response.text
+    assert "「提出」を記録しました" in response.text
     city.expire_all()
     assert city.get(Authorisation, auth.id).status == RecordStatus.submitted  # type: ignore[union-attr]
 
@@ -408,13 +431,25 @@ def test_route_form_derives_the_kind_and_authorisation_needs_the_four_conditions
     response = post_form(client, path, approve, {"comment": "4要件を確認した。"})
     assert response.status_code == 422
     assert 'data-field="delegation_note"' in response.text
+    # With the note, the service still refuses: the fourth condition waits for an approved,
+    # current PIA of the purpose. The refusal is shown and nothing is written.
     response = post_form(client, path, approve, {"comment": "4要件を確認した。",
                                                  "delegation_note": "事務決裁規程により専決"})
-    assert response.status_code == 303, response.text
+    assert response.status_code == 422, response.text
+    assert "この利用目的には承認されたPIAがありません。" in response.text
     city.expire_all()
-    approved = city.get(Authorisation, auth.id)
-    assert approved is not None and approved.status == RecordStatus.approved
-    assert approved.delegation_note == "事務決裁規程により専決"
+    refused = city.get(Authorisation, auth.id)
+    assert refused is not None and refused.status == RecordStatus.submitted
+    assert refused.delegation_note == "" and refused.approved_by is None
+    # The officer's typed comment and note are kept on the page.
+    assert "事務決裁規程により専決" in response.text
+
+    response = post_form(client, path, f"{path}/authorisations/visits.internal.2026/return",
+                         {"comment": "PIAの承認後に再提出してください。"})
+    assert response.status_code == 303
+    city.expire_all()
+    returned = city.get(Authorisation, auth.id)
+    assert returned is not None and returned.status == RecordStatus.returned
 
 
 def test_a_route_of_another_purpose_is_not_found(client: TestClient, city: Session) -> None:

@@ -29,6 +29,7 @@ from governance.schemas import (
 )
 from registry import service as registry
 from tests.conftest import api_token, bearer
+from tests.pia import helpers as pia_helpers
 
 OK = Decision(comment="確認しました")
 
@@ -245,6 +246,11 @@ def _four(**change: object) -> dict[str, object]:
     return fields
 
 
+def _approve_pia(db: Session, key: str = "trial") -> None:
+    """An approved, current PIA of the purpose's design: needed before any approval."""
+    pia_helpers.approve(db, key)
+
+
 def _provision_route(db: Session) -> None:
     _draft(db)
     service.create_route(
@@ -259,6 +265,7 @@ def _provision_route(db: Session) -> None:
             recurrence=Recurrence.one_off,
         ),
     )
+    _approve_pia(db)
 
 
 @pytest.mark.parametrize(
@@ -371,6 +378,7 @@ def test_purpose_change_marks_the_register_entry_stale(db: Session) -> None:
         ),
     )
     assert registry.status(db, "shukketsu.days_absent").usable
+    _approve_pia(db)
     service.submit_route(db, analyst, "r1")
     service.approve_route(db, who(db, "privacy"), "r1", OK)
     after = registry.status(db, "shukketsu.days_absent")

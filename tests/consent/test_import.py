@@ -1,0 +1,113 @@
+"""`kodomo people import`: three encodings, all or nothing with row and field, idempotent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from consent import importer, service
+from consent.models import Guardianship, Person
+from core import audit
+from core.reasons import InvalidInput
+from main import cli
+
+HEADER = ("宛名番号,氏,名,氏カナ,名カナ,生年月日,性別,世帯番号,親権者1宛名番号,親権者2宛名番号,"
+          "親権者確認書類")
+ROWS = [
+    "IMP0001,山田,太郎,ヤマダ,タロウ,1980-04-01,1,HH01,,,",
+    "IMP0002,山田,花子,やまだ,はなこ,昭和58年7月7日,2,HH01,,,",
+    "IMP0003,山田,健,ヤマダ,ケン,H26.8.1,1,HH01,IMP0001,IMP0002,戸籍謄本 R8.4.1",
+]
+
+
+def _csv(*rows: str) -> str:
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+def _count(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Person)).one())
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932"])
+def test_three_encodings_import_the_same_people(db: Session, encoding: str) -> None:
+    data = _csv(*ROWS).encode(encoding)
+    result = importer.import_bytes(db, audit.SYSTEM, data)
+    assert (result.created, result.links_added) == (3, 2)
+    child = service.person_by_atena(db, "IMP0003")
+    assert child is not None and child.name == "山田 健" and child.kana == "ヤマダ ケン"
+    assert str(child.birth_date) == "2014-08-01"
+    assert {g.relation for g in service.guardianships(db, child.id)} == {"parent"}
+    found = service.find_persons(db, audit.SYSTEM, name="やまだ　はなこ")
+    assert [p.atena_no for p in found] == ["IMP0002"]
+
+
+def test_importing_again_changes_nothing_and_updates_in_place(db: Session) -> None:
+    importer.import_bytes(db, audit.SYSTEM, _csv(*ROWS).encode())
+    before = _count(db)
+    again = importer.import_bytes(db, audit.SYSTEM, _csv(*ROWS).encode())
+    assert (again.created, again.updated, again.unchanged, again.links_added,
+            again.links_ended) == (0, 0, 3, 0, 0)
+    assert _count(db) == before
+    changed = [ROWS[0], ROWS[1].replace("花子", "華子"), ROWS[2].replace("IMP0002,", ",", 1)]
+    result = importer.import_bytes(db, audit.SYSTEM, _csv(*changed).encode())
+    assert (result.updated, result.links_ended) == (1, 1)
+    assert [p.atena_no for p in service.find_persons(db, audit.SYSTEM, name="山田華子")] == [
+        "IMP0002"]
+    assert service.find_persons(db, audit.SYSTEM, name="山田花子") == []
+
+
+def test_a_malformed_extract_imports_nothing(db: Session) -> None:
+    before = _count(db)
+    bad = _csv(ROWS[0], "IMP0002,山田,,ヤマダ,ハナコ,1983-02-30,7,HH01,,,",
+               "IMP0001,山田,次郎,ヤマダ,ジロウ,2015-01-01,1,HH01,,,")
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, bad.encode())
+    where = {(r.row, r.field, r.code) for r in error.value.reasons}
+    assert where == {
+        (3, "given_name", "consent.import_bad_value"),
+        (3, "birth_date", "consent.import_bad_value"),
+        (3, "sex", "consent.import_bad_value"),
+        (4, "atena_no", "consent.import_duplicate"),
+    }
+    assert _count(db) == before
+
+
+def test_unknown_guardians_and_missing_columns(db: Session) -> None:
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, _csv(
+            "IMP0009,山田,健,ヤマダ,ケン,2014-08-01,1,HH01,NOBODY,,戸籍").encode())
+    (reason,) = error.value.reasons
+    assert (reason.code, reason.row, reason.field) == (
+        "consent.import_unknown_guardian", 2, "parent1_atena_no")
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, "宛名番号,氏\nX1,山田\n".encode())
+    assert {r.field for r in error.value.reasons} == {"given_name", "family_kana",
+                                                      "given_kana", "birth_date"}
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, b"\x81\x20bad")
+    assert error.value.reasons[0].code == "consent.import_unreadable"
+
+
+def test_the_cli_is_all_or_nothing(fresh_engine: Engine, tmp_path: Path) -> None:
+    runner = CliRunner()
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_bytes(_csv(*ROWS).encode("cp932"))
+    bad.write_bytes(_csv(ROWS[0], "IMP0002,山田,花子,ヤマダ,ハナコ,not-a-date,2,,,,").encode())
+    refused = runner.invoke(cli, ["people", "import", str(bad)])
+    assert refused.exit_code == 2
+    assert "row 3 [birth_date]" in refused.output
+    with Session(fresh_engine) as session:
+        assert _count(session) == 0
+    accepted = runner.invoke(cli, ["people", "import", str(good)])
+    assert accepted.exit_code == 0, accepted.output
+    assert "created 3" in accepted.output
+    again = runner.invoke(cli, ["people", "import", str(good)])
+    assert "unchanged 3" in again.output
+    with Session(fresh_engine) as session:
+        assert _count(session) == 3
+        assert len(session.exec(select(Guardianship)).all()) == 2
