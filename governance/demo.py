@@ -250,7 +250,7 @@ def _young_carers(session: Session, drafter: Principal, officer: Principal) -> P
                     department="school_affairs",
                     role=SubjectRole.holding,
                 ),
-                SubjectIn(organ="mayor", department="child_family", role=SubjectRole.analysis),
+                SubjectIn(organ="mayor", department="digital", role=SubjectRole.analysis),
                 SubjectIn(organ="mayor", department="child_family", role=SubjectRole.use),
             ],
         ),

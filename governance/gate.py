@@ -203,10 +203,12 @@ def _role_reasons(session: Session, request: JobRequest, purpose: Purpose | None
     allowed = JOB_ROLES[request.kind]
     grants = [g for g in request.principal.grants if g.role in allowed]
     if not grants:
+        # Still name a recipient (the principal's own organ) so the other checks can run.
+        own_organ = request.principal.grants[0].organ_id if request.principal.grants else None
         names = "、".join(messages.text(f"role.{r.value}") for r in allowed)
         names_en = ", ".join(messages.text(f"role.{r.value}", "en") for r in allowed)
         return [Reason.of("gate.role_not_permitted", kind=request.kind.value, roles=names,
-                          roles_en=names_en, field="kind")], None
+                          roles_en=names_en, field="kind")], own_organ
     if purpose is None:
         return [], grants[0].organ_id
     subjects = session.exec(select(PurposeSubject)

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from core.auth import Principal, principal_for
 from core.clock import utcnow
 from core.models import StaffAccount
-from governance import assessment
+from governance import assessment, service
 from pia import rules
 from pia import service as pia
 from pia.models import Assessment, Level, Residual, SelfRating, Stage
@@ -34,8 +34,13 @@ def risk(version: int, **change: object) -> RiskIn:
 def complete(db: Session, purpose_key: str, author: str = "privacy") -> Assessment:
     """Open a PIA of the purpose's current design and fill in everything its level needs."""
     by = who(db, author)
-    opened = assessment.open_pia(db, by, purpose_key)
+    purpose = service.get_purpose(db, purpose_key)
+    # Carry on with a draft in progress (as the demo leaves one), else open a new PIA.
+    opened = pia.in_progress(db, purpose.id or 0) or assessment.open_pia(db, by, purpose_key)
     assert opened.id is not None
+    for old_risk, _measures in pia.risks_of(db, opened):  # the draft's own, possibly unrated
+        pia.delete_risk(db, by, opened.id, old_risk.id or 0, opened.version)
+        db.refresh(opened)
     snapshot = pia.loads(opened.snapshot)
     current = pia.save_threshold(db, by, opened.id, opened.version,
                                  pia.suggested_threshold(snapshot))
