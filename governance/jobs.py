@@ -82,7 +82,9 @@ class JobContext:
 
     def population(self) -> Any:
         """A query of the person ids this job may touch."""
-        return sa_select(col(JobPopulation.person_id)).where(col(JobPopulation.job_id) == self.job.id)
+        return sa_select(col(JobPopulation.person_id)).where(
+            col(JobPopulation.job_id) == self.job.id
+        )
 
 
 @dataclass(frozen=True)

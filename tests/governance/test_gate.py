@@ -41,8 +41,11 @@ def _authorisation(db: Session, key: str) -> Authorisation:
 
 def _latest_pia(db: Session, purpose_key: str) -> Assessment:
     purpose = service.get_purpose(db, purpose_key)
-    return db.exec(select(Assessment).where(Assessment.purpose_id == purpose.id)
-                   .order_by(col(Assessment.id).desc())).first()  # type: ignore[return-value]
+    return db.exec(
+        select(Assessment)
+        .where(Assessment.purpose_id == purpose.id)
+        .order_by(col(Assessment.id).desc())
+    ).first()  # type: ignore[return-value]
 
 
 def _exhaust(db: Session, key: str) -> None:
@@ -68,8 +71,12 @@ def _approve_route(db: Session, key: str) -> None:
 
 def _update_and_publish(db: Session, key: str) -> None:
     privacy = who(db, "privacy")
-    registry.update_file(db, privacy, key, FileUpdate(
-        purpose="就学事務及び児童の福祉に関する事務", reason="利用目的の変更を反映"))
+    registry.update_file(
+        db,
+        privacy,
+        key,
+        FileUpdate(purpose="就学事務及び児童の福祉に関する事務", reason="利用目的の変更を反映"),
+    )
     registry.publish(db, privacy, key, "利用目的の変更を公表")
 
 
@@ -85,26 +92,21 @@ def _pia_residual_unaccepted(db: Session, purpose_key: str) -> None:
     db.add(pia)
 
 
-STEPS: dict[str, Callable[[Session, Any], None]] = {
-    "approve_pia": lambda db, key: pia_helpers.approve(db, key) and None,
-    "suspend_purpose": lambda db, key: service.suspend_purpose(db, who(db, "privacy"), key, OK)
-    and None,
-    "retire_purpose": lambda db, key: service.retire_purpose(db, who(db, "privacy"), key, OK)
-    and None,
-    "revoke_route": lambda db, key: service.revoke_route(db, who(db, "privacy"), key, OK)
-    and None,
+STEPS: dict[str, Callable[[Session, Any], object]] = {
+    "approve_pia": lambda db, key: pia_helpers.approve(db, key),
+    "suspend_purpose": lambda db, key: service.suspend_purpose(db, who(db, "privacy"), key, OK),
+    "retire_purpose": lambda db, key: service.retire_purpose(db, who(db, "privacy"), key, OK),
+    "revoke_route": lambda db, key: service.revoke_route(db, who(db, "privacy"), key, OK),
     "add_route": _add_route,
     "approve_route": _approve_route,
     "exhaust": _exhaust,
     "start_later": _start_later,
     "record_change": lambda db, key: registry.record_change(
-        db, audit.SYSTEM, key, "test", "利用目的の変更") and None,
-    "cease_file": lambda db, key: registry.cease_file(db, who(db, "privacy"), key, "利用終了")
-    and None,
-    "retire_item": lambda db, key: registry.retire_item(db, who(db, "privacy"), key, "廃止")
-    and None,
-    "delete_entry": lambda db, key: registry.delete_entry(db, who(db, "privacy"), key, "削除")
-    and None,
+        db, audit.SYSTEM, key, "test", "利用目的の変更"
+    ),
+    "cease_file": lambda db, key: registry.cease_file(db, who(db, "privacy"), key, "利用終了"),
+    "retire_item": lambda db, key: registry.retire_item(db, who(db, "privacy"), key, "廃止"),
+    "delete_entry": lambda db, key: registry.delete_entry(db, who(db, "privacy"), key, "削除"),
     "update_and_publish": _update_and_publish,
     "pia_review_due_yesterday": _pia_review_due_yesterday,
     "pia_residual_unaccepted": _pia_residual_unaccepted,
@@ -124,14 +126,19 @@ def test_the_table_is_large_enough_and_well_formed() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
 def test_scenario(db: Session, scenario: dict[str, Any]) -> None:
     for step in scenario.get("before", []):
-        (name, argument), = step.items()
+        ((name, argument),) = step.items()
         STEPS[name](db, argument)
         db.flush()
     at = utcnow() + timedelta(days=scenario.get("at", 0))
     request = gate.JobRequest(
-        kind=gate.JobKind(scenario["kind"]), purpose=scenario["purpose"],
-        items=scenario["items"], principal=who(db, scenario["as"]),
-        recipient_organ=scenario.get("to_organ"), recipient_body=scenario.get("to_body"), at=at)
+        kind=gate.JobKind(scenario["kind"]),
+        purpose=scenario["purpose"],
+        items=scenario["items"],
+        principal=who(db, scenario["as"]),
+        recipient_organ=scenario.get("to_organ"),
+        recipient_body=scenario.get("to_body"),
+        at=at,
+    )
     decision = gate.explain(db, request)
     codes = {r.code for r in decision.reasons}
     explained = "; ".join(f"{r.code}: {r.message_en}" for r in decision.reasons)
@@ -147,13 +154,21 @@ def test_scenario(db: Session, scenario: dict[str, Any]) -> None:
 
 
 def test_an_allowed_decision_names_everything_it_relies_on(db: Session) -> None:
-    decision = gate.explain(db, gate.JobRequest(
-        kind=gate.JobKind.scoring, purpose="child_abuse_prevention",
-        items=["seiho.kind", "shukketsu.days_absent"], principal=who(db, "analyst")))
+    decision = gate.explain(
+        db,
+        gate.JobRequest(
+            kind=gate.JobKind.scoring,
+            purpose="child_abuse_prevention",
+            items=["seiho.kind", "shukketsu.days_absent"],
+            principal=who(db, "analyst"),
+        ),
+    )
     data = decision.to_dict()
     assert data["allowed"] is True
-    assert {f["authorisation"] for f in data["flows"]} == {"abuse.mayor_internal.2026",
-                                                           "abuse.boe_provision.2026"}
+    assert {f["authorisation"] for f in data["flows"]} == {
+        "abuse.mayor_internal.2026",
+        "abuse.boe_provision.2026",
+    }
     assert data["pia"]["id"] and data["pia"]["design_hash"] == data["design_hash"]
     assert len(data["inputs_hash"]) == 64
     assert data["consent_flows"] == []
@@ -162,12 +177,20 @@ def test_an_allowed_decision_names_everything_it_relies_on(db: Session) -> None:
 
 def test_consent_flows_are_named_for_the_population(db: Session) -> None:
     pia_helpers.approve(db, "young_carers_outreach")
-    decision = gate.explain(db, gate.JobRequest(
-        kind=gate.JobKind.linkage, purpose="young_carers_outreach",
-        items=["shukketsu.days_absent", "shukketsu.late_early"], principal=who(db, "analyst")))
+    decision = gate.explain(
+        db,
+        gate.JobRequest(
+            kind=gate.JobKind.linkage,
+            purpose="young_carers_outreach",
+            items=["shukketsu.days_absent", "shukketsu.late_early"],
+            principal=who(db, "analyst"),
+        ),
+    )
     assert decision.allowed
-    assert [f.item for f in decision.consent_flows] == ["shukketsu.days_absent",
-                                                        "shukketsu.late_early"]
+    assert [f.item for f in decision.consent_flows] == [
+        "shukketsu.days_absent",
+        "shukketsu.late_early",
+    ]
 
 
 def test_check_records_every_decision_and_explain_records_none(db: Session) -> None:
@@ -175,17 +198,31 @@ def test_check_records_every_decision_and_explain_records_none(db: Session) -> N
         return len(db.exec(select(AuditEvent).where(AuditEvent.action == "gate.decision")).all())
 
     before = decisions()
-    request = gate.JobRequest(kind=gate.JobKind.scoring, purpose="child_abuse_prevention",
-                              items=["seiho.kind"], principal=who(db, "support"))
+    request = gate.JobRequest(
+        kind=gate.JobKind.scoring,
+        purpose="child_abuse_prevention",
+        items=["seiho.kind"],
+        principal=who(db, "support"),
+    )
     gate.explain(db, request)
     assert decisions() == before
     refused = gate.check(db, request)
-    allowed = gate.check(db, gate.JobRequest(
-        kind=gate.JobKind.scoring, purpose="child_abuse_prevention", items=["seiho.kind"],
-        principal=who(db, "analyst")))
+    allowed = gate.check(
+        db,
+        gate.JobRequest(
+            kind=gate.JobKind.scoring,
+            purpose="child_abuse_prevention",
+            items=["seiho.kind"],
+            principal=who(db, "analyst"),
+        ),
+    )
     assert decisions() == before + 2
-    events = db.exec(select(AuditEvent).where(AuditEvent.action == "gate.decision")
-                     .order_by(col(AuditEvent.seq).desc()).limit(2)).all()
+    events = db.exec(
+        select(AuditEvent)
+        .where(AuditEvent.action == "gate.decision")
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(2)
+    ).all()
     recorded = {e.decision_id: json.loads(e.details) for e in events}
     assert recorded[refused.id]["allowed"] is False
     assert recorded[refused.id]["codes"] == ["gate.role_not_permitted"]
@@ -199,21 +236,25 @@ def test_explain_api(client: TestClient) -> None:
     response = client.post("/api/gate/explain", json=body, headers=bearer(token))
     assert response.status_code == 200, response.text
     assert response.json()["allowed"] is True
-    later = client.post("/api/gate/explain", json={**body, "at": "2099-01-01T00:00:00+09:00"},
-                        headers=bearer(token))
+    later = client.post(
+        "/api/gate/explain", json={**body, "at": "2099-01-01T00:00:00+09:00"}, headers=bearer(token)
+    )
     assert later.json()["allowed"] is False
-    malformed = client.post("/api/gate/explain", json={**body, "at": "next tuesday"},
-                            headers=bearer(token))
+    malformed = client.post(
+        "/api/gate/explain", json={**body, "at": "next tuesday"}, headers=bearer(token)
+    )
     assert malformed.status_code == 422
     assert malformed.json()["error"]["code"] == "core.invalid_request"
-    unknown_kind = client.post("/api/gate/explain", json={**body, "kind": "everything"},
-                               headers=bearer(token))
+    unknown_kind = client.post(
+        "/api/gate/explain", json={**body, "kind": "everything"}, headers=bearer(token)
+    )
     assert unknown_kind.status_code == 422
     assert client.post("/api/gate/explain", json=body).status_code == 401
 
 
-def test_refused_submission_creates_no_job_but_keeps_its_decision(client: TestClient,
-                                                                  db: Session) -> None:
+def test_refused_submission_creates_no_job_but_keeps_its_decision(
+    client: TestClient, db: Session
+) -> None:
     token = api_token(client, "support")
     body = {"purpose": "child_abuse_prevention", "kind": "scoring", "items": ["seiho.kind"]}
     response = client.post("/api/jobs", json=body, headers=bearer(token))
@@ -222,8 +263,9 @@ def test_refused_submission_creates_no_job_but_keeps_its_decision(client: TestCl
     assert payload["error"]["code"] == "gate.refused"
     assert [r["code"] for r in payload["error"]["reasons"]] == ["gate.role_not_permitted"]
     assert client.get("/api/jobs", headers=bearer(token)).json() == []
-    recorded = db.exec(select(AuditEvent).where(
-        AuditEvent.decision_id == payload["decision"]["id"])).one()
+    recorded = db.exec(
+        select(AuditEvent).where(AuditEvent.decision_id == payload["decision"]["id"])
+    ).one()
     assert recorded.action == "gate.decision"
 
 
