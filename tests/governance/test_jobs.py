@@ -1,4 +1,4 @@
-"""The job lifecycle on a database that really commits: start re-checks, runs, population, failure."""
+"""The job lifecycle on a database that commits: re-check at start, runs, population, failure."""
 
 from __future__ import annotations
 
