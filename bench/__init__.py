@@ -1,0 +1,1 @@
+"""Benchmarks: one script per figure, each printing the figure and its setup."""
