@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -37,31 +38,56 @@ def _keys(session: Session, model: type, ids: set[int]) -> dict[int, str]:
     return {row.id: row.key for row in rows}
 
 
-def design_of(session: Session, purpose: Purpose) -> dict[str, Any]:
-    """What a PIA assesses: never authorisation ids, windows, run counters or register facts."""
+def design_of(
+    session: Session,
+    purpose: Purpose,
+    *,
+    citations: Sequence[PurposeCitation] | None = None,
+    subjects: Sequence[PurposeSubject] | None = None,
+    items: Sequence[tuple[PurposeItem, RegistryItem]] | None = None,
+    routes: Sequence[Route] | None = None,
+    flows: Sequence[Flow] | None = None,
+) -> dict[str, Any]:
+    """What a PIA assesses: never authorisation ids, windows, run counters or register facts.
+
+    A caller that has already read the purpose's citations, subjects, items (with their
+    register items), routes (all of them) or the flows of its routes that are not revoked may
+    pass them, so they are not read twice; the design is the same.
+    """
     assert purpose.id is not None
-    citations = session.exec(
-        select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
-    ).all()
-    subjects = session.exec(
-        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
-    ).all()
-    purpose_items = session.exec(
-        select(PurposeItem).where(PurposeItem.purpose_id == purpose.id)
-    ).all()
-    routes = session.exec(
-        select(Route).where(
-            Route.purpose_id == purpose.id, col(Route.status) != RecordStatus.revoked.value
-        )
-    ).all()
+    if citations is None:
+        citations = session.exec(
+            select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
+        ).all()
+    if subjects is None:
+        subjects = session.exec(
+            select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
+        ).all()
+    known: dict[int, str] = {}
+    if items is None:
+        purpose_items: Sequence[PurposeItem] = session.exec(
+            select(PurposeItem).where(PurposeItem.purpose_id == purpose.id)
+        ).all()
+    else:
+        purpose_items = [link for link, _item in items]
+        known = {item.id: item.key for _link, item in items if item.id is not None}
+    if routes is None:
+        routes = session.exec(
+            select(Route).where(
+                Route.purpose_id == purpose.id, col(Route.status) != RecordStatus.revoked.value
+            )
+        ).all()
+    else:
+        routes = [r for r in routes if r.status != RecordStatus.revoked]
     route_ids = {r.id for r in routes if r.id is not None}
-    flows = (
-        session.exec(select(Flow).where(col(Flow.route_id).in_(route_ids))).all()
-        if route_ids
-        else []
-    )
+    if flows is None:
+        flows = (
+            session.exec(select(Flow).where(col(Flow.route_id).in_(route_ids))).all()
+            if route_ids
+            else []
+        )
     item_ids = {p.item_id for p in purpose_items} | {f.item_id for f in flows}
-    item_keys = _keys(session, RegistryItem, item_ids)
+    item_keys = {**known, **_keys(session, RegistryItem, item_ids - set(known))}
     organ_keys = _keys(
         session,
         Organ,

@@ -21,7 +21,9 @@ from governance import service
 from governance.design import canonical_json, design_hash, design_of
 from governance.models import (
     Authorisation,
+    Flow,
     Purpose,
+    PurposeCitation,
     PurposeStatus,
     PurposeSubject,
     RecordStatus,
@@ -197,8 +199,8 @@ def _inputs_hash(request: JobRequest, recipient: str, at: datetime,
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _role_reasons(session: Session, request: JobRequest, purpose: Purpose | None
-                  ) -> tuple[list[Reason], int | None]:
+def _role_reasons(request: JobRequest, purpose: Purpose | None,
+                  subjects: Sequence[PurposeSubject]) -> tuple[list[Reason], int | None]:
     """Role for the job kind and membership of a handling subject; returns the acting organ."""
     allowed = JOB_ROLES[request.kind]
     grants = [g for g in request.principal.grants if g.role in allowed]
@@ -211,8 +213,6 @@ def _role_reasons(session: Session, request: JobRequest, purpose: Purpose | None
                           roles_en=names_en, field="kind")], own_organ
     if purpose is None:
         return [], grants[0].organ_id
-    subjects = session.exec(select(PurposeSubject)
-                            .where(PurposeSubject.purpose_id == purpose.id)).all()
     for grant in grants:
         wanted = allowed[grant.role]
         for subject in subjects:
@@ -259,19 +259,29 @@ def _date(moment: datetime | None) -> str:
     return "" if moment is None else to_tokyo(moment).strftime("%Y-%m-%d")
 
 
-def _route_problems(session: Session, route: Route, kind: JobKind, at: datetime
-                    ) -> tuple[list[Reason], str | None]:
+def _approved_authorisations(session: Session, routes: Sequence[Route]
+                             ) -> dict[int, list[Authorisation]]:
+    """The approved authorisations of the one-off routes, latest approval first, one query."""
+    ids = [r.id for r in routes if r.kind in ONE_OFF and r.id is not None]
+    found: dict[int, list[Authorisation]] = {i: [] for i in ids}
+    if ids:
+        for auth in session.exec(
+            select(Authorisation).where(col(Authorisation.route_id).in_(ids),
+                                        Authorisation.status == RecordStatus.approved.value)
+            .order_by(col(Authorisation.approved_at).desc())
+        ).all():
+            found[auth.route_id].append(auth)
+    return found
+
+
+def _route_problems(route: Route, authorisations: Sequence[Authorisation], kind: JobKind,
+                    at: datetime) -> tuple[list[Reason], str | None]:
     """Why this approved route cannot carry the job now; the authorisation relied on if it can."""
     refs = {"route": route.key}
     if route.kind == RouteKind.statistics and kind != JobKind.statistics:
         return [Reason.of("gate.statistics_only", route=route.key, refs=refs)], None
     if route.kind not in ONE_OFF:
         return [], None
-    authorisations = session.exec(
-        select(Authorisation).where(Authorisation.route_id == route.id,
-                                    Authorisation.status == RecordStatus.approved.value)
-        .order_by(col(Authorisation.approved_at).desc())
-    ).all()
     if not authorisations:
         return [Reason.of("gate.authorisation_missing", route=route.key, refs=refs)], None
     problems: list[Reason] = []
@@ -318,7 +328,11 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
     at = as_utc(request.at or utcnow())
     reasons: list[Reason] = []
     purpose = session.exec(select(Purpose).where(Purpose.key == request.purpose)).first()
-    role_reasons, acting_organ = _role_reasons(session, request, purpose)
+    # The purpose's records are read once here and shared by every check below (one query per
+    # table, never one per item or route).
+    subjects = [] if purpose is None else list(session.exec(
+        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)).all())
+    role_reasons, acting_organ = _role_reasons(request, purpose, subjects)
     reasons.extend(role_reasons)
     to_organ, to_body, recipient, recipient_reasons = _recipient(session, request, acting_organ)
     reasons.extend(recipient_reasons)
@@ -329,30 +343,50 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
     if purpose.status != PurposeStatus.approved:
         reasons.append(Reason.of("gate.purpose_not_in_force", key=purpose.key,
                                  status=purpose.status, refs={"purpose": purpose.key}))
-    reasons.extend(service.missing(session, purpose))
+    in_purpose = service.purpose_items(session, purpose)
+    citations = list(session.exec(
+        select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)).all())
+    reasons.extend(service.missing(session, purpose, citations=citations, subjects=subjects,
+                                   items=in_purpose))
 
     flows: list[FlowBasis] = []
     if not request.items:
         reasons.append(Reason.of("gate.no_items", field="items"))
     seen: set[str] = set()
-    justified = {
-        item.key: (item, link)
-        for link, item in service.purpose_items(session, purpose)
-    }
-    routes = [r for r in service.routes_of(session, purpose)
+    justified = {item.key: (item, link) for link, item in in_purpose}
+    all_routes = service.routes_of(session, purpose)
+    live_ids = {r.id for r in all_routes if r.status != RecordStatus.revoked and r.id is not None}
+    route_flows = (list(session.exec(select(Flow).where(col(Flow.route_id).in_(live_ids))).all())
+                   if live_ids else [])
+    routes = [r for r in all_routes
               if r.status == RecordStatus.approved
               and r.to_organ_id == to_organ and r.to_body_id == to_body]
-    route_items = {r.id: {i.key for i in service.route_items(session, r)} for r in routes}
+    authorisations = _approved_authorisations(session, routes)
+    wanted = set(request.items)
+    items = ({i.key: i for i in session.exec(select(RegistryItem)
+                                             .where(col(RegistryItem.key).in_(wanted)))}
+             if wanted else {})
+    statuses = registry.item_statuses(session, list(items.values()), at)
+    key_of = {i.id: i.key for i in [*items.values(), *(item for _link, item in in_purpose)]}
+    unknown = {f.item_id for f in route_flows} - set(key_of)
+    if unknown:
+        key_of.update((i.id, i.key) for i in session.exec(
+            select(RegistryItem).where(col(RegistryItem.id).in_(unknown))))
+    route_items: dict[int | None, set[str]] = {r.id: set() for r in routes}
+    for flow in route_flows:
+        if flow.route_id in route_items:
+            route_items[flow.route_id].add(key_of[flow.item_id])
     for key in request.items:
         if key in seen:
             reasons.append(Reason.of("gate.duplicate_item", item=key, field="items"))
             continue
         seen.add(key)
-        item = session.exec(select(RegistryItem).where(RegistryItem.key == key)).first()
+        item = items.get(key)
         if item is None:
             reasons.append(Reason.of("gate.unknown_item", item=key, field="items"))
             continue
-        reasons.extend(registry.status(session, item, at).reasons)
+        assert item.id is not None
+        reasons.extend(statuses[item.id].reasons)
         found = justified.get(key)
         if found is None or not found[1].necessity_reason.strip():
             reasons.append(Reason.of("gate.item_not_in_purpose", item=key, purpose=purpose.key,
@@ -360,7 +394,8 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
         candidates = [r for r in routes if key in route_items[r.id]]
         basis, problems = None, []
         for route in candidates:
-            route_problems, authorisation = _route_problems(session, route, request.kind, at)
+            route_problems, authorisation = _route_problems(
+                route, authorisations.get(route.id or 0, []), request.kind, at)
             if not route_problems:
                 assert item.id is not None
                 basis = FlowBasis(key, item.id, route.key, RouteKind(route.kind), authorisation)
@@ -373,7 +408,8 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
         else:
             flows.append(basis)
 
-    current_hash = design_hash(design_of(session, purpose))
+    current_hash = design_hash(design_of(session, purpose, citations=citations, subjects=subjects,
+                                         items=in_purpose, routes=all_routes, flows=route_flows))
     assert purpose.id is not None
     pia_status = pia.status(session, purpose.id, current_hash, at)
     reasons.extend(pia_status.reasons)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -412,13 +412,26 @@ def purpose_items(session: Session, purpose: Purpose) -> list[tuple[PurposeItem,
     return [(link, item) for link, item in rows]
 
 
-def facts_of(session: Session, purpose: Purpose) -> rules.PurposeFacts:
-    citations = session.exec(
-        select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
-    ).all()
-    subjects = session.exec(
-        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
-    ).all()
+def facts_of(
+    session: Session,
+    purpose: Purpose,
+    *,
+    citations: Sequence[PurposeCitation] | None = None,
+    subjects: Sequence[PurposeSubject] | None = None,
+    items: Sequence[tuple[PurposeItem, RegistryItem]] | None = None,
+) -> rules.PurposeFacts:
+    """The purpose as the completeness rules see it; `citations`, `subjects` and `items` (as
+    `purpose_items` returns them) may be passed by a caller that has read them already."""
+    if citations is None:
+        citations = session.exec(
+            select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
+        ).all()
+    if subjects is None:
+        subjects = session.exec(
+            select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
+        ).all()
+    if items is None:
+        items = purpose_items(session, purpose)
     safeguards = rules.parse_json_object(purpose.safeguards)
     return rules.PurposeFacts(
         title_ja=purpose.title_ja,
@@ -442,13 +455,22 @@ def facts_of(session: Session, purpose: Purpose) -> rules.PurposeFacts:
         subject_roles=frozenset(s.role for s in subjects),
         items=[
             (item.key, link.necessity_reason, link.relevance_to_difficulty)
-            for link, item in purpose_items(session, purpose)
+            for link, item in items
         ],
     )
 
 
-def missing(session: Session, purpose: Purpose) -> list[Reason]:
-    return rules.completeness(facts_of(session, purpose))
+def missing(
+    session: Session,
+    purpose: Purpose,
+    *,
+    citations: Sequence[PurposeCitation] | None = None,
+    subjects: Sequence[PurposeSubject] | None = None,
+    items: Sequence[tuple[PurposeItem, RegistryItem]] | None = None,
+) -> list[Reason]:
+    return rules.completeness(
+        facts_of(session, purpose, citations=citations, subjects=subjects, items=items)
+    )
 
 
 def _transition(purpose: Purpose, allowed: Iterable[PurposeStatus], action: str) -> None:

@@ -667,18 +667,42 @@ def status(session: Session, file_or_item: RegistryFile | RegistryItem | str,
     if isinstance(target, RegistryFile):
         reasons = _file_reasons(target, at, pol)
         return Status(not reasons, reasons)
-    file = get_file(session, target.file_id)
-    refs = {"file": file.key, "item": target.key}
-    if as_utc(target.created_at) > at:
-        reasons = [Reason.of("registry.not_registered", key=target.key, refs=refs)]
+    return _item_status(target, get_file(session, target.file_id), at, pol)
+
+
+def _item_status(item: RegistryItem, file: RegistryFile, at: datetime,
+                 pol: rules.RegistryPolicy) -> Status:
+    refs = {"file": file.key, "item": item.key}
+    if as_utc(item.created_at) > at:
+        reasons = [Reason.of("registry.not_registered", key=item.key, refs=refs)]
         return Status(False, reasons)
-    reasons = [Reason(r.code, r.message_ja, r.message_en, {**r.refs, "item": target.key},
+    reasons = [Reason(r.code, r.message_ja, r.message_en, {**r.refs, "item": item.key},
                       r.field, r.row) for r in _file_reasons(file, at, pol)]
-    if target.status == ItemStatus.retired and (target.retired_at is None
-                                                or as_utc(target.retired_at) <= at):
-        reasons.append(Reason.of("registry.item_retired", name=target.name_ja, key=target.key,
-                                 date=_date_text(target.retired_at), refs=refs))
+    if item.status == ItemStatus.retired and (item.retired_at is None
+                                              or as_utc(item.retired_at) <= at):
+        reasons.append(Reason.of("registry.item_retired", name=item.name_ja, key=item.key,
+                                 date=_date_text(item.retired_at), refs=refs))
     return Status(not reasons, reasons)
+
+
+def item_statuses(session: Session, items: list[RegistryItem],
+                  at: datetime | None = None) -> dict[int, Status]:
+    """`status()` of many items by item id, reading their files with one query."""
+    at = as_utc(at or utcnow())
+    pol = policy()
+    file_ids = {item.file_id for item in items}
+    files = ({f.id: f for f in session.exec(select(RegistryFile)
+                                             .where(col(RegistryFile.id).in_(file_ids)))}
+             if file_ids else {})
+    found: dict[int, Status] = {}
+    for item in items:
+        assert item.id is not None
+        file = files.get(item.file_id)
+        if file is None:
+            raise NotFound(Reason.of("registry.unknown_file", key=str(item.file_id),
+                                     field="file"))
+        found[item.id] = _item_status(item, file, at, pol)
+    return found
 
 
 # ---------------------------------------------------------------- deadlines
