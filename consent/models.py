@@ -92,7 +92,10 @@ class Person(SQLModel, table=True):
     """A person in the register: children, guardians and the rest of the household."""
 
     __tablename__ = "consent_person"
-    __table_args__ = (Index("ix_consent_person_birth_date", "birth_date"),)
+    # Covering indexes: populations select ids by birth date, eligibility reads the birth date
+    # by id; neither needs the wide row (encrypted names).
+    __table_args__ = (Index("ix_consent_person_birth_id", "birth_date", "id"),
+                      Index("ix_consent_person_id_birth", "id", "birth_date"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     # 団体内統合宛名番号: an encrypted value and a keyed hash for lookups.
@@ -131,10 +134,12 @@ class Guardianship(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("child_id", "guardian_id", "relation"),
         Index("ix_consent_guardianship_guardian", "guardian_id"),
+        Index("ix_consent_guardianship_in_force", "child_id", "valid_from", "valid_until",
+              "guardian_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    child_id: str = Field(foreign_key="consent_person.id", index=True, max_length=32)
+    child_id: str = Field(foreign_key="consent_person.id", max_length=32)
     guardian_id: str = Field(foreign_key="consent_person.id", max_length=32)
     relation: GuardianRelation = Field(sa_type=String(16))
     # e.g. "戸籍謄本 2026-04-01 確認" or a court decision number; a reference, not the document.
@@ -208,6 +213,9 @@ class ConsentRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_consent_record_principal", "principal_id", "purpose_id"),
         Index("ix_consent_record_giver", "given_by_id"),
+        # Covers the eligibility scan of a purpose's consents in force.
+        Index("ix_consent_record_in_force", "purpose_id", "principal_id", "given_by_id",
+              "given_at", "valid_until", "withdrawn_at", "child_view", "id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)

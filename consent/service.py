@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, event, func, inspect, literal, or_, union
+from sqlalchemy import and_, case, event, exists, func, inspect, literal, or_, union, union_all
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
@@ -761,6 +761,99 @@ def _withdrawn_since(purpose_id: int, flow: Flow, at: datetime) -> Select[Any]:
             .where(or_(regiven.c.g.is_(None), regiven.c.g <= withdrawn.c.w)))
 
 
+def _full_cover(purpose_id: int, flows: Sequence[Flow], at: datetime,
+                policy: CapacityPolicy, *, exact: bool = False) -> Any:
+    """(child, giver) pairs whose consents in force at `at` cover every one of `flows`.
+
+    One aggregate over the scope rows of the flows: a pair qualifies when, for each flow, at
+    least one of its rows is that flow (no DISTINCT). The test is written `max(...) > 0`, not
+    `= 1`: PostgreSQL estimates an equality in HAVING as very selective and would then plan
+    nested loops over what is in fact most of the consents. SQLite, which has no such
+    estimate, plans the exact form better (`exact`)."""
+    item_id, recipient_key = col(ConsentScope.item_id), col(ConsentScope.recipient)
+    wanted = or_(*[and_(item_id == item, recipient_key == recipient)
+                   for item, recipient in flows])
+    flags = [func.max(case((and_(item_id == item, recipient_key == recipient), 1), else_=0))
+             for item, recipient in flows]
+    each = [flag == 1 if exact else flag > 0 for flag in flags]
+    return (select(col(ConsentRecord.principal_id).label("child"),
+                   col(ConsentRecord.given_by_id).label("giver"))
+            .select_from(ConsentRecord)
+            .join(ConsentScope, col(ConsentScope.record_id) == ConsentRecord.id)
+            .where(ConsentRecord.purpose_id == purpose_id, *_in_force(at), *_counting(policy),
+                   wanted)
+            .group_by(ConsentRecord.principal_id, ConsentRecord.given_by_id)
+            .having(and_(*each)))
+
+
+def _default_policy(purpose_id: int, flows: Sequence[Flow], at: datetime,
+                    policy: CapacityPolicy) -> Any:
+    """Under the default policy ("all" parents): the ids whose consent covers every flow.
+
+    Below the guardian age every legal representative in force (at least one) must have
+    consented to every flow; from that age, the child. (For every flow, every guardian) equals
+    (for every guardian, every flow), so one set of (child, giver) pairs whose consents cover
+    all flows answers every flow at once. The result is built from the consents (a much smaller
+    set than the register) and meets the population in one semi-join.
+    """
+    moment = as_utc(at)
+    day = rules.local_day(moment)
+    cut = rules.latest_birth_for_age(day, policy.guardian_required_below)
+    full = _full_cover(purpose_id, flows, moment, policy, exact=True).cte("full_consent")
+    subject = Person.__table__.alias("subject")  # type: ignore[attr-defined]
+    own = (select(full.c.child).join(subject, subject.c.id == full.c.child)
+           .where(full.c.child == full.c.giver, subject.c.birth_date <= cut))
+    holder = Guardianship.__table__.alias("holder")  # type: ignore[attr-defined]
+    lacking = Guardianship.__table__.alias("lacking")  # type: ignore[attr-defined]
+    child = Person.__table__.alias("child")  # type: ignore[attr-defined]
+    by_guardians = (
+        select(holder.c.child_id)
+        .join(full, and_(full.c.child == holder.c.child_id,
+                         full.c.giver == holder.c.guardian_id))
+        .join(child, child.c.id == holder.c.child_id)
+        .where(holder.c.valid_from <= day,
+               or_(holder.c.valid_until.is_(None), holder.c.valid_until > day),
+               ~exists().where(
+                   lacking.c.child_id == holder.c.child_id, lacking.c.valid_from <= day,
+                   or_(lacking.c.valid_until.is_(None), lacking.c.valid_until > day),
+                   ~exists().where(full.c.child == lacking.c.child_id,
+                                   full.c.giver == lacking.c.guardian_id))))
+    if not policy.guardian_consent_after_threshold:
+        by_guardians = by_guardians.where(child.c.birth_date > cut)
+    return union_all(own, by_guardians)
+
+
+def _default_policy_join(query: Select[Any], person_id: Any, purpose_id: int,
+                         flows: Sequence[Flow], at: datetime,
+                         policy: CapacityPolicy) -> Select[Any]:
+    """The default policy as joins and one aggregate driven by the population (PostgreSQL).
+
+    Each person of the population is grouped with their guardians in force, and those are
+    counted against the fully covered (child, giver) pairs; the child's own consent is one more
+    outer join. Only hash / merge joins and aggregates, which PostgreSQL plans well even when it
+    misjudges the size of the covered set (correlated forms then became nested loops).
+    """
+    day = rules.local_day(at)
+    cut = rules.latest_birth_for_age(day, policy.guardian_required_below)
+    full = _full_cover(purpose_id, flows, at, policy).cte("full_consent")
+    own = full.alias("own_consent")
+    subject = Person.__table__.alias("subject")  # type: ignore[attr-defined]
+    holders = func.count(col(Guardianship.guardian_id))
+    consented = func.count(full.c.giver)
+    by_guardians = and_(holders > 0, holders == consented)
+    if not policy.guardian_consent_after_threshold:
+        by_guardians = and_(subject.c.birth_date > cut, by_guardians)
+    return (query.join(subject, subject.c.id == person_id)
+            .outerjoin(Guardianship, and_(Guardianship.child_id == person_id,
+                                          *_guardians_in_force(day)))
+            .outerjoin(full, and_(full.c.child == person_id,
+                                  full.c.giver == Guardianship.guardian_id))
+            .outerjoin(own, and_(own.c.child == person_id, own.c.giver == person_id))
+            .group_by(person_id, subject.c.birth_date, own.c.child)
+            .having(or_(and_(subject.c.birth_date <= cut, own.c.child.is_not(None)),
+                        by_guardians)))
+
+
 def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[Flow],
              population: Select[Any], at: datetime,
              policy: CapacityPolicy | None = None) -> Select[Any]:
@@ -770,20 +863,31 @@ def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[F
     consent flows, the consent route is not marked unsuitable and, for every (item, recipient)
     flow, a consent in force at `at` covers it under the capacity policy. Set-based: the result
     is one SELECT the caller can run or use in `INSERT … SELECT`; no per-person work in Python.
-    `session` is accepted for symmetry with the other services and is not used.
+    `session` tells the backend, whose planner picks the formulation (the rule is the same).
     """
-    del session
     policy = policy or _policy
     moment = as_utc(at)
     pop = population.subquery("population")
     person_id = next(iter(pop.c))
     query = select(person_id.label("person_id")).where(
-        person_id.not_in(_restricted(purpose_id, moment)))
+        ~exists(_restricted(purpose_id, moment).where(
+            col(Restriction.person_id) == person_id)))
     flows = list(dict.fromkeys((int(i), str(r)) for i, r in consent_flows))
-    if flows:
-        query = query.where(person_id.not_in(_unsuitable(purpose_id, moment)))
-        for flow in flows:
-            query = query.where(person_id.in_(_covered(purpose_id, flow, moment, policy)))
+    if not flows:
+        return query
+    query = query.where(
+        ~exists(_unsuitable(purpose_id, moment).where(
+            col(UnsuitableMark.person_id) == person_id)))
+    if policy.parents == "all":
+        # One formulation per planner (the same rule, checked by the tests on both): SQLite
+        # builds the eligible set from the consents and meets the population once; PostgreSQL
+        # joins from the population.
+        if session is not None and session.get_bind().dialect.name == "sqlite":
+            return query.where(
+                person_id.in_(_default_policy(purpose_id, flows, moment, policy)))
+        return _default_policy_join(query, person_id, purpose_id, flows, moment, policy)
+    for flow in flows:
+        query = query.where(person_id.in_(_covered(purpose_id, flow, moment, policy)))
     return query
 
 

@@ -40,7 +40,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('atena_hash')
     )
     with op.batch_alter_table('consent_person', schema=None) as batch_op:
-        batch_op.create_index('ix_consent_person_birth_date', ['birth_date'], unique=False)
+        batch_op.create_index('ix_consent_person_birth_id', ['birth_date', 'id'], unique=False)
+        batch_op.create_index('ix_consent_person_id_birth', ['id', 'birth_date'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_person_household_hash'), ['household_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_person_kana_hash'), ['kana_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_person_name_hash'), ['name_hash'], unique=False)
@@ -60,7 +61,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('child_id', 'guardian_id', 'relation')
     )
     with op.batch_alter_table('consent_guardianship', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_consent_guardianship_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_consent_guardianship_in_force', ['child_id', 'valid_from', 'valid_until', 'guardian_id'], unique=False)
         batch_op.create_index('ix_consent_guardianship_guardian', ['guardian_id'], unique=False)
 
     op.create_table('consent_notice',
@@ -197,6 +198,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.create_index('ix_consent_record_giver', ['given_by_id'], unique=False)
+        batch_op.create_index('ix_consent_record_in_force', ['purpose_id', 'principal_id', 'given_by_id', 'given_at', 'valid_until', 'withdrawn_at', 'child_view', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_record_notice_id'), ['notice_id'], unique=False)
         batch_op.create_index('ix_consent_record_principal', ['principal_id', 'purpose_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_record_purpose_id'), ['purpose_id'], unique=False)
@@ -267,6 +269,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_consent_record_purpose_id'))
         batch_op.drop_index('ix_consent_record_principal')
         batch_op.drop_index(batch_op.f('ix_consent_record_notice_id'))
+        batch_op.drop_index('ix_consent_record_in_force')
         batch_op.drop_index('ix_consent_record_giver')
 
     op.drop_table('consent_record')
@@ -293,14 +296,15 @@ def downgrade() -> None:
     op.drop_table('consent_notice')
     with op.batch_alter_table('consent_guardianship', schema=None) as batch_op:
         batch_op.drop_index('ix_consent_guardianship_guardian')
-        batch_op.drop_index(batch_op.f('ix_consent_guardianship_child_id'))
+        batch_op.drop_index('ix_consent_guardianship_in_force')
 
     op.drop_table('consent_guardianship')
     with op.batch_alter_table('consent_person', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_person_name_hash'))
         batch_op.drop_index(batch_op.f('ix_consent_person_kana_hash'))
         batch_op.drop_index(batch_op.f('ix_consent_person_household_hash'))
-        batch_op.drop_index('ix_consent_person_birth_date')
+        batch_op.drop_index('ix_consent_person_id_birth')
+        batch_op.drop_index('ix_consent_person_birth_id')
 
     op.drop_table('consent_person')
     # ### end Alembic commands ###

@@ -208,7 +208,7 @@ def test_the_guardian_age_boundary_in_the_database(world: World, birth: date,
     notice = make_notice(world.session, world.purpose_id, world.organ_id, world.items,
                          world.recipient, shown=False)
     service.mark_notice_shown(world.session, audit.SYSTEM, notice.id or 0,
-                              at=datetime(2020, 1, 1, tzinfo=UTC))
+                              at=datetime(2015, 1, 1, tzinfo=UTC))
     world.notice = notice
     if offset == 0:
         world.give(person, at=at - timedelta(hours=1))
