@@ -9,24 +9,13 @@ import typer
 
 from consent import importer
 from core import audit
-from core.cli import sub_cli
+from core.cli import fail, sub_cli
 from core.db import unit_of_work
 from core.reasons import DomainError
 
 people_cli = sub_cli("本人（住民記録） / people (person register)")
 
 
-def _fail(error: DomainError) -> typer.Exit:
-    for reason in error.reasons:
-        where = []
-        if reason.row is not None:
-            where.append(f"row {reason.row}")
-        if reason.field:
-            where.append(f"[{reason.field}]")
-        prefix = " ".join(where)
-        typer.echo(f"{prefix + ' ' if prefix else ''}{reason.code}: {reason.message_ja} / "
-                   f"{reason.message_en}", err=True)
-    return typer.Exit(2)
 
 
 @people_cli.command("import")
@@ -44,7 +33,7 @@ def import_command(
     except DomainError as error:
         typer.echo("取り込みを中止しました。何も登録されていません。/ Import aborted; nothing was "
                    "imported.", err=True)
-        raise _fail(error) from error
+        raise fail(error) from error
     typer.echo(f"rows {result.rows}: created {result.created}, updated {result.updated}, "
                f"unchanged {result.unchanged}; guardianship links added {result.links_added}, "
                f"ended {result.links_ended}")

@@ -545,76 +545,43 @@ def approve_purpose(session: Session, by: Actor, key: str, decision: Decision) -
     return purpose
 
 
-def return_purpose(session: Session, by: Actor, key: str, decision: Decision) -> Purpose:
+def _officer_decides(session: Session, by: Actor, key: str, decision: Decision, *,
+                     action: str, allowed: tuple[PurposeStatus, ...], to: PurposeStatus,
+                     event: str) -> Purpose:
+    """One officer's step on a purpose: check the status, move it, record step and event."""
     officer = _require_officer(by)
     purpose = get_purpose(session, key)
-    _transition(purpose, (PurposeStatus.submitted,), "return")
-    purpose.status = PurposeStatus.returned
+    _transition(purpose, allowed, action)
+    purpose.status = to
     session.add(purpose)
-    _step(session, "purpose", purpose.id, "return", by, decision.comment, purpose.version)
-    audit.append(
-        session,
-        "governance.purpose_returned",
-        actor=officer.actor(Role.privacy_officer),
-        target_type="purpose",
-        target_id=purpose.id,
-        purpose_id=purpose.id,
-    )
+    _step(session, "purpose", purpose.id, action, by, decision.comment, purpose.version)
+    audit.append(session, event, actor=officer.actor(Role.privacy_officer),
+                 target_type="purpose", target_id=purpose.id, purpose_id=purpose.id)
     return purpose
+
+
+def return_purpose(session: Session, by: Actor, key: str, decision: Decision) -> Purpose:
+    return _officer_decides(session, by, key, decision, action="return",
+                            allowed=(PurposeStatus.submitted,), to=PurposeStatus.returned,
+                            event="governance.purpose_returned")
 
 
 def suspend_purpose(session: Session, by: Actor, key: str, decision: Decision) -> Purpose:
-    officer = _require_officer(by)
-    purpose = get_purpose(session, key)
-    _transition(purpose, (PurposeStatus.approved,), "suspend")
-    purpose.status = PurposeStatus.suspended
-    session.add(purpose)
-    _step(session, "purpose", purpose.id, "suspend", by, decision.comment, purpose.version)
-    audit.append(
-        session,
-        "governance.purpose_suspended",
-        actor=officer.actor(Role.privacy_officer),
-        target_type="purpose",
-        target_id=purpose.id,
-        purpose_id=purpose.id,
-    )
-    return purpose
+    return _officer_decides(session, by, key, decision, action="suspend",
+                            allowed=(PurposeStatus.approved,), to=PurposeStatus.suspended,
+                            event="governance.purpose_suspended")
 
 
 def resume_purpose(session: Session, by: Actor, key: str, decision: Decision) -> Purpose:
-    officer = _require_officer(by)
-    purpose = get_purpose(session, key)
-    _transition(purpose, (PurposeStatus.suspended,), "resume")
-    purpose.status = PurposeStatus.approved
-    session.add(purpose)
-    _step(session, "purpose", purpose.id, "resume", by, decision.comment, purpose.version)
-    audit.append(
-        session,
-        "governance.purpose_resumed",
-        actor=officer.actor(Role.privacy_officer),
-        target_type="purpose",
-        target_id=purpose.id,
-        purpose_id=purpose.id,
-    )
-    return purpose
+    return _officer_decides(session, by, key, decision, action="resume",
+                            allowed=(PurposeStatus.suspended,), to=PurposeStatus.approved,
+                            event="governance.purpose_resumed")
 
 
 def retire_purpose(session: Session, by: Actor, key: str, decision: Decision) -> Purpose:
-    officer = _require_officer(by)
-    purpose = get_purpose(session, key)
-    _transition(purpose, (PurposeStatus.approved, PurposeStatus.suspended), "retire")
-    purpose.status = PurposeStatus.retired
-    session.add(purpose)
-    _step(session, "purpose", purpose.id, "retire", by, decision.comment, purpose.version)
-    audit.append(
-        session,
-        "governance.purpose_retired",
-        actor=officer.actor(Role.privacy_officer),
-        target_type="purpose",
-        target_id=purpose.id,
-        purpose_id=purpose.id,
-    )
-    return purpose
+    return _officer_decides(session, by, key, decision, action="retire",
+                            allowed=(PurposeStatus.approved, PurposeStatus.suspended),
+                            to=PurposeStatus.retired, event="governance.purpose_retired")
 
 
 def revise_purpose(session: Session, by: Actor, key: str) -> Purpose:
