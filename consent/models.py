@@ -136,6 +136,9 @@ class Guardianship(SQLModel, table=True):
         Index("ix_consent_guardianship_guardian", "guardian_id"),
         Index("ix_consent_guardianship_in_force", "child_id", "valid_from", "valid_until",
               "guardian_id"),
+        # Covers eligibility's lookup of a (child, giver) pair's link in force.
+        Index("ix_consent_guardianship_pair", "child_id", "guardian_id", "valid_from",
+              "valid_until"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

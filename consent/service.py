@@ -804,20 +804,26 @@ def _default_policy(purpose_id: int, flows: Sequence[Flow], at: datetime,
     own = (select(full.c.child).join(subject, subject.c.id == full.c.child)
            .where(full.c.child == full.c.giver, subject.c.birth_date <= cut))
     holder = Guardianship.__table__.alias("holder")  # type: ignore[attr-defined]
-    lacking = Guardianship.__table__.alias("lacking")  # type: ignore[attr-defined]
+    every = Guardianship.__table__.alias("every")  # type: ignore[attr-defined]
     child = Person.__table__.alias("child")  # type: ignore[attr-defined]
+    # A child qualifies when its links in force that meet a fully covering consent are all its
+    # links in force (at least one). `full` has one row per (child, giver), so the join counts
+    # each link in force once: "no link in force lacks a consent" as one count per child
+    # rather than a doubly nested NOT EXISTS per link.
+    in_force = (select(func.count()).select_from(every)
+                .where(every.c.child_id == holder.c.child_id, every.c.valid_from <= day,
+                       or_(every.c.valid_until.is_(None), every.c.valid_until > day))
+                .scalar_subquery())
     by_guardians = (
         select(holder.c.child_id)
-        .join(full, and_(full.c.child == holder.c.child_id,
-                         full.c.giver == holder.c.guardian_id))
+        .select_from(full)
+        .join(holder, and_(full.c.child == holder.c.child_id,
+                           full.c.giver == holder.c.guardian_id))
         .join(child, child.c.id == holder.c.child_id)
         .where(holder.c.valid_from <= day,
-               or_(holder.c.valid_until.is_(None), holder.c.valid_until > day),
-               ~exists().where(
-                   lacking.c.child_id == holder.c.child_id, lacking.c.valid_from <= day,
-                   or_(lacking.c.valid_until.is_(None), lacking.c.valid_until > day),
-                   ~exists().where(full.c.child == lacking.c.child_id,
-                                   full.c.giver == lacking.c.guardian_id))))
+               or_(holder.c.valid_until.is_(None), holder.c.valid_until > day))
+        .group_by(holder.c.child_id)
+        .having(func.count() == in_force))
     if not policy.guardian_consent_after_threshold:
         by_guardians = by_guardians.where(child.c.birth_date > cut)
     return union_all(own, by_guardians)
