@@ -126,6 +126,26 @@ class Loader:
         self.raw.close()
 
 
+def load_consents(loader: Loader, records: list[Sequence[Any]],
+                  scopes: list[Sequence[Any]], event_rows: list[Sequence[Any]]
+                  ) -> dict[str, int]:
+    """Bulk-load consent records with their scopes and events (column order of the rows)."""
+    return {
+        "consent records": loader.load("consent_record", (
+            "id", "schema_version", "principal_id", "given_by_id", "relation",
+            "authority_proof", "child_age_at_event", "confirmed_age", "child_view",
+            "child_view_reason", "controller_organ_id", "purpose_id", "notice_id",
+            "legal_route", "language", "collection_method", "retention_class",
+            "withdrawal_method", "power_imbalance_note", "state", "given_at", "valid_until",
+            "withdrawn_at", "created_by", "created_at"), records),
+        "consent scope rows": loader.load(
+            "consent_scope", ("record_id", "item_id", "recipient", "optional"), scopes),
+        "consent events": loader.load("consent_event", (
+            "record_id", "type", "at", "person_id", "staff_id", "channel", "evidence_ref"),
+            event_rows),
+    }
+
+
 def fill(engine: Engine, persons: int, events: int, restrictions: int,
          purpose_id: int, items: list[int], recipient: str, notice_id: int,
          organ_id: int) -> dict[str, int]:
@@ -220,18 +240,7 @@ def fill(engine: Engine, persons: int, events: int, restrictions: int,
                 event_rows.append((rid, "withdrawn", loader.time(withdrawn), giver, None,
                                    "paper", ""))
                 made += 1
-    counts["consent records"] = loader.load("consent_record", (
-        "id", "schema_version", "principal_id", "given_by_id", "relation", "authority_proof",
-        "child_age_at_event", "confirmed_age", "child_view", "child_view_reason",
-        "controller_organ_id", "purpose_id", "notice_id", "legal_route", "language",
-        "collection_method", "retention_class", "withdrawal_method", "power_imbalance_note",
-        "state", "given_at", "valid_until", "withdrawn_at", "created_by", "created_at"),
-        records)
-    counts["consent scope rows"] = loader.load(
-        "consent_scope", ("record_id", "item_id", "recipient", "optional"), scopes)
-    counts["consent events"] = loader.load("consent_event", (
-        "record_id", "type", "at", "person_id", "staff_id", "channel", "evidence_ref"),
-        event_rows)
+    counts.update(load_consents(loader, records, scopes, event_rows))
     restricted = rng.sample(child_ids, restrictions)
     counts["restrictions"] = loader.load("consent_restriction", (
         "person_id", "purpose_id", "source", "source_ref", "reason", "valid_from",

@@ -58,7 +58,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 
 from bench.audit import backend_info, drop_database, machine, new_database  # noqa: E402
-from bench.eligibility import Loader  # noqa: E402
+from bench.eligibility import Loader, load_consents  # noqa: E402
 from consent import rules as consent_rules  # noqa: E402
 from consent import service as consent  # noqa: E402
 from consent.models import Person  # noqa: E402
@@ -431,18 +431,7 @@ def fill(engine: Engine, world: World, residents: int, events: int,
                 event_rows.append((rid, "withdrawn", loader.time(withdrawn), giver, None,
                                    "paper", ""))
                 made += 1
-    counts["consent records"] = loader.load("consent_record", (
-        "id", "schema_version", "principal_id", "given_by_id", "relation", "authority_proof",
-        "child_age_at_event", "confirmed_age", "child_view", "child_view_reason",
-        "controller_organ_id", "purpose_id", "notice_id", "legal_route", "language",
-        "collection_method", "retention_class", "withdrawal_method", "power_imbalance_note",
-        "state", "given_at", "valid_until", "withdrawn_at", "created_by", "created_at"),
-        records)
-    counts["consent scope rows"] = loader.load(
-        "consent_scope", ("record_id", "item_id", "recipient", "optional"), scopes)
-    counts["consent events"] = loader.load("consent_event", (
-        "record_id", "type", "at", "person_id", "staff_id", "channel", "evidence_ref"),
-        event_rows)
+    counts.update(load_consents(loader, records, scopes, event_rows))
 
     def restriction_rows() -> Iterable[Sequence[Any]]:
         for pid in rng.sample(child_ids, min(restrictions, len(child_ids))):
