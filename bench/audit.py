@@ -107,6 +107,16 @@ def drop_database(backend: str, url: str) -> None:
     admin.dispose()
 
 
+def settle(engine: Engine) -> None:
+    """After a bulk load, what autovacuum or a maintenance job would have done by then:
+    ANALYZE, and on PostgreSQL VACUUM (the visibility map that index-only scans need)."""
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

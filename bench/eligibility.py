@@ -50,11 +50,16 @@ os.environ.update(
 os.environ.pop("KODOMO_DATABASE_URL", None)
 
 from alembic import command  # noqa: E402
-from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
-from bench.audit import backend_info, drop_database, machine, new_database  # noqa: E402
+from bench.audit import (  # noqa: E402
+    backend_info,
+    drop_database,
+    machine,
+    new_database,
+    settle,
+)
 from consent import rules, service  # noqa: E402
 from consent.models import ConsentScope, Notice, Person  # noqa: E402
 from core.cli import alembic_config  # noqa: E402
@@ -254,11 +259,7 @@ def fill(engine: Engine, persons: int, events: int, restrictions: int,
         ((pid, None, "bench", None, loader.time(AT - timedelta(days=3)), None, None)
          for pid in rng.sample(child_ids, 500)))
     loader.close()
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
-    if engine.dialect.name == "postgresql":  # a maintenance job's VACUUM: index-only scans
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
+    settle(engine)
     return counts
 
 

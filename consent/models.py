@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 from consent.rules import normalise_kana, normalise_name
 from core.clock import utcnow
 from core.crypto import EncryptedText, keyed_hash_info
+from core.db import TOKEN_ID
 from core.models import utc_column
 
 ATENA_HASH_PURPOSE = "consent.atena_no"
@@ -97,7 +98,7 @@ class Person(SQLModel, table=True):
     __table_args__ = (Index("ix_consent_person_birth_id", "birth_date", "id"),
                       Index("ix_consent_person_id_birth", "id", "birth_date"))
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, sa_type=TOKEN_ID)
     # 団体内統合宛名番号: an encrypted value and a keyed hash for lookups.
     atena_no: str = Field(sa_column=Column(EncryptedText("consent_person.atena_no"),
                                            nullable=False))
@@ -142,8 +143,8 @@ class Guardianship(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    child_id: str = Field(foreign_key="consent_person.id", max_length=32)
-    guardian_id: str = Field(foreign_key="consent_person.id", max_length=32)
+    child_id: str = Field(foreign_key="consent_person.id", sa_type=TOKEN_ID)
+    guardian_id: str = Field(foreign_key="consent_person.id", sa_type=TOKEN_ID)
     relation: GuardianRelation = Field(sa_type=String(16))
     # e.g. "戸籍謄本 2026-04-01 確認" or a court decision number; a reference, not the document.
     proof_ref: str = Field(default="", max_length=200)
@@ -221,10 +222,10 @@ class ConsentRecord(SQLModel, table=True):
               "given_at", "valid_until", "withdrawn_at", "child_view", "id"),
     )
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, sa_type=TOKEN_ID)
     schema_version: str = Field(default=SCHEMA_VERSION, max_length=64)
-    principal_id: str = Field(foreign_key="consent_person.id", max_length=32)
-    given_by_id: str = Field(foreign_key="consent_person.id", max_length=32)
+    principal_id: str = Field(foreign_key="consent_person.id", sa_type=TOKEN_ID)
+    given_by_id: str = Field(foreign_key="consent_person.id", sa_type=TOKEN_ID)
     relation: Relation = Field(sa_type=String(16))
     authority_proof: str = Field(default="", max_length=200)
     child_age_at_event: int
@@ -259,7 +260,7 @@ class ConsentScope(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    record_id: str = Field(foreign_key="consent_record.id", max_length=32)
+    record_id: str = Field(foreign_key="consent_record.id", sa_type=TOKEN_ID)
     item_id: int = Field(foreign_key="registry_item.id")
     recipient: str = Field(max_length=32)
     optional: bool = False
@@ -271,11 +272,11 @@ class ConsentEvent(SQLModel, table=True):
     __tablename__ = "consent_event"
 
     id: int | None = Field(default=None, primary_key=True)
-    record_id: str = Field(foreign_key="consent_record.id", index=True, max_length=32)
+    record_id: str = Field(foreign_key="consent_record.id", index=True, sa_type=TOKEN_ID)
     type: EventType = Field(sa_type=String(16))
     at: datetime = Field(sa_column=utc_column())
     # The person who acted (child or guardian) and the staff account that entered it.
-    person_id: str | None = Field(default=None, foreign_key="consent_person.id", max_length=32)
+    person_id: str | None = Field(default=None, foreign_key="consent_person.id", sa_type=TOKEN_ID)
     staff_id: int | None = Field(default=None, foreign_key="core_staff_account.id")
     channel: Channel = Field(sa_type=String(16))
     evidence_ref: str = Field(default="", max_length=200)
@@ -286,8 +287,8 @@ class Receipt(SQLModel, table=True):
 
     __tablename__ = "consent_receipt"
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
-    record_id: str = Field(foreign_key="consent_record.id", index=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, sa_type=TOKEN_ID)
+    record_id: str = Field(foreign_key="consent_record.id", index=True, sa_type=TOKEN_ID)
     event_id: int = Field(foreign_key="consent_event.id")
     issued_at: datetime = Field(sa_column=utc_column())
     key_id: str = Field(max_length=64)
@@ -301,7 +302,7 @@ class Restriction(SQLModel, table=True):
     __table_args__ = (Index("ix_consent_restriction_purpose", "purpose_id", "person_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    person_id: str = Field(foreign_key="consent_person.id", index=True, max_length=32)
+    person_id: str = Field(foreign_key="consent_person.id", index=True, sa_type=TOKEN_ID)
     purpose_id: int = Field(foreign_key="governance_purpose.id")
     source: RestrictionSource = Field(sa_type=String(24))
     # The record that caused it (a consent record id, a request id), if any.
@@ -321,7 +322,7 @@ class UnsuitableMark(SQLModel, table=True):
     __tablename__ = "consent_unsuitable_mark"
 
     id: int | None = Field(default=None, primary_key=True)
-    person_id: str = Field(foreign_key="consent_person.id", index=True, max_length=32)
+    person_id: str = Field(foreign_key="consent_person.id", index=True, sa_type=TOKEN_ID)
     purpose_id: int | None = Field(default=None, foreign_key="governance_purpose.id")
     reason: str = Field(sa_column=Column(EncryptedText("consent_unsuitable_mark.reason"),
                                          nullable=False))

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, event, exists, func, inspect, literal, or_, union, union_all
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
@@ -52,6 +53,8 @@ from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
 
 Acting = Principal | audit.Actor
 Flow = tuple[int, str]  # (registry_item.id, recipient key)
+# A query whose first column is person ids (any further columns ride along).
+Population = Select[*tuple[Any, ...]]
 
 _policy: CapacityPolicy = DEFAULT_POLICY
 
@@ -829,41 +832,62 @@ def _default_policy(purpose_id: int, flows: Sequence[Flow], at: datetime,
     return union_all(own, by_guardians)
 
 
-def _default_policy_join(query: Select[Any], person_id: Any, purpose_id: int,
-                         flows: Sequence[Flow], at: datetime,
-                         policy: CapacityPolicy) -> Select[Any]:
-    """The default policy as joins and one aggregate driven by the population (PostgreSQL).
+def _default_policy_split(query: Select[Any], person_id: Any, birth_date: Any | None,
+                          purpose_id: int, flows: Sequence[Flow], at: datetime,
+                          policy: CapacityPolicy) -> Select[Any]:
+    """The default policy as two branches by age, driven by the population (PostgreSQL).
 
-    Each person of the population is grouped with their guardians in force, and those are
-    counted against the fully covered (child, giver) pairs; the child's own consent is one more
-    outer join. Only hash / merge joins and aggregates, which PostgreSQL plans well even when it
-    misjudges the size of the covered set (correlated forms then became nested loops).
+    From the guardian age the person's own fully covering consent is one join; below it the
+    guardians in force are grouped per child against the fully covered (child, giver) pairs.
+    The covered pairs are inlined in each branch rather than shared as a CTE: a CTE scan would
+    keep the whole statement in one process, and the branches each plan in parallel.
+    `birth_date` is the population's own copy of the register's birth date, when it has one;
+    otherwise each person is looked up again.
     """
     day = rules.local_day(at)
     cut = rules.latest_birth_for_age(day, policy.guardian_required_below)
-    full = _full_cover(purpose_id, flows, at, policy).cte("full_consent")
-    own = full.alias("own_consent")
-    subject = Person.__table__.alias("subject")  # type: ignore[attr-defined]
-    holders = func.count(col(Guardianship.guardian_id))
-    consented = func.count(full.c.giver)
-    by_guardians = and_(holders > 0, holders == consented)
-    if not policy.guardian_consent_after_threshold:
-        by_guardians = and_(subject.c.birth_date > cut, by_guardians)
-    return (query.join(subject, subject.c.id == person_id)
-            .outerjoin(Guardianship, and_(Guardianship.child_id == person_id,
-                                          *_guardians_in_force(day)))
-            .outerjoin(full, and_(full.c.child == person_id,
-                                  full.c.giver == Guardianship.guardian_id))
-            .outerjoin(own, and_(own.c.child == person_id, own.c.giver == person_id))
-            .group_by(person_id, subject.c.birth_date, own.c.child)
-            .having(or_(and_(subject.c.birth_date <= cut, own.c.child.is_not(None)),
-                        by_guardians)))
+    allowed = query
+    if birth_date is None:
+        subject = Person.__table__.alias("subject")  # type: ignore[attr-defined]
+        allowed = query.join(subject, subject.c.id == person_id)
+        birth_date = subject.c.birth_date
+    own = _full_cover(purpose_id, flows, at, policy).subquery("own_consent")
+    by_self = (allowed.join(own, and_(own.c.child == person_id, own.c.giver == person_id))
+               .where(birth_date <= cut))
+    full = _full_cover(purpose_id, flows, at, policy).subquery("full_consent")
+    covered = (select(col(Guardianship.child_id).label("child"))
+               .outerjoin(full, and_(full.c.child == Guardianship.child_id,
+                                     full.c.giver == Guardianship.guardian_id))
+               .where(*_guardians_in_force(day))
+               .group_by(Guardianship.child_id)
+               .having(func.count() == func.count(full.c.giver))
+               .subquery("covered"))
+    by_guardians = allowed.join(covered, covered.c.child == person_id)
+    if policy.guardian_consent_after_threshold:
+        # Both branches can hold the same older child: keep each person once.
+        branches = union(by_self, by_guardians).subquery("eligible")
+    else:
+        branches = union_all(by_self, by_guardians.where(birth_date > cut)).subquery("eligible")
+    return select(branches.c.person_id)
+
+
+def _register_birth_date(population: Any) -> Any | None:
+    """The population's `birth_date` column when it is the register's own, else None."""
+    column = population.c.get("birth_date")
+    register = Person.__table__.c.birth_date  # type: ignore[attr-defined]
+    if column is not None and column.shares_lineage(register):
+        return column
+    return None
 
 
 def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[Flow],
-             population: Select[Any], at: datetime,
+             population: Population, at: datetime,
              policy: CapacityPolicy | None = None) -> Select[Any]:
     """The eligible person ids of `population` (a query of person ids) at `at`, as a query.
+
+    When the population also selects `consent_person.birth_date` as `birth_date` (as
+    `population_of_children` does), PostgreSQL reads the age from it instead of looking each
+    person up again; any other column of that name is ignored.
 
     A person is included when no restriction applies to the purpose and, when there are
     consent flows, the consent route is not marked unsuitable and, for every (item, recipient)
@@ -887,11 +911,12 @@ def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[F
     if policy.parents == "all":
         # One formulation per planner (the same rule, checked by the tests on both): SQLite
         # builds the eligible set from the consents and meets the population once; PostgreSQL
-        # joins from the population.
+        # splits the population by age and joins each part to the consents.
         if session is not None and session.get_bind().dialect.name == "sqlite":
             return query.where(
                 person_id.in_(_default_policy(purpose_id, flows, moment, policy)))
-        return _default_policy_join(query, person_id, purpose_id, flows, moment, policy)
+        return _default_policy_split(query, person_id, _register_birth_date(pop),
+                                     purpose_id, flows, moment, policy)
     for flow in flows:
         query = query.where(person_id.in_(_covered(purpose_id, flow, moment, policy)))
     return query
@@ -899,7 +924,7 @@ def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[F
 
 def why_excluded(session: Session, person_id: str, purpose_id: int,
                  consent_flows: Sequence[Flow], at: datetime, *,
-                 population: Select[Any] | None = None, reveal_unsuitable: bool = False,
+                 population: Population | None = None, reveal_unsuitable: bool = False,
                  policy: CapacityPolicy | None = None) -> list[Reason]:
     """Why `eligible()` leaves this person out (empty when it includes them), with Reasons.
 
@@ -1023,16 +1048,19 @@ def _flow_reasons(session: Session, person: Person, purpose_id: int, flow: Flow,
         Reason.of("consent.excluded_withdrawn", refs=flow_refs, **params)]
 
 
-def population_of_children(min_age: int, max_age: int, at: datetime) -> Select[Any]:
-    """A population query: people aged min_age..max_age during the Japanese day of `at`."""
+def population_of_children(min_age: int, max_age: int, at: datetime) -> Population:
+    """A population query: people aged min_age..max_age during the Japanese day of `at`.
+
+    Ages follow 年齢計算法. The birth date comes along so that `eligible` need not read it again.
+    """
     day = rules.local_day(as_utc(at))
     oldest = rules.latest_birth_for_age(day, max_age + 1)
     youngest = rules.latest_birth_for_age(day, min_age)
-    return select(Person.id).where(col(Person.birth_date) > oldest,
-                                   col(Person.birth_date) <= youngest)
+    return sa_select(col(Person.id), col(Person.birth_date)).where(
+        col(Person.birth_date) > oldest, col(Person.birth_date) <= youngest)
 
 
-def literal_population(person_ids: Iterable[str]) -> Select[Any]:
+def literal_population(person_ids: Iterable[str]) -> Population:
     """A population of the given ids (tests and one-off checks)."""
     ids = list(person_ids)
     return select(Person.id).where(col(Person.id).in_(ids or [literal("")]))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, String, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel, create_engine
@@ -25,6 +25,12 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Random hex ids (secrets.token_hex(16)) compared byte by byte on every backend. PostgreSQL would
+# otherwise compare them under the database's locale (strcoll, no abbreviated sort keys), which
+# made the sorts and merge joins of a population several times slower, and a locale could order
+# them differently from Python, which hashes populations in id order. SQLite is bytewise already.
+TOKEN_ID = String(32).with_variant(String(32, collation="C"), "postgresql")
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -9,18 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, literal, update
+from sqlalchemy import column, insert, literal, table, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from consent import service as consent
-from consent.models import Person
-from consent.rules import body_recipient, latest_birth_for_age, local_day, organ_recipient
+from consent.rules import body_recipient, organ_recipient
 from core import audit, messages
 from core.auth import Principal, principal_for
 from core.clock import as_utc, utcnow
-from core.db import unit_of_work
+from core.db import is_postgres, unit_of_work
 from core.models import StaffAccount
 from core.reasons import Conflict, Forbidden, NotFound, Reason
 from governance import gate
@@ -149,12 +148,8 @@ def submit(session: Session, request: gate.JobRequest) -> tuple[gate.Decision, J
 def subjects_query(purpose: Purpose, at: datetime) -> Any:
     """The purpose's subjects in the person register, as a query of ids (age per 年齢計算法)."""
     rule = parse_json_object(purpose.subjects_rule)
-    day = local_day(at)
     low, high = int(rule.get("min_age", 0)), int(rule.get("max_age", -1))  # type: ignore[call-overload]
-    return sa_select(col(Person.id)).where(
-        col(Person.birth_date) <= latest_birth_for_age(day, low),
-        col(Person.birth_date) > latest_birth_for_age(day, high + 1),
-    )
+    return consent.population_of_children(low, high, at)
 
 
 def _consume_runs(session: Session, decision: gate.Decision) -> list[Reason]:
@@ -173,6 +168,7 @@ def _consume_runs(session: Session, decision: gate.Decision) -> list[Reason]:
 
 
 def _population_hash(session: Session, job_id: int) -> tuple[int, str]:
+    """The population's size and SHA-256 over its ids in byte order, one per line."""
     digest = hashlib.sha256()
     count = 0
     rows = session.execute(sa_select(col(JobPopulation.person_id))
@@ -183,6 +179,33 @@ def _population_hash(session: Session, job_id: int) -> tuple[int, str]:
         digest.update(b"\n")
         count += 1
     return count, digest.hexdigest()
+
+
+def _write_population(session: Session, job_id: int, eligible: Any) -> tuple[int, str]:
+    """Write the eligible ids as the job's population; return its size and hash.
+
+    SQLite runs one `INSERT … SELECT`. PostgreSQL never plans the SELECT of an INSERT in
+    parallel, and the eligibility query is most of the work, so there the ids go first into a
+    temporary table with `CREATE TABLE … AS` (planned in parallel), then into the population
+    with one `INSERT … SELECT` in id order (the primary key fills from the right). The ids
+    never leave the database.
+    """
+    if not is_postgres(session):
+        session.execute(insert(JobPopulation).from_select(
+            ["job_id", "person_id"], sa_select(literal(job_id), eligible.subquery().c[0])))
+        return _population_hash(session, job_id)
+    # JIT compilation costs more than it saves on a statement that runs once.
+    session.execute(text("SET LOCAL jit = off"))
+    staged = table(f"population_{job_id}", column("person_id"))
+    compiled = eligible.compile(dialect=session.get_bind().dialect,
+                                compile_kwargs={"render_postcompile": True})
+    session.connection().exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staged.name} ON COMMIT DROP AS {compiled.string}",
+        compiled.params)
+    session.execute(insert(JobPopulation).from_select(
+        ["job_id", "person_id"],
+        sa_select(literal(job_id), staged.c.person_id).order_by(staged.c.person_id)))
+    return _population_hash(session, job_id)
 
 
 def consent_flows(decision: gate.Decision) -> list[consent.Flow]:
@@ -212,12 +235,8 @@ def start(engine: Engine, job_id: int, at: datetime | None = None) -> gate.Decis
         purpose = session.get(Purpose, job.purpose_id)
         assert purpose is not None and job.id is not None
         eligible = consent.eligible(session, job.purpose_id, consent_flows(decision),
-                                    subjects_query(purpose, moment), moment).subquery()
-        session.execute(insert(JobPopulation).from_select(
-            ["job_id", "person_id"],
-            sa_select(literal(job.id), eligible.c[0]),
-        ))
-        job.population_count, job.population_hash = _population_hash(session, job.id)
+                                    subjects_query(purpose, moment), moment)
+        job.population_count, job.population_hash = _write_population(session, job.id, eligible)
         job.state = JobState.started
         job.start_decision_id = decision.id
         job.started_at = moment

@@ -33,3 +33,24 @@ def test_every_table_is_prefixed_by_its_package(fresh_engine: Engine) -> None:
     tables = set(inspect(fresh_engine).get_table_names()) - {"alembic_version"}
     assert tables, "no tables were created"
     assert all(name.startswith(prefixes) for name in tables), sorted(tables)
+
+
+def test_column_collations_match_the_models(fresh_engine: Engine) -> None:
+    # compare_type does not look at collations; on PostgreSQL the token ids rely on "C".
+    dialect = fresh_engine.dialect
+    reflected = inspect(fresh_engine)
+    expected: dict[tuple[str, str], str | None] = {}
+    for table in main.all_metadata().tables.values():
+        for column in table.columns:
+            collation = getattr(column.type.dialect_impl(dialect), "collation", None)
+            if collation is not None:
+                expected[(table.name, column.name)] = collation
+    if dialect.name == "postgresql":
+        assert ("consent_person", "id") in expected
+    found = {
+        (table, column["name"]): getattr(column["type"], "collation", None)
+        for table in {name for name, _ in expected}
+        for column in reflected.get_columns(table)
+        if (table, column["name"]) in expected
+    }
+    assert found == expected

@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlmodel import select
+from sqlalchemy import literal
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
 
 from consent import rules, service
-from consent.models import ChildView, Relation, RestrictionSource
+from consent.models import ChildView, Person, Relation, RestrictionSource
 from consent.rules import CapacityPolicy
 from consent.schemas import RestrictionIn, WithdrawIn
 from core import audit
@@ -191,6 +193,39 @@ def test_a_population_query_passes_through(world: World) -> None:
     query = service.eligible(world.session, world.purpose_id, world.flows, population, AT)
     found = set(world.session.exec(query).all())  # type: ignore[call-overload]
     assert child in found and not set(parents) & found
+
+
+@pytest.mark.parametrize("policy", [CapacityPolicy(),
+                                    CapacityPolicy(guardian_consent_after_threshold=True)])
+def test_a_population_with_birth_dates_gives_the_same_people(world: World,
+                                                            policy: CapacityPolicy) -> None:
+    # PostgreSQL reads the age from the population when it carries the register's birth date;
+    # a column that only has the name must not be believed.
+    ids = []
+    # By order: both parents; one of two; the child itself at 16; both parents while 15, the
+    # child 16 by AT (counts only under guardian_consent_after_threshold); nobody; both.
+    for birth, by in [("2013-05-10", "both"), ("2013-06-01", "one"), ("2010-03-01", "self"),
+                      ("2010-05-01", "both"), ("2009-01-15", "none"), ("2016-02-29", "both")]:
+        child, parents = world.family(birth)
+        if by == "self":
+            world.give(child)
+        for parent in {"both": parents, "one": parents[:1]}.get(by, []):
+            world.give(child, parent)
+        ids.append(child)
+
+    def found(population: service.Population) -> set[str]:
+        query = service.eligible(world.session, world.purpose_id, world.flows, population, AT,
+                                 policy=policy)
+        return set(world.session.exec(query).all()) & set(ids)  # type: ignore[call-overload]
+
+    looked_up = found(service.literal_population(ids))
+    assert found(service.population_of_children(0, 17, AT)) == looked_up
+    forged = sa_select(col(Person.id), literal(date(2000, 1, 1)).label("birth_date")).where(
+        col(Person.id).in_(ids))
+    assert found(forged) == looked_up
+    assert looked_up == world.eligible(ids, policy=policy)
+    assert {ids[0], ids[2], ids[5]} <= looked_up and not {ids[1], ids[4]} & looked_up
+    assert (ids[3] in looked_up) == policy.guardian_consent_after_threshold
 
 
 @settings(max_examples=20, deadline=None,

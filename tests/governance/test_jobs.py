@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func
@@ -12,7 +14,7 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from consent import service as consent
-from consent.models import ConsentRecord
+from consent.models import ConsentRecord, Person
 from consent.schemas import WithdrawIn
 from core import audit
 from core.auth import Principal, principal_for
@@ -129,6 +131,39 @@ def test_a_withdrawal_between_submit_and_start_only_shrinks_the_population(city:
     job = jobs.run(city, second)
     assert job.state == JobState.finished
     assert job.population_count == before - 1
+
+
+@pytest.mark.parametrize("purpose, items, kind", [
+    ("child_abuse_prevention", ("seiho.kind", "shukketsu.days_absent"), gate.JobKind.scoring),
+    ("young_carers_outreach", ("shukketsu.days_absent", "shukketsu.late_early"),
+     gate.JobKind.linkage),
+])
+def test_the_population_is_the_eligible_set_with_its_hash(
+        city: Engine, purpose: str, items: tuple[str, ...], kind: gate.JobKind) -> None:
+    # The population table has no foreign keys (one query per row on PostgreSQL), so this
+    # checks what they would: every row names this job and a person of the register.
+    with unit_of_work(city) as session:
+        pia_helpers.approve(session, "young_carers_outreach")
+    job_id = _submit(city, purpose, items, kind)
+    moment = datetime.now(UTC)
+    decision = jobs.start(city, job_id, at=moment)
+    assert decision.allowed, [r.code for r in decision.reasons]
+    with Session(city) as session:
+        job = jobs.get_job(session, job_id)
+        subjects = jobs.subjects_query(service.get_purpose(session, purpose), moment)
+        expected = set(session.execute(consent.eligible(
+            session, job.purpose_id, jobs.consent_flows(decision), subjects, moment)).scalars())
+        stored = session.execute(select(JobPopulation.person_id)
+                                 .where(JobPopulation.job_id == job_id)).scalars().all()
+        known = set(session.execute(select(Person.id).where(
+            col(Person.id).in_(stored))).scalars())
+        orphans = session.exec(select(func.count()).select_from(JobPopulation).where(
+            col(JobPopulation.job_id).not_in(select(Job.id)))).one()
+    assert expected and set(stored) == expected and len(stored) == len(expected)
+    assert known == expected and orphans == 0
+    digest = hashlib.sha256("".join(f"{i}\n" for i in sorted(expected)).encode()).hexdigest()
+    assert (job.population_count, job.population_hash) == (len(expected), digest)
+    assert bool(jobs.consent_flows(decision)) == (purpose == "young_carers_outreach")
 
 
 def test_the_last_run_goes_to_exactly_one_of_two_racing_jobs(city: Engine) -> None:
