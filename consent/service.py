@@ -789,26 +789,25 @@ def _full_cover(purpose_id: int, flows: Sequence[Flow], at: datetime,
             .having(and_(*each)))
 
 
-def _default_policy(purpose_id: int, flows: Sequence[Flow], at: datetime,
-                    policy: CapacityPolicy) -> Any:
-    """Under the default policy ("all" parents): the ids whose consent covers every flow.
+def _default_policy(person_id: Any, birth_date: Any | None, purpose_id: int,
+                    flows: Sequence[Flow], at: datetime, policy: CapacityPolicy) -> Any:
+    """Under the default policy ("all" parents): whether `person_id`'s consent covers every flow.
 
     Below the guardian age every legal representative in force (at least one) must have
     consented to every flow; from that age, the child. (For every flow, every guardian) equals
     (for every guardian, every flow), so one set of (child, giver) pairs whose consents cover
-    all flows answers every flow at once. The result is built from the consents (a much smaller
-    set than the register) and meets the population in one semi-join.
+    all flows answers every flow at once. The eligible ids are built from the consents (a much
+    smaller set than the register) and meet the population in a semi-join. `birth_date` is the
+    population's own copy of the register's birth date, when it has one; otherwise the ages are
+    read from the register inside the sets.
     """
     moment = as_utc(at)
     day = rules.local_day(moment)
     cut = rules.latest_birth_for_age(day, policy.guardian_required_below)
     full = _full_cover(purpose_id, flows, moment, policy, exact=True).cte("full_consent")
-    subject = Person.__table__.alias("subject")  # type: ignore[attr-defined]
-    own = (select(full.c.child).join(subject, subject.c.id == full.c.child)
-           .where(full.c.child == full.c.giver, subject.c.birth_date <= cut))
+    own = select(full.c.child).where(full.c.child == full.c.giver)
     holder = Guardianship.__table__.alias("holder")  # type: ignore[attr-defined]
     every = Guardianship.__table__.alias("every")  # type: ignore[attr-defined]
-    child = Person.__table__.alias("child")  # type: ignore[attr-defined]
     # A child qualifies when its links in force that meet a fully covering consent are all its
     # links in force (at least one). `full` has one row per (child, giver), so the join counts
     # each link in force once: "no link in force lacks a consent" as one count per child
@@ -822,14 +821,23 @@ def _default_policy(purpose_id: int, flows: Sequence[Flow], at: datetime,
         .select_from(full)
         .join(holder, and_(full.c.child == holder.c.child_id,
                            full.c.giver == holder.c.guardian_id))
-        .join(child, child.c.id == holder.c.child_id)
         .where(holder.c.valid_from <= day,
                or_(holder.c.valid_until.is_(None), holder.c.valid_until > day))
         .group_by(holder.c.child_id)
         .having(func.count() == in_force))
-    if not policy.guardian_consent_after_threshold:
-        by_guardians = by_guardians.where(child.c.birth_date > cut)
-    return union_all(own, by_guardians)
+    guardians_only_below = not policy.guardian_consent_after_threshold
+    if birth_date is not None:
+        guardians_consented = person_id.in_(by_guardians)
+        if guardians_only_below:
+            guardians_consented = and_(birth_date > cut, guardians_consented)
+        return or_(and_(birth_date <= cut, person_id.in_(own)), guardians_consented)
+    subject = Person.__table__.alias("subject")  # type: ignore[attr-defined]
+    own = own.join(subject, subject.c.id == full.c.child).where(subject.c.birth_date <= cut)
+    if guardians_only_below:
+        child = Person.__table__.alias("child")  # type: ignore[attr-defined]
+        by_guardians = (by_guardians.join(child, child.c.id == holder.c.child_id)
+                        .where(child.c.birth_date > cut))
+    return person_id.in_(union_all(own, by_guardians))
 
 
 def _default_policy_split(query: Select[Any], person_id: Any, birth_date: Any | None,
@@ -886,8 +894,8 @@ def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[F
     """The eligible person ids of `population` (a query of person ids) at `at`, as a query.
 
     When the population also selects `consent_person.birth_date` as `birth_date` (as
-    `population_of_children` does), PostgreSQL reads the age from it instead of looking each
-    person up again; any other column of that name is ignored.
+    `population_of_children` does), the ages are read from it instead of from the register
+    again; any other column of that name is ignored.
 
     A person is included when no restriction applies to the purpose and, when there are
     consent flows, the consent route is not marked unsuitable and, for every (item, recipient)
@@ -912,11 +920,12 @@ def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[F
         # One formulation per planner (the same rule, checked by the tests on both): SQLite
         # builds the eligible set from the consents and meets the population once; PostgreSQL
         # splits the population by age and joins each part to the consents.
+        birth_date = _register_birth_date(pop)
         if session is not None and session.get_bind().dialect.name == "sqlite":
-            return query.where(
-                person_id.in_(_default_policy(purpose_id, flows, moment, policy)))
-        return _default_policy_split(query, person_id, _register_birth_date(pop),
-                                     purpose_id, flows, moment, policy)
+            return query.where(_default_policy(person_id, birth_date, purpose_id, flows,
+                                               moment, policy))
+        return _default_policy_split(query, person_id, birth_date, purpose_id, flows, moment,
+                                     policy)
     for flow in flows:
         query = query.where(person_id.in_(_covered(purpose_id, flow, moment, policy)))
     return query
