@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy import MetaData, String, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable, Select
 from sqlmodel import Session, SQLModel, create_engine
 
 from core.settings import Settings, get_settings
@@ -80,6 +83,28 @@ def set_engine(engine: Engine | None) -> None:
     """Point the process at another engine (tests, the CLI's --database option)."""
     global _engine
     _engine = engine
+
+
+class TemporaryTableAs(Executable, ClauseElement):
+    """`CREATE TEMPORARY TABLE name ON COMMIT DROP AS query` on PostgreSQL.
+
+    A statement of its own rather than text, so that the query's values are bound and typed as
+    in any other statement. PostgreSQL plans the query of a CREATE TABLE … AS in parallel,
+    which it never does for the query of an INSERT … SELECT.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, name: str, query: Select[*tuple[Any, ...]]) -> None:
+        self.name = name
+        self.query = query
+
+
+@compiles(TemporaryTableAs, "postgresql")
+def _temporary_table_as(element: TemporaryTableAs, compiler: SQLCompiler, **kw: Any) -> str:
+    name = compiler.preparer.quote(element.name)
+    query = compiler.process(element.query, **kw)
+    return f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {query}"
 
 
 def is_postgres(session_or_engine: OrmSession | Engine) -> bool:

@@ -19,7 +19,7 @@ from consent.rules import body_recipient, organ_recipient
 from core import audit, messages
 from core.auth import Principal, principal_for
 from core.clock import as_utc, utcnow
-from core.db import is_postgres, unit_of_work
+from core.db import TemporaryTableAs, is_postgres, unit_of_work
 from core.models import StaffAccount
 from core.reasons import Conflict, Forbidden, NotFound, Reason
 from governance import gate
@@ -197,11 +197,7 @@ def _write_population(session: Session, job_id: int, eligible: Any) -> tuple[int
     # JIT compilation costs more than it saves on a statement that runs once.
     session.execute(text("SET LOCAL jit = off"))
     staged = table(f"population_{job_id}", column("person_id"))
-    compiled = eligible.compile(dialect=session.get_bind().dialect,
-                                compile_kwargs={"render_postcompile": True})
-    session.connection().exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {staged.name} ON COMMIT DROP AS {compiled.string}",
-        compiled.params)
+    session.execute(TemporaryTableAs(staged.name, eligible))
     session.execute(insert(JobPopulation).from_select(
         ["job_id", "person_id"],
         sa_select(literal(job_id), staged.c.person_id).order_by(staged.c.person_id)))
