@@ -23,7 +23,6 @@ import os
 import platform
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,17 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# A throwaway demo environment: the bench never touches the real data directory or keyring.
-_TMP = Path(tempfile.mkdtemp(prefix="kodomo-bench-"))
-os.environ.update(
-    {
-        "KODOMO_DEMO": "1",
-        "KODOMO_DATA_DIR": str(_TMP),
-        "KODOMO_KEY_FILE": str(_TMP / "keys.json"),
-        "KODOMO_SECRET_KEY": secrets.token_urlsafe(48),
-    }
-)
-os.environ.pop("KODOMO_DATABASE_URL", None)
+from bench.sandbox import TMP as _TMP  # noqa: E402  (first: sets the environment)
+
+# isort: split
 
 import sqlalchemy  # noqa: E402
 from alembic import command  # noqa: E402
@@ -109,12 +100,14 @@ def drop_database(backend: str, url: str) -> None:
 
 def settle(engine: Engine) -> None:
     """After a bulk load, what autovacuum or a maintenance job would have done by then:
-    ANALYZE, and on PostgreSQL VACUUM (the visibility map that index-only scans need)."""
+    ANALYZE; on PostgreSQL, VACUUM (the visibility map that index-only scans need) and a
+    CHECKPOINT, so that the load's dirty pages are not written out during the measurements."""
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
+            conn.execute(text("CHECKPOINT"))
 
 
 def machine() -> str:

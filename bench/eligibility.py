@@ -24,11 +24,9 @@ for the whole register as population, for context. Target: ≤ 2 s on each backe
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -38,17 +36,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_TMP = Path(tempfile.mkdtemp(prefix="kodomo-bench-"))
-os.environ.update(
-    {
-        "KODOMO_DEMO": "1",
-        "KODOMO_DATA_DIR": str(_TMP),
-        "KODOMO_KEY_FILE": str(_TMP / "keys.json"),
-        "KODOMO_SECRET_KEY": secrets.token_urlsafe(48),
-    }
-)
-os.environ.pop("KODOMO_DATABASE_URL", None)
+import bench.sandbox  # noqa: E402, F401  (first: sets the environment)
 
+# isort: split
 from alembic import command  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402

@@ -20,7 +20,8 @@ a temporary directory; PostgreSQL created next to the test database and dropped 
   events for the consent flows of the population purpose (children under 16 by their guardians,
   16–17 by themselves; some withdrawn, some with the child's objection), --restrictions
   restrictions (most for the population purpose);
-- ANALYZE on both backends and VACUUM on PostgreSQL, as autovacuum / a maintenance job would.
+- ANALYZE on both backends, and VACUUM and CHECKPOINT on PostgreSQL, as autovacuum / a
+  maintenance job / the checkpointer would have done by then.
 
 The figures:
 
@@ -52,7 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# bench.audit sets up a throwaway demo environment (data directory, keyring) on import.
+# bench.audit imports bench.sandbox first: a throwaway demo environment (data directory, keyring).
 from alembic import command  # noqa: E402
 from sqlalchemy import func  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402

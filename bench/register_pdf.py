@@ -15,25 +15,16 @@ import argparse
 import io
 import os
 import platform
-import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_TMP = Path(tempfile.mkdtemp(prefix="kodomo-bench-"))
-os.environ.update(
-    {
-        "KODOMO_DEMO": "1",
-        "KODOMO_DATA_DIR": str(_TMP),
-        "KODOMO_KEY_FILE": str(_TMP / "keys.json"),
-        "KODOMO_SECRET_KEY": secrets.token_urlsafe(48),
-    }
-)
-os.environ.pop("KODOMO_DATABASE_URL", None)
+from bench.sandbox import TMP as _TMP  # noqa: E402  (first: sets the environment)
+
+# isort: split
 
 from alembic import command  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
