@@ -79,7 +79,7 @@ from core.db import make_engine, unit_of_work  # noqa: E402
 from core.models import Organ, OutsideBody, StaffAccount  # noqa: E402
 from core.settings import get_settings  # noqa: E402
 from core.startup import prepare  # noqa: E402
-from governance import gate, jobs, service  # noqa: E402
+from governance import footing, gate, jobs, purposes  # noqa: E402
 from governance.demo import NOTICE, SAFEGUARDS  # noqa: E402
 from governance.design import canonical_json, design_hash, design_of, pia_snapshot  # noqa: E402
 from governance.models import (  # noqa: E402
@@ -165,7 +165,7 @@ def _add_items(session: Session) -> None:
 
 def _purpose(session: Session, drafter: Principal, officer: Principal, key: str, n: int,
              items: list[str]) -> None:
-    service.create_purpose(session, drafter, PurposeCreate(
+    purposes.create_purpose(session, drafter, PurposeCreate(
         key=key, title_ja=f"ベンチ利用目的{n}", title_en=f"Bench purpose {n}",
         purpose_text="複数部署の情報を突合し、支援を要するこどもと家庭を早期に把握して支援につなげる。",
         necessity="単独の部署の情報では支援の必要性に気付けないため、連携が必要である。",
@@ -188,11 +188,11 @@ def _purpose(session: Session, drafter: Principal, officer: Principal, key: str,
             SubjectIn(organ="mayor", department="child_family", role=SubjectRole.use),
         ]))
     for item in items:
-        service.set_item(session, drafter, key, PurposeItemIn(
+        purposes.set_item(session, drafter, key, PurposeItemIn(
             item=item, necessity_reason="支援の必要性の把握に必要",
             relevance_to_difficulty="困難の兆候となりうる"))
-    service.submit_purpose(session, drafter, key)
-    service.approve_purpose(session, officer, key, OK)
+    purposes.submit_purpose(session, drafter, key)
+    purposes.approve_purpose(session, officer, key, OK)
 
 
 def _four_conditions(start: datetime, n: int) -> dict[str, Any]:
@@ -274,17 +274,17 @@ def build_small(session: Session, rng: random.Random) -> World:
             route_key = f"{key}.{suffix}"
             recurrence = (Recurrence.one_off if fields["basis"] == Basis.one_off
                           else Recurrence.recurring)
-            service.create_route(session, drafter, key, RouteCreate(
+            footing.create_route(session, drafter, key, RouteCreate(
                 key=route_key, items=route_items, recurrence=recurrence, **fields))
             if fields["basis"] == Basis.one_off:
                 auth_key = f"{route_key}.2026"
-                service.create_authorisation(session, drafter, AuthorisationCreate(
+                footing.create_authorisation(session, drafter, AuthorisationCreate(
                     key=auth_key, route=route_key, **_four_conditions(start, n)))
-                service.submit_authorisation(session, drafter, auth_key)
+                footing.submit_authorisation(session, drafter, auth_key)
                 auths.append(auth_key)
             else:
-                service.submit_route(session, drafter, route_key)
-                service.approve_route(session, officer, route_key, OK)
+                footing.submit_route(session, drafter, route_key)
+                footing.approve_route(session, officer, route_key, OK)
         if key == POPULATION_PURPOSE:
             within = next(s[1] for s in specs if s[0] == "w.mayor01")
             world.job_items = consent_b[0:2] + within[0:2]
@@ -315,13 +315,13 @@ def build_small(session: Session, rng: random.Random) -> World:
     session.flush()
     world.counts["PIAs inserted"] = pias
     for auth_key in auths:
-        service.approve_authorisation(session, officer, auth_key, ApprovalIn(
+        footing.approve_authorisation(session, officer, auth_key, ApprovalIn(
             comment="4要件を確認した", delegation_note="事務決裁規程により専決"))
     world.counts["authorisations"] = len(auths)
     world.counts["approved routes"] = len(session.exec(select(Route).where(
         Route.status == RecordStatus.approved.value)).all())
 
-    population = service.get_purpose(session, POPULATION_PURPOSE)
+    population = purposes.get_purpose(session, POPULATION_PURPOSE)
     assert population.id is not None
     world.population_purpose_id = population.id
     recipient = consent_rules.organ_recipient(mayor.id)
@@ -337,7 +337,7 @@ def build_small(session: Session, rng: random.Random) -> World:
     consent.mark_notice_shown(session, audit.SYSTEM, notice.id or 0, at=now - timedelta(days=400))
     world.notice_id = notice.id or 0
     world.purposes.update({
-        p.key: [i.key for _link, i in service.purpose_items(session, p)]
+        p.key: [i.key for _link, i in purposes.purpose_items(session, p)]
         for p in session.exec(select(Purpose)).all() if p.key not in world.purposes})
     return world
 

@@ -12,41 +12,31 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core import messages
 from core.reasons import NotFound, Reason
-from governance import service
+from governance import approvals, design, purposes
 from governance.design import canonical_json, pia_snapshot
 from governance.models import Purpose
 from pia import service as pia
 from pia.models import Assessment
-
-messages.register(
-    {
-        "governance.pia_none_in_progress": (
-            "利用目的「{purpose}」に作成中のPIAはありません。",
-            "Purpose {purpose} has no PIA in progress.",
-        ),
-    }
-)
 
 
 def snapshot_of(session: Session, purpose: Purpose) -> dict[str, Any]:
     return pia_snapshot(session, purpose)
 
 
-def open_pia(session: Session, by: service.Actor, purpose_key: str,
+def open_pia(session: Session, by: approvals.Actor, purpose_key: str,
              at: datetime | None = None) -> Assessment:
     """Open a PIA (or a re-assessment) of the purpose's current design."""
-    purpose = service.get_purpose(session, purpose_key)
+    purpose = purposes.get_purpose(session, purpose_key)
     assert purpose.id is not None
     snapshot = snapshot_of(session, purpose)
     return pia.open(session, by, purpose.id, snapshot, snapshot["design_hash"], at)
 
 
-def submit_pia(session: Session, by: service.Actor, purpose_key: str, version: int,
+def submit_pia(session: Session, by: approvals.Actor, purpose_key: str, version: int,
                at: datetime | None = None) -> Assessment:
     """Submit the purpose's PIA in progress for approval against the current design."""
-    purpose = service.get_purpose(session, purpose_key)
+    purpose = purposes.get_purpose(session, purpose_key)
     assert purpose.id is not None
     current = _in_progress(session, purpose)
     snapshot = snapshot_of(session, purpose)
@@ -65,7 +55,7 @@ def _in_progress(session: Session, purpose: Purpose) -> Assessment:
 def pia_status(session: Session, purpose: Purpose, at: datetime | None = None) -> pia.PiaStatus:
     """The fourth condition's link: the purpose's PIA, approved and current, or why not."""
     assert purpose.id is not None
-    return pia.status(session, purpose.id, service.current_design_hash(session, purpose), at)
+    return pia.status(session, purpose.id, design.current_design_hash(session, purpose), at)
 
 
 @dataclass(frozen=True)
@@ -115,7 +105,7 @@ def diff(before: Any, after: Any, path: str = "") -> list[Change]:
 
 def changes_since_approval(session: Session, purpose_key: str) -> list[Change] | None:
     """What changed in the design since the PIA relied on was approved (None: no approval)."""
-    purpose = service.get_purpose(session, purpose_key)
+    purpose = purposes.get_purpose(session, purpose_key)
     assert purpose.id is not None
     approved = pia.approved_snapshot(session, purpose.id)
     if approved is None:

@@ -12,7 +12,7 @@ from core.auth import Principal
 from core.models import Role
 from core.reasons import DomainError
 from core.web import SessionDep, api_staff, console_staff, record_refusal, render
-from governance import assessment, service
+from governance import assessment, design, purposes
 from pia import service as pia
 
 Reader = Annotated[Principal, Depends(api_staff())]
@@ -30,7 +30,7 @@ class VersionIn(BaseModel):
 
 
 def _status(session: Any, key: str) -> dict[str, Any]:
-    purpose = service.get_purpose(session, key)
+    purpose = purposes.get_purpose(session, key)
     found = assessment.pia_status(session, purpose)
     changes = assessment.changes_since_approval(session, key)
     assert purpose.id is not None
@@ -41,7 +41,7 @@ def _status(session: Any, key: str) -> dict[str, Any]:
         "pia_id": found.pia_id,
         "version": found.version,
         "reasons": [r.to_dict() for r in found.reasons],
-        "design_hash": service.current_design_hash(session, purpose),
+        "design_hash": design.current_design_hash(session, purpose),
         "in_progress": None if current is None else {"id": current.id,
                                                      "version": current.version,
                                                      "status": current.status},
@@ -75,7 +75,7 @@ def api_submit(key: str, body: VersionIn, principal: Officer,
 
 def _page(request: Request, session: Any, key: str, reasons: list[Any] | None = None,
           status_code: int = 200) -> Response:
-    purpose = service.get_purpose(session, key)
+    purpose = purposes.get_purpose(session, key)
     assert purpose.id is not None
     return render(request, "pia/purpose_pia.html", {
         "purpose": purpose, "status": _status(session, key), "reasons": reasons or [],

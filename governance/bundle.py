@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, col, select
 
-from core import audit, messages
+from core import audit
 from core import service as core_service
 from core.auth import Principal
 from core.clock import TOKYO, as_utc
@@ -50,8 +50,7 @@ from core.models import (
     StaffAccount,
 )
 from core.reasons import DomainError, InvalidInput, Reason
-from governance import rules
-from governance import service as gov
+from governance import approvals, footing, purposes, rules
 from governance.models import (
     AcquisitionMethod,
     Authorisation,
@@ -99,38 +98,6 @@ APPLY_REASON = "バンドルの適用 / bundle apply"
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 ONE_OFF_KINDS = (RouteKind.internal_use, RouteKind.provision)
 
-messages.register(
-    {
-        "governance.bundle_unreadable": (
-            "バンドルを読み込めません（{detail}）。",
-            "The bundle cannot be read ({detail}).",
-        ),
-        "governance.bundle_bad_value": (
-            "値が正しくありません（{detail}）。",
-            "invalid value ({detail})",
-        ),
-        "governance.bundle_unknown": (
-            "{what}「{key}」が見つかりません（バンドルにもデータベースにもありません）。",
-            "unknown {what_en} {key!r}",
-        ),
-        "governance.bundle_duplicate": (
-            "キー「{key}」が重複しています。",
-            "{key!r} appears more than once",
-        ),
-        "governance.bundle_item_of_other_file": (
-            "記録項目「{key}」は既に個人情報ファイル「{file}」の項目です。",
-            "item {key!r} already belongs to file {file!r}",
-        ),
-        "governance.bundle_kind_mismatch": (
-            "経路の種類は「{derived}」と導かれます（バンドルには「{given}」と書かれています）。",
-            "the derived route kind is {derived!r}, not {given!r}",
-        ),
-        "governance.bundle_no_municipality": (
-            "地方公共団体が登録されていません。バンドルに municipality を記載してください。",
-            "no municipality is registered; give one under 'municipality'",
-        ),
-    }
-)
 
 _WHAT = {
     "organ": "機関",
@@ -503,7 +470,7 @@ class _Names:
 def _approval_comment(session: Session, subject_type: str, subject_id: int | None) -> str:
     if subject_id is None:
         return "-"
-    steps = [s for s in gov.approval_history(session, subject_type, subject_id)
+    steps = [s for s in approvals.approval_history(session, subject_type, subject_id)
              if s.action == "approve"]
     return (steps[-1].comment if steps else "") or "-"
 
@@ -585,7 +552,7 @@ def _purpose_record(session: Session, purpose: Purpose, names: _Names) -> Purpos
                   for s in subjects],
         items=[PurposeItemIn(item=item.key, necessity_reason=link.necessity_reason,
                              relevance_to_difficulty=link.relevance_to_difficulty)
-               for link, item in gov.purpose_items(session, purpose)],
+               for link, item in purposes.purpose_items(session, purpose)],
         submitted_by=names.login(purpose.submitted_by),
         approved=approved,
     )
@@ -601,7 +568,7 @@ def _route_record(session: Session, route: Route, names: _Names) -> RouteRecord:
                             comment=_approval_comment(session, "route", route.id))
     return RouteRecord(
         key=route.key, purpose=names.purposes[route.purpose_id], status=status,
-        items=[i.key for i in gov.route_items(session, route)],
+        items=[i.key for i in footing.route_items(session, route)],
         to_organ=names.organs.get(route.to_organ_id) if route.to_organ_id else None,
         to_body=names.bodies.get(route.to_body_id) if route.to_body_id else None,
         basis=Basis(route.basis), recurrence=Recurrence(route.recurrence), kind=kind,
@@ -646,7 +613,7 @@ def current_bundle(session: Session) -> Bundle:
         staff=[_staff_record(session, a, names) for a in session.exec(
             select(StaffAccount).order_by(col(StaffAccount.id)))],
         files=[_file_record(session, f) for f in registry.list_files(session)],
-        purposes=[_purpose_record(session, p, names) for p in gov.list_purposes(session)],
+        purposes=[_purpose_record(session, p, names) for p in purposes.list_purposes(session)],
         routes=[_route_record(session, r, names) for r in session.exec(
             select(Route).order_by(col(Route.key)))],
         authorisations=[_authorisation_record(session, a, names) for a in session.exec(
@@ -690,8 +657,8 @@ def _known(session: Session, bundle: Bundle) -> _Known:
         for item in file.items:
             items[item.key] = (file.key, file.organ)
     purpose_items: dict[str, set[str]] = {}
-    for purpose in gov.list_purposes(session):
-        purpose_items[purpose.key] = {i.key for _, i in gov.purpose_items(session, purpose)}
+    for purpose in purposes.list_purposes(session):
+        purpose_items[purpose.key] = {i.key for _, i in purposes.purpose_items(session, purpose)}
     for record in bundle.purposes:
         purpose_items[record.key] = {i.item for i in record.items}
     route_kinds: dict[str, RouteKind | None] = {
@@ -926,21 +893,21 @@ def _ordered_departments(records: list[DepartmentRecord]) -> list[tuple[int, Dep
 
 def _submit(session: Session, principal: Principal, kind: str, key: str) -> None:
     if kind == "purpose":
-        gov.submit_purpose(session, principal, key)
+        purposes.submit_purpose(session, principal, key)
     elif kind == "route":
-        gov.submit_route(session, principal, key)
+        footing.submit_route(session, principal, key)
     else:
-        gov.submit_authorisation(session, principal, key)
+        footing.submit_authorisation(session, principal, key)
 
 
 def _approve(session: Session, principal: Principal, kind: str, key: str, approval: Approval
              ) -> None:
     if kind == "purpose":
-        gov.approve_purpose(session, principal, key, Decision(comment=approval.comment))
+        purposes.approve_purpose(session, principal, key, Decision(comment=approval.comment))
     elif kind == "route":
-        gov.approve_route(session, principal, key, Decision(comment=approval.comment))
+        footing.approve_route(session, principal, key, Decision(comment=approval.comment))
     else:
-        gov.approve_authorisation(session, principal, key, ApprovalIn(
+        footing.approve_authorisation(session, principal, key, ApprovalIn(
             comment=approval.comment, delegation_note=approval.delegation_note))
 
 
@@ -1244,10 +1211,10 @@ class _Planner:
             status: str
             if existing is None:
                 def create(session: Session, r: PurposeRecord = record) -> None:
-                    gov.create_purpose(session, self.actor, PurposeCreate.model_validate(
+                    purposes.create_purpose(session, self.actor, PurposeCreate.model_validate(
                         r.model_dump(include=set(PurposeCreate.model_fields))))
                     for link in r.items:
-                        gov.set_item(session, self.actor, r.key, link)
+                        purposes.set_item(session, self.actor, r.key, link)
                 self.add(Change("create", "purpose", record.key, path=path, run=create,
                                 note="as a draft"))
                 status = PurposeStatus.draft
@@ -1266,19 +1233,19 @@ class _Planner:
                                f: tuple[str, ...] = fields, revise: bool = revise,
                                old: PurposeRecord = existing) -> None:
                         if revise:
-                            gov.revise_purpose(session, self.actor, r.key)
+                            purposes.revise_purpose(session, self.actor, r.key)
                         simple = set(f) - {"items"}
                         if simple:
-                            gov.update_purpose(session, self.actor, r.key,
+                            purposes.update_purpose(session, self.actor, r.key,
                                                PurposeUpdate.model_validate(
                                                    r.model_dump(include=simple)))
                         if "items" in f:
                             before = {x.item: x for x in old.items}
                             for link in r.items:
                                 if before.get(link.item) != link:
-                                    gov.set_item(session, self.actor, r.key, link)
+                                    purposes.set_item(session, self.actor, r.key, link)
                             for gone in set(before) - {x.item for x in r.items}:
-                                gov.remove_item(session, self.actor, r.key, gone)
+                                purposes.remove_item(session, self.actor, r.key, gone)
                     note = (f"revised to version {(existing.version or 1) + 1} as a draft; it "
                             "needs approval again") if revise else ""
                     self.add(Change("update", "purpose", record.key, fields, note, path,
@@ -1311,7 +1278,7 @@ class _Planner:
                     continue
 
                 def create(session: Session, r: RouteRecord = record) -> None:
-                    gov.create_route(session, self.actor, r.purpose, RouteCreate.model_validate(
+                    footing.create_route(session, self.actor, r.purpose, RouteCreate.model_validate(
                         r.model_dump(include=set(RouteCreate.model_fields))))
                 self.add(Change("create", "route", record.key, path=path, run=create,
                                 note="as a draft"))
@@ -1341,7 +1308,7 @@ class _Planner:
                     continue
 
                 def create(session: Session, r: AuthorisationRecord = record) -> None:
-                    gov.create_authorisation(session, self.actor,
+                    footing.create_authorisation(session, self.actor,
                                              AuthorisationCreate.model_validate(r.model_dump(
                                                  include=set(AuthorisationCreate.model_fields))))
                 self.add(Change("create", "authorisation", record.key, path=path, run=create,
@@ -1358,7 +1325,7 @@ class _Planner:
                                        "authorisation a new key)", fields))
                 else:
                     def update(session: Session, r: AuthorisationRecord = record) -> None:
-                        gov.update_authorisation(session, self.actor, r.key,
+                        footing.update_authorisation(session, self.actor, r.key,
                                                  AuthorisationFields.model_validate(r.model_dump(
                                                      include=set(AuthorisationFields.model_fields))))
                     self.add(Change("update", "authorisation", record.key, fields, path=path,

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from core.auth import Principal, principal_for
 from core.clock import utcnow
 from core.models import StaffAccount
-from governance import assessment_demo, service
+from governance import assessment_demo, footing, purposes
 from governance.models import Basis, CitationKind, Purpose, Recurrence, SubjectRole
 from governance.schemas import (
     ApprovalIn,
@@ -50,7 +50,7 @@ def _principal(session: Session, login: str) -> Principal:
 
 def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) -> Purpose:
     key = "child_abuse_prevention"
-    service.create_purpose(
+    purposes.create_purpose(
         session,
         drafter,
         PurposeCreate(
@@ -106,14 +106,14 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
         ("gakurei.aid", "就学援助の把握", "経済的困窮の把握に必要"),
     ]
     for item, necessity, relevance in items:
-        service.set_item(
+        purposes.set_item(
             session,
             drafter,
             key,
             PurposeItemIn(item=item, necessity_reason=necessity, relevance_to_difficulty=relevance),
         )
-    service.submit_purpose(session, drafter, key)
-    service.approve_purpose(
+    purposes.submit_purpose(session, drafter, key)
+    purposes.approve_purpose(
         session, officer, key, Decision(comment="個人情報保護審議会への報告を経て承認する。")
     )
 
@@ -136,7 +136,7 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
         "restricting_laws_note": "生活保護法・学校保健安全法に提供を制限する規定がないことを確認",
         "access_limited_to": "企画部デジタル推進課の指名職員",
     }
-    service.create_route(
+    footing.create_route(
         session,
         drafter,
         key,
@@ -154,7 +154,7 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
             recurrence=Recurrence.one_off,
         ),
     )
-    service.create_authorisation(
+    footing.create_authorisation(
         session,
         drafter,
         AuthorisationCreate(
@@ -164,9 +164,9 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
             **four_conditions,
         ),
     )
-    service.submit_authorisation(session, drafter, "abuse.mayor_internal.2026")
+    footing.submit_authorisation(session, drafter, "abuse.mayor_internal.2026")
 
-    service.create_route(
+    footing.create_route(
         session,
         drafter,
         key,
@@ -178,7 +178,7 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
             recurrence=Recurrence.one_off,
         ),
     )
-    service.create_authorisation(
+    footing.create_authorisation(
         session,
         drafter,
         AuthorisationCreate(
@@ -189,10 +189,10 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
             recipient_measures="提供を受けた情報は本目的以外に利用せず、事業終了後に消去すること",
         ),
     )
-    service.submit_authorisation(session, drafter, "abuse.boe_provision.2026")
+    footing.submit_authorisation(session, drafter, "abuse.boe_provision.2026")
     # The PIA of the finished design is approved before any authorisation (fourth condition).
     assessment_demo.approve_abuse_prevention(session, officer, _principal(session, "privacy2"))
-    service.approve_authorisation(
+    footing.approve_authorisation(
         session,
         officer,
         "abuse.mayor_internal.2026",
@@ -201,7 +201,7 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
             delegation_note="若葉台市事務決裁規程 別表第2により総務課長が専決",
         ),
     )
-    service.approve_authorisation(
+    footing.approve_authorisation(
         session,
         officer,
         "abuse.boe_provision.2026",
@@ -210,12 +210,12 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
             delegation_note="若葉台市教育委員会事務決裁規程により教育部長が専決（補助執行）",
         ),
     )
-    return service.get_purpose(session, key)
+    return purposes.get_purpose(session, key)
 
 
 def _young_carers(session: Session, drafter: Principal, officer: Principal) -> Purpose:
     key = "young_carers_outreach"
-    service.create_purpose(
+    purposes.create_purpose(
         session,
         drafter,
         PurposeCreate(
@@ -259,17 +259,17 @@ def _young_carers(session: Session, drafter: Principal, officer: Principal) -> P
         ("shukketsu.days_absent", "欠席の傾向の把握", "家族の世話による欠席の兆候"),
         ("shukketsu.late_early", "遅刻・早退の傾向の把握", "家族の世話による遅刻・早退の兆候"),
     ]:
-        service.set_item(
+        purposes.set_item(
             session,
             drafter,
             key,
             PurposeItemIn(item=item, necessity_reason=necessity, relevance_to_difficulty=relevance),
         )
-    service.submit_purpose(session, drafter, key)
-    service.approve_purpose(
+    purposes.submit_purpose(session, drafter, key)
+    purposes.approve_purpose(
         session, officer, key, Decision(comment="同意に基づく取組として承認する。")
     )
-    service.create_route(
+    footing.create_route(
         session,
         drafter,
         key,
@@ -281,20 +281,20 @@ def _young_carers(session: Session, drafter: Principal, officer: Principal) -> P
             recurrence=Recurrence.one_off,
         ),
     )
-    service.submit_route(session, drafter, "carers.consent")
-    service.approve_route(
+    footing.submit_route(session, drafter, "carers.consent")
+    footing.approve_route(
         session,
         officer,
         "carers.consent",
         Decision(comment="本人（保護者）の同意がある者に限り提供する。"),
     )
     assessment_demo.draft_young_carers(session, officer)
-    return service.get_purpose(session, key)
+    return purposes.get_purpose(session, key)
 
 
 def _incomplete(session: Session, drafter: Principal) -> Purpose:
     key = "all_children_scoring"
-    service.create_purpose(
+    purposes.create_purpose(
         session,
         drafter,
         PurposeCreate(
@@ -306,8 +306,8 @@ def _incomplete(session: Session, drafter: Principal) -> Purpose:
             subjects_rule=SubjectsRule(min_age=0, max_age=17),
         ),
     )
-    service.set_item(session, drafter, key, PurposeItemIn(item="seiho.case_notes"))
-    return service.get_purpose(session, key)
+    purposes.set_item(session, drafter, key, PurposeItemIn(item="seiho.case_notes"))
+    return purposes.get_purpose(session, key)
 
 
 def load(session: Session) -> list[str]:

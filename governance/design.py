@@ -182,3 +182,7 @@ def pia_snapshot(session: Session, purpose: Purpose) -> dict[str, Any]:
         ]
     }
     return {"design": design, "design_hash": design_hash(design), "context": context}
+
+
+def current_design_hash(session: Session, purpose: Purpose) -> str:
+    return design_hash(design_of(session, purpose))

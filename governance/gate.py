@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -15,10 +14,10 @@ from sqlmodel import Session, col, select
 from core import audit, messages
 from core.auth import Principal
 from core.clock import as_utc, to_tokyo, utcnow
-from core.models import Organ, OutsideBody, Role
+from core.models import Organ, OutsideBody
 from core.reasons import Reason
-from governance import service
 from governance.design import canonical_json, design_hash, design_of
+from governance.footing import routes_of
 from governance.models import (
     Authorisation,
     Flow,
@@ -29,90 +28,12 @@ from governance.models import (
     RecordStatus,
     Route,
     RouteKind,
-    SubjectRole,
 )
+from governance.purposes import missing, purpose_items
+from governance.rules import JOB_ROLES, JobKind, authorisation_standing, is_one_off
 from pia import service as pia
 from registry import service as registry
 from registry.models import RegistryItem
-
-
-class JobKind(enum.StrEnum):
-    linkage = "linkage"
-    scoring = "scoring"
-    export = "export"  # identified data leaves for a support worker or data holder
-    statistics = "statistics"  # aggregates only
-
-
-# Who may run each kind of job, and as which handling subject of the purpose.
-JOB_ROLES: dict[JobKind, dict[Role, SubjectRole]] = {
-    JobKind.linkage: {Role.analyst: SubjectRole.analysis},
-    JobKind.scoring: {Role.analyst: SubjectRole.analysis},
-    JobKind.statistics: {Role.analyst: SubjectRole.analysis},
-    JobKind.export: {Role.support_worker: SubjectRole.use, Role.data_holder: SubjectRole.holding},
-}
-ONE_OFF = (RouteKind.internal_use, RouteKind.provision)
-
-messages.register(
-    {
-        "gate.role_not_permitted": (
-            "この役割では「{kind}」のジョブを実行できません（必要な役割: {roles}）。",
-            "Your roles may not run a {kind} job (needed: {roles_en}).",
-        ),
-        "gate.not_a_handling_subject": (
-            "あなたの所属する機関・部署は、この利用目的の「{subject}」として登録されていません。",
-            "Your organ or department is not a handling subject ({subject_en}) of this purpose.",
-        ),
-        "gate.unknown_purpose": (
-            "利用目的「{key}」は登録されていません。",
-            "Purpose {key!r} is not registered.",
-        ),
-        "gate.purpose_not_in_force": (
-            "利用目的「{key}」は承認された状態ではありません（現在: {status}）。",
-            "Purpose {key!r} is not in force (status: {status}).",
-        ),
-        "gate.no_items": ("データ項目が指定されていません。", "No data item is named."),
-        "gate.duplicate_item": (
-            "データ項目「{item}」が重複して指定されています。",
-            "Item {item!r} is named twice.",
-        ),
-        "gate.unknown_item": (
-            "データ項目「{item}」は個人情報ファイル簿に登録されていません。",
-            "Item {item!r} is not in the file register.",
-        ),
-        "gate.item_not_in_purpose": (
-            "データ項目「{item}」は利用目的「{purpose}」で必要性が示された項目ではありません。",
-            "Item {item!r} is not a justified item of purpose {purpose!r}.",
-        ),
-        "gate.no_route": (
-            "データ項目「{item}」を「{recipient}」へ流す承認済みの経路がありません。",
-            "Item {item!r} has no approved route to {recipient}.",
-        ),
-        "gate.authorisation_missing": (
-            "経路「{route}」に承認済みの目的外利用・提供の承認がありません。",
-            "Route {route!r} has no approved out-of-purpose authorisation.",
-        ),
-        "gate.authorisation_not_yet": (
-            "経路「{route}」の承認（{key}）は {date} から有効です。",
-            "The authorisation {key!r} of route {route!r} is valid from {date}.",
-        ),
-        "gate.authorisation_expired": (
-            "経路「{route}」の承認（{key}）は {date} に期限切れとなりました。",
-            "The authorisation {key!r} of route {route!r} expired on {date}.",
-        ),
-        "gate.authorisation_exhausted": (
-            "経路「{route}」の承認（{key}）の実行回数（{runs}回）を使い切っています。",
-            "The authorisation {key!r} of route {route!r} has used all its {runs} runs.",
-        ),
-        "gate.statistics_only": (
-            "経路「{route}」（統計・学術研究のための提供）は統計ジョブにのみ使えます。",
-            "Route {route!r} (provision for statistics or research) serves statistics jobs only.",
-        ),
-        "gate.unknown_recipient": (
-            "提供先「{key}」が見つかりません。",
-            "Recipient {key!r} not found.",
-        ),
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -229,30 +150,6 @@ def _role_reasons(request: JobRequest, purpose: Purpose | None,
                       refs={"purpose": purpose.key})], grants[0].organ_id
 
 
-messages.register(
-    {
-        "gate.ui.title": ("ジョブの可否（今日の時点）", "What jobs may run today"),
-        "gate.ui.lead": (
-            "利用目的ごとに、あなたが各種のジョブを実行できるか、できない場合は何が足りないかを示します。",
-            "For each purpose: whether you could run each kind of job today and, if not, what "
-            "is missing.",
-        ),
-        "gate.ui.kind": ("ジョブの種類", "Job kind"),
-        "gate.ui.verdict": ("判定", "Verdict"),
-        "gate.ui.missing": ("根拠・不足しているもの", "Basis, or what is missing"),
-        "gate.ui.allowed": ("実行可", "Allowed"),
-        "gate.ui.refused": ("実行不可", "Refused"),
-        "gate.nav": ("ジョブの可否", "Job gate"),
-        "gate.kind.linkage": ("名寄せ", "linkage"),
-        "gate.kind.scoring": ("リスク判定・スコアリング", "scoring"),
-        "gate.kind.export": ("識別可能なデータの提供", "identified export"),
-        "gate.kind.statistics": ("統計作成", "statistics"),
-        "gate.subject.overall": ("総括管理主体", "overall management"),
-        "gate.subject.holding": ("保有・管理主体", "holding"),
-        "gate.subject.analysis": ("分析主体", "analysis"),
-        "gate.subject.use": ("活用主体", "use"),
-    }
-)
 
 
 def _date(moment: datetime | None) -> str:
@@ -262,7 +159,7 @@ def _date(moment: datetime | None) -> str:
 def _approved_authorisations(session: Session, routes: Sequence[Route]
                              ) -> dict[int, list[Authorisation]]:
     """The approved authorisations of the one-off routes, latest approval first, one query."""
-    ids = [r.id for r in routes if r.kind in ONE_OFF and r.id is not None]
+    ids = [r.id for r in routes if is_one_off(r.kind) and r.id is not None]
     found: dict[int, list[Authorisation]] = {i: [] for i in ids}
     if ids:
         for auth in session.exec(
@@ -280,24 +177,21 @@ def _route_problems(route: Route, authorisations: Sequence[Authorisation], kind:
     refs = {"route": route.key}
     if route.kind == RouteKind.statistics and kind != JobKind.statistics:
         return [Reason.of("gate.statistics_only", route=route.key, refs=refs)], None
-    if route.kind not in ONE_OFF:
+    if not is_one_off(route.kind):
         return [], None
     if not authorisations:
         return [Reason.of("gate.authorisation_missing", route=route.key, refs=refs)], None
     problems: list[Reason] = []
     for auth in authorisations:
         auth_refs = {**refs, "authorisation": auth.key}
-        if auth.valid_from is not None and as_utc(auth.valid_from) > at:
-            problems.append(Reason.of("gate.authorisation_not_yet", route=route.key, key=auth.key,
-                                      date=_date(auth.valid_from), refs=auth_refs))
-        elif auth.valid_until is not None and as_utc(auth.valid_until) < at:
-            problems.append(Reason.of("gate.authorisation_expired", route=route.key, key=auth.key,
-                                      date=_date(auth.valid_until), refs=auth_refs))
-        elif auth.runs_used >= auth.runs_allowed:
-            problems.append(Reason.of("gate.authorisation_exhausted", route=route.key,
-                                      key=auth.key, runs=auth.runs_allowed, refs=auth_refs))
-        else:
+        standing = authorisation_standing(auth.valid_from, auth.valid_until, auth.runs_used,
+                                          auth.runs_allowed, at)
+        if standing is None:
             return [], auth.key
+        day = _date(auth.valid_from if standing == "not_yet" else auth.valid_until)
+        problems.append(Reason.of(f"gate.authorisation_{standing}", route=route.key,
+                                  key=auth.key, date=day, runs=auth.runs_allowed,
+                                  refs=auth_refs))
     return problems, None
 
 
@@ -340,21 +234,43 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
         reasons.append(Reason.of("gate.unknown_purpose", key=request.purpose, field="purpose"))
         return _decision(request, None, (recipient, to_organ, to_body), at, reasons, [], None,
                          None)
+    judged = _judge(session, purpose, subjects, request.kind, request.items, (to_organ, to_body),
+                    recipient, at)
+    reasons.extend(judged.reasons)
+    return _decision(request, purpose, (recipient, to_organ, to_body), at, reasons, judged.flows,
+                     judged.pia_ref, judged.design_hash)
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    reasons: list[Reason]
+    flows: list[FlowBasis]
+    pia_ref: dict[str, Any] | None
+    design_hash: str
+
+
+def _judge(session: Session, purpose: Purpose, subjects: Sequence[PurposeSubject], kind: JobKind,
+           wanted_items: Sequence[str], to: tuple[int | None, int | None], recipient: str,
+           at: datetime) -> _Judgement:
+    """The checks after the principal's: the purpose, each item with its route to the
+    recipient, and the PIA."""
+    to_organ, to_body = to
+    reasons: list[Reason] = []
     if purpose.status != PurposeStatus.approved:
         reasons.append(Reason.of("gate.purpose_not_in_force", key=purpose.key,
                                  status=purpose.status, refs={"purpose": purpose.key}))
-    in_purpose = service.purpose_items(session, purpose)
+    in_purpose = purpose_items(session, purpose)
     citations = list(session.exec(
         select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)).all())
-    reasons.extend(service.missing(session, purpose, citations=citations, subjects=subjects,
+    reasons.extend(missing(session, purpose, citations=citations, subjects=subjects,
                                    items=in_purpose))
 
     flows: list[FlowBasis] = []
-    if not request.items:
+    if not wanted_items:
         reasons.append(Reason.of("gate.no_items", field="items"))
     seen: set[str] = set()
     justified = {item.key: (item, link) for link, item in in_purpose}
-    all_routes = service.routes_of(session, purpose)
+    all_routes = routes_of(session, purpose)
     live_ids = {r.id for r in all_routes if r.status != RecordStatus.revoked and r.id is not None}
     route_flows = (list(session.exec(select(Flow).where(col(Flow.route_id).in_(live_ids))).all())
                    if live_ids else [])
@@ -362,7 +278,7 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
               if r.status == RecordStatus.approved
               and r.to_organ_id == to_organ and r.to_body_id == to_body]
     authorisations = _approved_authorisations(session, routes)
-    wanted = set(request.items)
+    wanted = set(wanted_items)
     items = ({i.key: i for i in session.exec(select(RegistryItem)
                                              .where(col(RegistryItem.key).in_(wanted)))}
              if wanted else {})
@@ -376,7 +292,7 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
     for flow in route_flows:
         if flow.route_id in route_items:
             route_items[flow.route_id].add(key_of[flow.item_id])
-    for key in request.items:
+    for key in wanted_items:
         if key in seen:
             reasons.append(Reason.of("gate.duplicate_item", item=key, field="items"))
             continue
@@ -395,7 +311,7 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
         basis, problems = None, []
         for route in candidates:
             route_problems, authorisation = _route_problems(
-                route, authorisations.get(route.id or 0, []), request.kind, at)
+                route, authorisations.get(route.id or 0, []), kind, at)
             if not route_problems:
                 assert item.id is not None
                 basis = FlowBasis(key, item.id, route.key, RouteKind(route.kind), authorisation)
@@ -417,8 +333,7 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
     if pia_status.pia_id is not None:
         pia_ref = {"id": pia_status.pia_id, "version": pia_status.version,
                    "design_hash": current_hash}
-    return _decision(request, purpose, (recipient, to_organ, to_body), at, reasons, flows, pia_ref,
-                     current_hash)
+    return _Judgement(reasons, flows, pia_ref, current_hash)
 
 
 def _decision(request: JobRequest, purpose: Purpose | None,
@@ -468,3 +383,68 @@ def explain(session: Session, request: JobRequest) -> Decision:
     """The decision a job would get; not a decision, so not recorded."""
     return evaluate(session, request)
 
+
+@dataclass(frozen=True)
+class KindUsability:
+    kind: JobKind
+    usable: bool
+    reasons: list[Reason]
+
+
+@dataclass(frozen=True)
+class Usability:
+    """Whether each kind of job could run on the purpose today, for its handling subjects, over
+    all its items: the gate's own evaluation, without the requester's checks."""
+
+    kinds: list[KindUsability]
+
+    @property
+    def usable(self) -> bool:
+        return any(k.usable for k in self.kinds)
+
+    @property
+    def reasons(self) -> list[Reason]:
+        """Every reason of the kinds that cannot run, each once."""
+        seen: set[tuple[str, str]] = set()
+        found: list[Reason] = []
+        for entry in self.kinds:
+            for reason in entry.reasons:
+                key = (reason.code, reason.message_en)
+                if key not in seen:
+                    seen.add(key)
+                    found.append(reason)
+        return [] if self.usable else found
+
+
+def usability(session: Session, purpose: Purpose, at: datetime | None = None) -> Usability:
+    """For each job kind: allowed for some handling subject of the kind's roles, or why not."""
+    moment = as_utc(at or utcnow())
+    subjects = list(session.exec(
+        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)).all())
+    items = [item.key for _link, item in purpose_items(session, purpose)]
+    organs = {o.id: o for o in session.exec(select(Organ))}
+    kinds = []
+    for kind in JobKind:
+        roles = set(JOB_ROLES[kind].values())
+        targets = sorted({s.organ_id for s in subjects if s.role in roles})
+        if not targets:
+            names = "、".join(sorted(messages.text(f"gate.subject.{r.value}") for r in roles))
+            names_en = ", ".join(sorted(messages.text(f"gate.subject.{r.value}", "en")
+                                        for r in roles))
+            judged = _judge(session, purpose, subjects, kind, items, (None, None), "?", moment)
+            kinds.append(KindUsability(kind, False, [Reason.of(
+                "gate.no_subject_for_kind", kind=messages.text(f"gate.kind.{kind.value}"),
+                kind_en=kind.value, subject=names, subject_en=names_en, field="subjects",
+                refs={"purpose": purpose.key}), *judged.reasons]))
+            continue
+        first: list[Reason] | None = None
+        for organ_id in targets:
+            judged = _judge(session, purpose, subjects, kind, items, (organ_id, None),
+                            f"organ:{organs[organ_id].key}", moment)
+            if not judged.reasons:
+                first = []
+                break
+            if first is None:
+                first = judged.reasons
+        kinds.append(KindUsability(kind, not first, first or []))
+    return Usability(kinds)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from consent import service as consent
 from consent.rules import body_recipient, organ_recipient
-from core import audit, messages
+from core import audit
 from core.auth import Principal, principal_for
 from core.clock import as_utc, utcnow
 from core.db import TemporaryTableAs, is_postgres, unit_of_work
@@ -31,43 +31,6 @@ from governance.models import (
     Purpose,
 )
 from governance.rules import parse_json_object
-
-messages.register(
-    {
-        "jobs.unknown_job": ("ジョブ {id} が見つかりません。", "Job {id} not found."),
-        "jobs.bad_state": (
-            "状態が「{state}」のジョブは{action}できません。",
-            "A job in state {state} cannot be {action_en}.",
-        ),
-        "jobs.no_handler": (
-            "ジョブの種類「{kind}」を実行する処理が登録されていません。",
-            "No handler is registered for jobs of kind {kind}.",
-        ),
-        "jobs.run_taken": (
-            "承認「{key}」の最後の実行回数は、別のジョブが先に使いました。",
-            "Another job took the last run of authorisation {key}.",
-        ),
-        "jobs.not_requester": (
-            "このジョブを操作できるのは依頼者か総括管理主体だけです。",
-            "Only the requester or a privacy officer may act on this job.",
-        ),
-        "jobs.ui.title": ("ジョブ", "Jobs"),
-        "jobs.ui.purpose": ("利用目的", "Purpose"),
-        "jobs.ui.state": ("状態", "State"),
-        "jobs.ui.population": ("対象者数", "Population"),
-        "jobs.ui.decisions": ("判定ID（提出／開始）", "Decisions (submit / start)"),
-        "jobs.ui.times": ("日時", "Times"),
-        "jobs.ui.none": ("ジョブはまだありません。", "No jobs yet."),
-        "jobs.nav": ("ジョブ", "Jobs"),
-        "jobs.state.submitted": ("提出済み", "submitted"),
-        "jobs.state.started": ("実行中", "started"),
-        "jobs.state.finished": ("完了", "finished"),
-        "jobs.state.failed": ("失敗", "failed"),
-        "jobs.state.refused": ("開始時に不許可", "refused at start"),
-        "jobs.state.cancelled": ("取消", "cancelled"),
-        "jobs.failed": ("ジョブの実行に失敗しました（{error}）。", "The job failed ({error})."),
-    }
-)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Words of the governance console: labels, statuses, legal route kinds and form messages."""
+"""Every message code of the centre, Japanese and English, and the words of its console."""
 
 from __future__ import annotations
 
@@ -250,3 +250,386 @@ def label(table: dict[str, tuple[str, str]], value: object, lang: int = 0) -> st
     key = str(getattr(value, "value", value))
     pair = table.get(key)
     return pair[lang] if pair else key
+
+
+# Operations on purposes, routes and authorisations.
+messages.register(
+    {
+        "governance.unknown_purpose": (
+            "利用目的「{key}」が見つかりません。",
+            "Purpose {key!r} not found.",
+        ),
+        "governance.unknown_route": ("経路「{key}」が見つかりません。", "Route {key!r} not found."),
+        "governance.unknown_authorisation": (
+            "目的外利用・提供の承認「{key}」が見つかりません。",
+            "Authorisation {key!r} not found.",
+        ),
+        "governance.unknown_item": (
+            "記録項目「{key}」は個人情報ファイル簿に登録されていません。",
+            "Item {key!r} is not in the file register.",
+        ),
+        "governance.unknown_body": (
+            "外部機関「{key}」が見つかりません。",
+            "Outside body {key!r} not found.",
+        ),
+        "governance.key_taken": ("キー「{key}」は既に使われています。", "Key {key!r} is in use."),
+        "governance.not_editable": (
+            "状態が「{status}」の利用目的は編集できません。承認済みのものは改訂（新しい版）を作成してください。",
+            "A purpose in status {status} cannot be edited; revise an approved one as a new "
+            "version.",
+        ),
+        "governance.bad_transition": (
+            "状態「{status}」からは「{action}」できません。",
+            "Cannot {action} from status {status}.",
+        ),
+        "governance.not_a_drafter": (
+            "利用目的の作成・編集には、総括管理主体・保有管理主体・分析主体のいずれかの役割が必要です。",
+            "Drafting a purpose needs the privacy officer, data holder or analyst role.",
+        ),
+        "governance.not_privacy_officer": (
+            "承認・差戻しは総括管理主体（個人情報保護責任者）が行います。",
+            "Approvals and returns are made by a privacy officer.",
+        ),
+        "governance.not_officer_of_holder": (
+            "保有機関「{organ}」の長に代わって承認できる総括管理主体の役割がありません。",
+            "You hold no privacy-officer role for {organ}, the organ holding the file.",
+        ),
+        "governance.self_approval": (
+            "提出者本人は承認できません（職務の分離）。",
+            "The submitter cannot approve (separation of duties).",
+        ),
+        "governance.missing_delegation": (
+            "専決（委任）の内容を記録してください。",
+            "Record the delegation (専決) under which you approve.",
+        ),
+        "governance.item_not_in_purpose": (
+            "記録項目「{item}」は利用目的「{purpose}」の情報項目にありません。",
+            "Item {item} is not one of the items of purpose {purpose}.",
+        ),
+        "governance.items_from_several_organs": (
+            "1つの経路には同じ機関が保有する項目だけを含めてください（{organs}）。",
+            "One route may carry items of one holding organ only ({organs}).",
+        ),
+        "governance.one_recipient": (
+            "提供先は機関か外部機関のどちらか1つを指定してください。",
+            "Name exactly one recipient: an organ or an outside body.",
+        ),
+        "governance.route_needs_authorisation": (
+            "臨時的な目的外利用・提供の経路は、4要件の承認によって承認されます。",
+            "A one-off route is approved through its four-condition authorisation.",
+        ),
+        "governance.route_not_one_off": (
+            "4要件の承認は、臨時的な目的外利用（第2号）・提供（第3号）の経路にだけ作成できます。",
+            "A four-condition authorisation belongs only to a one-off (ii)/(iii) route.",
+        ),
+        "governance.duplicate_item": (
+            "記録項目「{item}」が重複しています。",
+            "Item {item} is listed twice.",
+        ),
+    }
+)
+
+
+# The gate.
+messages.register(
+    {
+        "gate.role_not_permitted": (
+            "この役割では「{kind}」のジョブを実行できません（必要な役割: {roles}）。",
+            "Your roles may not run a {kind} job (needed: {roles_en}).",
+        ),
+        "gate.not_a_handling_subject": (
+            "あなたの所属する機関・部署は、この利用目的の「{subject}」として登録されていません。",
+            "Your organ or department is not a handling subject ({subject_en}) of this purpose.",
+        ),
+        "gate.unknown_purpose": (
+            "利用目的「{key}」は登録されていません。",
+            "Purpose {key!r} is not registered.",
+        ),
+        "gate.purpose_not_in_force": (
+            "利用目的「{key}」は承認された状態ではありません（現在: {status}）。",
+            "Purpose {key!r} is not in force (status: {status}).",
+        ),
+        "gate.no_items": ("データ項目が指定されていません。", "No data item is named."),
+        "gate.duplicate_item": (
+            "データ項目「{item}」が重複して指定されています。",
+            "Item {item!r} is named twice.",
+        ),
+        "gate.unknown_item": (
+            "データ項目「{item}」は個人情報ファイル簿に登録されていません。",
+            "Item {item!r} is not in the file register.",
+        ),
+        "gate.item_not_in_purpose": (
+            "データ項目「{item}」は利用目的「{purpose}」で必要性が示された項目ではありません。",
+            "Item {item!r} is not a justified item of purpose {purpose!r}.",
+        ),
+        "gate.no_route": (
+            "データ項目「{item}」を「{recipient}」へ流す承認済みの経路がありません。",
+            "Item {item!r} has no approved route to {recipient}.",
+        ),
+        "gate.authorisation_missing": (
+            "経路「{route}」に承認済みの目的外利用・提供の承認がありません。",
+            "Route {route!r} has no approved out-of-purpose authorisation.",
+        ),
+        "gate.authorisation_not_yet": (
+            "経路「{route}」の承認（{key}）は {date} から有効です。",
+            "The authorisation {key!r} of route {route!r} is valid from {date}.",
+        ),
+        "gate.authorisation_expired": (
+            "経路「{route}」の承認（{key}）は {date} に期限切れとなりました。",
+            "The authorisation {key!r} of route {route!r} expired on {date}.",
+        ),
+        "gate.authorisation_exhausted": (
+            "経路「{route}」の承認（{key}）の実行回数（{runs}回）を使い切っています。",
+            "The authorisation {key!r} of route {route!r} has used all its {runs} runs.",
+        ),
+        "gate.statistics_only": (
+            "経路「{route}」（統計・学術研究のための提供）は統計ジョブにのみ使えます。",
+            "Route {route!r} (provision for statistics or research) serves statistics jobs only.",
+        ),
+        "gate.no_subject_for_kind": (
+            "「{kind}」のジョブを実行する取扱主体（{subject}）がこの利用目的に登録されていません。",
+            "No handling subject ({subject_en}) of this purpose may run a {kind_en} job.",
+        ),
+        "gate.unknown_recipient": (
+            "提供先「{key}」が見つかりません。",
+            "Recipient {key!r} not found.",
+        ),
+    }
+)
+
+
+messages.register(
+    {
+        "gate.ui.title": ("ジョブの可否（今日の時点）", "What jobs may run today"),
+        "gate.ui.lead": (
+            "利用目的ごとに、あなたが各種のジョブを実行できるか、できない場合は何が足りないかを示します。",
+            "For each purpose: whether you could run each kind of job today and, if not, what "
+            "is missing.",
+        ),
+        "gate.ui.kind": ("ジョブの種類", "Job kind"),
+        "gate.ui.verdict": ("判定", "Verdict"),
+        "gate.ui.missing": ("根拠・不足しているもの", "Basis, or what is missing"),
+        "gate.ui.allowed": ("実行可", "Allowed"),
+        "gate.ui.refused": ("実行不可", "Refused"),
+        "gate.nav": ("ジョブの可否", "Job gate"),
+        "gate.kind.linkage": ("名寄せ", "linkage"),
+        "gate.kind.scoring": ("リスク判定・スコアリング", "scoring"),
+        "gate.kind.export": ("識別可能なデータの提供", "identified export"),
+        "gate.kind.statistics": ("統計作成", "statistics"),
+        "gate.subject.overall": ("総括管理主体", "overall management"),
+        "gate.subject.holding": ("保有・管理主体", "holding"),
+        "gate.subject.analysis": ("分析主体", "analysis"),
+        "gate.subject.use": ("活用主体", "use"),
+    }
+)
+
+
+# Completeness, route derivation and the four conditions.
+messages.register(
+    {
+        "governance.missing_title": ("名称が入力されていません。", "The title is missing."),
+        "governance.missing_purpose_text": (
+            "利用目的の本文が入力されていません。",
+            "The purpose text is missing.",
+        ),
+        "governance.missing_citation": (
+            "事務の根拠となる法令・条例の条項が1つも引用されていません（法第61条第1項）。",
+            "No statute or ordinance article establishing the task is cited (Art. 61(1)).",
+        ),
+        "governance.missing_necessity": (
+            "必要性（連携が必要な理由）が入力されていません。",
+            "The necessity (why linkage is needed) is missing.",
+        ),
+        "governance.missing_acquisition_note": (
+            "新たに取得する場合は、取得時の利用目的の明示（法第62条）を記載してください。",
+            "For new collection, describe how the purpose is stated before capture (Art. 62).",
+        ),
+        "governance.missing_handling": (
+            "取扱い方法の「{part}」が入力されていません。",
+            "The handling method's {part_en} is missing.",
+        ),
+        "governance.missing_safeguard": (
+            "安全管理措置（{category}）が1つも選択されていません。",
+            "No {category_en} safeguard is checked.",
+        ),
+        "governance.missing_public_notice": (
+            "住民周知の方法が1つも記載されていません。",
+            "No public notice (住民周知) is described.",
+        ),
+        "governance.missing_subjects_rule": (
+            "対象者（誰についての利用目的か）が定められていません。",
+            "The subjects (who the purpose is about) are not defined.",
+        ),
+        "governance.bad_subjects_rule": (
+            "対象者の年齢範囲が正しくありません（{detail}）。",
+            "The subjects' age range is not valid ({detail}).",
+        ),
+        "governance.missing_subject_role": (
+            "取り扱う主体に「{role}」がありません。",
+            "No handling subject has the role {role_en}.",
+        ),
+        "governance.missing_items": (
+            "情報項目が1つも選ばれていません。",
+            "No data item is selected.",
+        ),
+        "governance.item_missing_necessity": (
+            "情報項目「{item}」の必要性が入力されていません（法第61条第2項）。",
+            "Item {item} has no necessity reason (Art. 61(2)).",
+        ),
+        "governance.item_missing_relevance": (
+            "情報項目「{item}」と、こども・家庭の困難との関連が入力されていません。",
+            "Item {item} has no relevance to the difficulties of the child or family.",
+        ),
+        "governance.recurring_one_off": (
+            "恒常的な利用は臨時的な目的外利用・提供（法第69条第2項）では認められません。"
+            "利用目的の変更（法第61条第3項）として登録してください。",
+            "Recurring use cannot go through one-off out-of-purpose use (Art. 69(2)); "
+            "register it as a change of purpose (Art. 61(3)).",
+        ),
+        "governance.change_needs_recurring": (
+            "利用目的の変更は恒常的な利用のためのものです。臨時的な利用には法第69条第2項の"
+            "経路を使ってください。",
+            "A change of purpose is for recurring use; use an Art. 69(2) route for one-off use.",
+        ),
+        "governance.provision_to_private_body": (
+            "「{body}」は行政機関等ではないため、法第69条第2項第3号の提供はできません。"
+            "本人同意（第1号）、統計・学術研究（第4号）または法令に基づく提供を検討してください。",
+            "{body_en} is not a public body, so Art. 69(2)(iii) provision is not possible; "
+            "consider consent (i), statistics or research (iv), or a legal obligation.",
+        ),
+        "governance.within_purpose_other_body": (
+            "ファイルの利用目的内の利用は、ファイルを保有する機関の内部でのみ認められます。",
+            "Use within the file's purpose is possible only inside the organ holding the file.",
+        ),
+        "governance.missing_reasoning": (
+            "{what}の理由が記載されていません。",
+            "The reasoning for {what_en} is missing.",
+        ),
+        "governance.missing_law_citation": (
+            "根拠となる法令の条項が記載されていません。",
+            "The article of law relied on is missing.",
+        ),
+        "governance.condition_not_met": (
+            "{condition}が満たされていません（はい、と理由の記載が必要です）。",
+            "The condition {condition_en} is not met (it needs yes and written reasoning).",
+        ),
+        "governance.period_unbounded": (
+            "臨時的な利用には開始日と終了日が必要です。",
+            "One-off use needs a start and an end date.",
+        ),
+        "governance.period_too_long": (
+            "臨時的な利用の期間が長すぎます（{days}日、上限{max_days}日）。恒常的な利用であれば"
+            "利用目的の変更として登録してください。",
+            "The one-off period is too long ({days} days; at most {max_days}). If the use "
+            "recurs, register a change of purpose.",
+        ),
+        "governance.period_reversed": (
+            "終了日が開始日より前です。",
+            "The end date is before the start date.",
+        ),
+        "governance.runs_out_of_range": (
+            "実行回数は1回以上{max_runs}回以下にしてください。",
+            "The number of runs must be between 1 and {max_runs}.",
+        ),
+        "governance.item_beyond_purpose": (
+            "情報項目「{item}」は利用目的で必要性が示された項目ではありません（必要な限度を超えます）。",
+            "Item {item} is not among the purpose's justified items (beyond the necessary extent).",
+        ),
+        "governance.missing_recipient_citation": (
+            "提供先（利用する機関）の所掌事務の根拠条項が記載されていません。",
+            "The article establishing the recipient's task is missing.",
+        ),
+        "governance.repeated_one_off": (
+            "同じ利用目的・提供元・提供先の臨時的な利用が{months}か月以内に既に承認されています"
+            "（{other}）。繰り返す利用は利用目的の変更（法第61条第3項）として登録してください。",
+            "A one-off use with the same purpose, source and recipient was already authorised "
+            "within {months} months ({other}). Recurring use must be a change of purpose "
+            "(Art. 61(3)).",
+        ),
+    }
+)
+
+
+# Jobs.
+messages.register(
+    {
+        "jobs.unknown_job": ("ジョブ {id} が見つかりません。", "Job {id} not found."),
+        "jobs.bad_state": (
+            "状態が「{state}」のジョブは{action}できません。",
+            "A job in state {state} cannot be {action_en}.",
+        ),
+        "jobs.no_handler": (
+            "ジョブの種類「{kind}」を実行する処理が登録されていません。",
+            "No handler is registered for jobs of kind {kind}.",
+        ),
+        "jobs.run_taken": (
+            "承認「{key}」の最後の実行回数は、別のジョブが先に使いました。",
+            "Another job took the last run of authorisation {key}.",
+        ),
+        "jobs.not_requester": (
+            "このジョブを操作できるのは依頼者か総括管理主体だけです。",
+            "Only the requester or a privacy officer may act on this job.",
+        ),
+        "jobs.ui.title": ("ジョブ", "Jobs"),
+        "jobs.ui.purpose": ("利用目的", "Purpose"),
+        "jobs.ui.state": ("状態", "State"),
+        "jobs.ui.population": ("対象者数", "Population"),
+        "jobs.ui.decisions": ("判定ID（提出／開始）", "Decisions (submit / start)"),
+        "jobs.ui.times": ("日時", "Times"),
+        "jobs.ui.none": ("ジョブはまだありません。", "No jobs yet."),
+        "jobs.nav": ("ジョブ", "Jobs"),
+        "jobs.state.submitted": ("提出済み", "submitted"),
+        "jobs.state.started": ("実行中", "started"),
+        "jobs.state.finished": ("完了", "finished"),
+        "jobs.state.failed": ("失敗", "failed"),
+        "jobs.state.refused": ("開始時に不許可", "refused at start"),
+        "jobs.state.cancelled": ("取消", "cancelled"),
+        "jobs.failed": ("ジョブの実行に失敗しました（{error}）。", "The job failed ({error})."),
+    }
+)
+
+
+# PIA steps on a purpose.
+messages.register(
+    {
+        "governance.pia_none_in_progress": (
+            "利用目的「{purpose}」に作成中のPIAはありません。",
+            "Purpose {purpose} has no PIA in progress.",
+        ),
+    }
+)
+
+
+# Bundles.
+messages.register(
+    {
+        "governance.bundle_unreadable": (
+            "バンドルを読み込めません（{detail}）。",
+            "The bundle cannot be read ({detail}).",
+        ),
+        "governance.bundle_bad_value": (
+            "値が正しくありません（{detail}）。",
+            "invalid value ({detail})",
+        ),
+        "governance.bundle_unknown": (
+            "{what}「{key}」が見つかりません（バンドルにもデータベースにもありません）。",
+            "unknown {what_en} {key!r}",
+        ),
+        "governance.bundle_duplicate": (
+            "キー「{key}」が重複しています。",
+            "{key!r} appears more than once",
+        ),
+        "governance.bundle_item_of_other_file": (
+            "記録項目「{key}」は既に個人情報ファイル「{file}」の項目です。",
+            "item {key!r} already belongs to file {file!r}",
+        ),
+        "governance.bundle_kind_mismatch": (
+            "経路の種類は「{derived}」と導かれます（バンドルには「{given}」と書かれています）。",
+            "the derived route kind is {derived!r}, not {given!r}",
+        ),
+        "governance.bundle_no_municipality": (
+            "地方公共団体が登録されていません。バンドルに municipality を記載してください。",
+            "no municipality is registered; give one under 'municipality'",
+        ),
+    }
+)

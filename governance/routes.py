@@ -19,7 +19,7 @@ from core.dates import parse_date
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.web import SessionDep, api_staff, console_staff, record_refusal, render
-from governance import gate, jobs, service, views
+from governance import approvals, footing, gate, jobs, purposes, rules, views
 from governance import messages as words
 from governance.design import design_hash, design_of
 from governance.models import Authorisation, Purpose, Route
@@ -42,7 +42,7 @@ from governance.schemas import (
 )
 
 Staff = Annotated[Principal, Depends(api_staff())]
-Drafter = Annotated[Principal, Depends(api_staff(*service.DRAFTERS))]
+Drafter = Annotated[Principal, Depends(api_staff(*approvals.DRAFTERS))]
 Officer = Annotated[Principal, Depends(api_staff(Role.privacy_officer))]
 
 api_router = APIRouter(prefix="/api/governance", tags=["governance"])
@@ -52,7 +52,7 @@ def _route_public(session: Any, route: Route, purpose_key: str, to_key: str,
                   from_key: str) -> RoutePublic:
     return RoutePublic(
         key=route.key, purpose=purpose_key,
-        items=[i.key for i in service.route_items(session, route)],
+        items=[i.key for i in footing.route_items(session, route)],
         from_organ=from_key, to=to_key, basis=route.basis, recurrence=route.recurrence,
         kind=route.kind, status=route.status, reasoning=route.reasoning,
         law_citation=route.law_citation,
@@ -60,7 +60,7 @@ def _route_public(session: Any, route: Route, purpose_key: str, to_key: str,
 
 
 def purpose_public(session: Any, purpose: Purpose) -> PurposePublic:
-    described = service.describe(session, purpose)
+    described = views.describe(session, purpose)
     return PurposePublic(
         key=purpose.key, version=purpose.version, status=purpose.status,
         title_ja=purpose.title_ja, title_en=purpose.title_en,
@@ -76,7 +76,7 @@ def purpose_public(session: Any, purpose: Purpose) -> PurposePublic:
         routes=[_route_public(session, r["route"], purpose.key, r["to_key"], r["from"].key)
                 for r in described["routes"]],
         design_hash=described["design_hash"],
-        missing=[r.to_dict() for r in service.missing(session, purpose)],
+        missing=[r.to_dict() for r in purposes.missing(session, purpose)],
     )
 
 
@@ -90,94 +90,94 @@ def _authorisation_public(session: Any, auth: Authorisation) -> AuthorisationPub
 
 @api_router.get("/purposes", response_model=list[PurposePublic])
 def list_purposes(principal: Staff, session: SessionDep) -> list[PurposePublic]:
-    return [purpose_public(session, p) for p in service.list_purposes(session)]
+    return [purpose_public(session, p) for p in purposes.list_purposes(session)]
 
 
 @api_router.post("/purposes", response_model=PurposePublic, status_code=201)
 def create_purpose(body: PurposeCreate, principal: Drafter, session: SessionDep
                    ) -> PurposePublic:
-    return purpose_public(session, service.create_purpose(session, principal, body))
+    return purpose_public(session, purposes.create_purpose(session, principal, body))
 
 
 @api_router.get("/purposes/{key}", response_model=PurposePublic)
 def show_purpose(key: str, principal: Staff, session: SessionDep) -> PurposePublic:
-    return purpose_public(session, service.get_purpose(session, key))
+    return purpose_public(session, purposes.get_purpose(session, key))
 
 
 @api_router.patch("/purposes/{key}", response_model=PurposePublic)
 def update_purpose(key: str, body: PurposeUpdate, principal: Drafter, session: SessionDep
                    ) -> PurposePublic:
-    return purpose_public(session, service.update_purpose(session, principal, key, body))
+    return purpose_public(session, purposes.update_purpose(session, principal, key, body))
 
 
 @api_router.put("/purposes/{key}/items", response_model=PurposePublic)
 def set_item(key: str, body: PurposeItemIn, principal: Drafter, session: SessionDep
              ) -> PurposePublic:
-    service.set_item(session, principal, key, body)
-    return purpose_public(session, service.get_purpose(session, key))
+    purposes.set_item(session, principal, key, body)
+    return purpose_public(session, purposes.get_purpose(session, key))
 
 
 @api_router.delete("/purposes/{key}/items/{item}", status_code=204)
 def remove_item(key: str, item: str, principal: Drafter, session: SessionDep) -> Response:
-    service.remove_item(session, principal, key, item)
+    purposes.remove_item(session, principal, key, item)
     return Response(status_code=204)
 
 
 @api_router.get("/purposes/{key}/usability")
 def purpose_usability(key: str, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    result = service.usability(session, service.get_purpose(session, key))
+    result = gate.usability(session, purposes.get_purpose(session, key))
     return {"usable": result.usable, "reasons": [r.to_dict() for r in result.reasons]}
 
 
 @api_router.post("/purposes/{key}/submit", response_model=PurposePublic)
 def submit_purpose(key: str, principal: Drafter, session: SessionDep) -> PurposePublic:
-    return purpose_public(session, service.submit_purpose(session, principal, key))
+    return purpose_public(session, purposes.submit_purpose(session, principal, key))
 
 
 @api_router.post("/purposes/{key}/approve", response_model=PurposePublic)
 def approve_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
                     ) -> PurposePublic:
-    return purpose_public(session, service.approve_purpose(session, principal, key, body))
+    return purpose_public(session, purposes.approve_purpose(session, principal, key, body))
 
 
 @api_router.post("/purposes/{key}/return", response_model=PurposePublic)
 def return_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
                    ) -> PurposePublic:
-    return purpose_public(session, service.return_purpose(session, principal, key, body))
+    return purpose_public(session, purposes.return_purpose(session, principal, key, body))
 
 
 @api_router.post("/purposes/{key}/suspend", response_model=PurposePublic)
 def suspend_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
                     ) -> PurposePublic:
-    return purpose_public(session, service.suspend_purpose(session, principal, key, body))
+    return purpose_public(session, purposes.suspend_purpose(session, principal, key, body))
 
 
 @api_router.post("/purposes/{key}/resume", response_model=PurposePublic)
 def resume_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
                    ) -> PurposePublic:
-    return purpose_public(session, service.resume_purpose(session, principal, key, body))
+    return purpose_public(session, purposes.resume_purpose(session, principal, key, body))
 
 
 @api_router.post("/purposes/{key}/retire", response_model=PurposePublic)
 def retire_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
                    ) -> PurposePublic:
-    return purpose_public(session, service.retire_purpose(session, principal, key, body))
+    return purpose_public(session, purposes.retire_purpose(session, principal, key, body))
 
 
 @api_router.post("/purposes/{key}/revise", response_model=PurposePublic)
 def revise_purpose(key: str, principal: Drafter, session: SessionDep) -> PurposePublic:
-    return purpose_public(session, service.revise_purpose(session, principal, key))
+    return purpose_public(session, purposes.revise_purpose(session, principal, key))
 
 
 @api_router.post("/purposes/{key}/routes", response_model=RoutePublic, status_code=201)
 def create_route(key: str, body: RouteCreate, principal: Drafter, session: SessionDep
                  ) -> RoutePublic:
-    return _route_action(session, service.create_route(session, principal, key, body))
+    return _route_action(session, footing.create_route(session, principal, key, body))
 
 
 def _route_action(session: Any, route: Route) -> RoutePublic:
-    purpose = service.get_purpose_by_id(session, route.purpose_id)
-    described = next(r for r in service.describe(session, purpose)["routes"]
+    purpose = purposes.get_purpose_by_id(session, route.purpose_id)
+    described = next(r for r in views.describe(session, purpose)["routes"]
                      if r["route"].id == route.id)
     return _route_public(session, route, purpose.key, described["to_key"],
                          described["from"].key)
@@ -185,63 +185,63 @@ def _route_action(session: Any, route: Route) -> RoutePublic:
 
 @api_router.post("/routes/{key}/submit", response_model=RoutePublic)
 def submit_route(key: str, principal: Drafter, session: SessionDep) -> RoutePublic:
-    return _route_action(session, service.submit_route(session, principal, key))
+    return _route_action(session, footing.submit_route(session, principal, key))
 
 
 @api_router.post("/routes/{key}/approve", response_model=RoutePublic)
 def approve_route(key: str, body: Decision, principal: Officer, session: SessionDep
                   ) -> RoutePublic:
-    return _route_action(session, service.approve_route(session, principal, key, body))
+    return _route_action(session, footing.approve_route(session, principal, key, body))
 
 
 @api_router.post("/routes/{key}/return", response_model=RoutePublic)
 def return_route(key: str, body: Decision, principal: Officer, session: SessionDep
                  ) -> RoutePublic:
-    return _route_action(session, service.return_route(session, principal, key, body))
+    return _route_action(session, footing.return_route(session, principal, key, body))
 
 
 @api_router.post("/routes/{key}/revoke", response_model=RoutePublic)
 def revoke_route(key: str, body: Decision, principal: Officer, session: SessionDep
                  ) -> RoutePublic:
-    return _route_action(session, service.revoke_route(session, principal, key, body))
+    return _route_action(session, footing.revoke_route(session, principal, key, body))
 
 
 @api_router.post("/authorisations", response_model=AuthorisationPublic, status_code=201)
 def create_authorisation(body: AuthorisationCreate, principal: Drafter, session: SessionDep
                          ) -> AuthorisationPublic:
-    return _authorisation_public(session, service.create_authorisation(session, principal, body))
+    return _authorisation_public(session, footing.create_authorisation(session, principal, body))
 
 
 @api_router.put("/authorisations/{key}", response_model=AuthorisationPublic)
 def update_authorisation(key: str, body: AuthorisationFields, principal: Drafter,
                          session: SessionDep) -> AuthorisationPublic:
     return _authorisation_public(
-        session, service.update_authorisation(session, principal, key, body))
+        session, footing.update_authorisation(session, principal, key, body))
 
 
 @api_router.post("/authorisations/{key}/submit", response_model=AuthorisationPublic)
 def submit_authorisation(key: str, principal: Drafter, session: SessionDep
                          ) -> AuthorisationPublic:
-    return _authorisation_public(session, service.submit_authorisation(session, principal, key))
+    return _authorisation_public(session, footing.submit_authorisation(session, principal, key))
 
 
 @api_router.post("/authorisations/{key}/approve", response_model=AuthorisationPublic)
 def approve_authorisation(key: str, body: ApprovalIn, principal: Officer, session: SessionDep
                           ) -> AuthorisationPublic:
     return _authorisation_public(
-        session, service.approve_authorisation(session, principal, key, body))
+        session, footing.approve_authorisation(session, principal, key, body))
 
 
 @api_router.post("/authorisations/{key}/return", response_model=AuthorisationPublic)
 def return_authorisation(key: str, body: Decision, principal: Officer, session: SessionDep
                          ) -> AuthorisationPublic:
     return _authorisation_public(
-        session, service.return_authorisation(session, principal, key, body))
+        session, footing.return_authorisation(session, principal, key, body))
 
 
 @api_router.get("/purposes/{key}/design")
 def purpose_design(key: str, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    design = design_of(session, service.get_purpose(session, key))
+    design = design_of(session, purposes.get_purpose(session, key))
     return {"design": design, "design_hash": design_hash(design)}
 
 
@@ -252,7 +252,7 @@ def purpose_design(key: str, principal: Staff, session: SessionDep) -> dict[str,
 # as the API's would be, and the page is shown again with each Reason next to its field.
 
 ConsoleStaff = Annotated[Principal, Depends(console_staff())]
-ConsoleDrafter = Annotated[Principal, Depends(console_staff(*service.DRAFTERS))]
+ConsoleDrafter = Annotated[Principal, Depends(console_staff(*approvals.DRAFTERS))]
 ConsoleOfficer = Annotated[Principal, Depends(console_staff(Role.privacy_officer))]
 
 console_router = APIRouter(prefix="/purposes")
@@ -300,8 +300,7 @@ def _required(form: Any, name: str) -> Reason | None:
 
 
 def _abilities(principal: Principal) -> dict[str, bool]:
-    return {"can_draft": principal.has_role(*service.DRAFTERS),
-            "can_approve": principal.has_role(Role.privacy_officer)}
+    return {"can_draft": principal.has_role(*approvals.DRAFTERS)}
 
 
 def _back(key: str, anchor: str = "", **query: str) -> Response:
@@ -390,7 +389,7 @@ def _purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[
 def _purpose_form(request: Request, session: Session, principal: Principal,
                   purpose: Any, values: dict[str, Any], reasons: list[Reason] | None = None,
                   status_code: int = 200) -> Response:
-    items = service.purpose_items(session, purpose) if purpose is not None else []
+    items = purposes.purpose_items(session, purpose) if purpose is not None else []
     return render(request, "governance/purpose_form.html", {
         "purpose": purpose, "values": values, "reasons": reasons or [],
         "reason_views": views.reason_views(purpose, reasons or [], on_form=True) if purpose else
@@ -418,7 +417,7 @@ async def console_create(request: Request, principal: ConsoleDrafter,
     if problems:
         return _purpose_form(request, session, principal, None, values, problems, 422)
     try:
-        purpose = service.create_purpose(session, principal, PurposeCreate.model_validate(data))
+        purpose = purposes.create_purpose(session, principal, PurposeCreate.model_validate(data))
     except ValidationError as error:
         return _purpose_form(request, session, principal, None, values,
                              _validation_reasons(error), 422)
@@ -432,7 +431,7 @@ async def console_create(request: Request, principal: ConsoleDrafter,
 @console_router.get("/{key}/edit")
 def console_edit(key: str, request: Request, principal: ConsoleDrafter,
                  session: SessionDep) -> Response:
-    purpose = service.get_purpose(session, key)
+    purpose = purposes.get_purpose(session, key)
     return _purpose_form(request, session, principal, purpose,
                          views.purpose_values(session, purpose))
 
@@ -441,19 +440,19 @@ def console_edit(key: str, request: Request, principal: ConsoleDrafter,
 async def console_update(key: str, request: Request, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
     form = await request.form()
-    purpose = service.get_purpose(session, key)
+    purpose = purposes.get_purpose(session, key)
     data, values, problems = _purpose_form_data(form)
     values["key"] = key
     if problems:
         return _purpose_form(request, session, principal, purpose, values, problems, 422)
     try:
-        service.update_purpose(session, principal, key, PurposeUpdate.model_validate(data))
+        purposes.update_purpose(session, principal, key, PurposeUpdate.model_validate(data))
     except ValidationError as error:
         return _purpose_form(request, session, principal, purpose, values,
                              _validation_reasons(error), 422)
     except DomainError as error:
         reasons = _refused(request, session, error)
-        return _purpose_form(request, session, principal, service.get_purpose(session, key),
+        return _purpose_form(request, session, principal, purposes.get_purpose(session, key),
                              values, reasons, error.status_code)
     if _text(form, "then") == "submit":
         return _then_submit(f"/purposes/{_q(key)}/submit")
@@ -466,19 +465,19 @@ async def console_update(key: str, request: Request, principal: ConsoleDrafter,
 def _detail(request: Request, session: Session, principal: Principal, key: str,
             reasons: list[Reason] | None = None, status_code: int = 200,
             values: dict[str, Any] | None = None) -> Response:
-    purpose = service.get_purpose(session, key)
+    purpose = purposes.get_purpose(session, key)
     done = request.query_params.get("done", "")
     created = request.query_params.get("route_created", "")
     created_route = None
     if created:
         try:
-            created_route = service.get_route(session, created)
+            created_route = footing.get_route(session, created)
         except DomainError:
             created_route = None
         if created_route is not None and created_route.purpose_id != purpose.id:
             created_route = None
     return render(request, "governance/detail.html", {
-        **views.detail(session, purpose),
+        **views.detail(session, purpose, principal),
         "reasons": reasons or [],
         "reason_views": views.reason_views(purpose, reasons or []),
         "errors": views.errors_by_field(reasons or []),
@@ -506,7 +505,7 @@ async def console_set_item(key: str, request: Request, principal: ConsoleDrafter
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)
     try:
-        service.set_item(session, principal, key, PurposeItemIn.model_validate(values))
+        purposes.set_item(session, principal, key, PurposeItemIn.model_validate(values))
     except ValidationError as error:
         return _detail(request, session, principal, key, _validation_reasons(error), 422, values)
     except DomainError as error:
@@ -519,7 +518,7 @@ async def console_set_item(key: str, request: Request, principal: ConsoleDrafter
 async def console_remove_item(key: str, item: str, request: Request,
                               principal: ConsoleDrafter, session: SessionDep) -> Response:
     try:
-        service.remove_item(session, principal, key, item)
+        purposes.remove_item(session, principal, key, item)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _detail(request, session, principal, key, reasons, error.status_code)
@@ -529,12 +528,12 @@ async def console_remove_item(key: str, item: str, request: Request,
 async def _submit(request: Request, session: Session, principal: Principal,
                   key: str) -> Response:
     try:
-        service.submit_purpose(session, principal, key)
+        purposes.submit_purpose(session, principal, key)
     except InvalidInput as error:
         # Completeness: show the form again with each missing element next to its field.
         reasons = _refused(request, session, error)
-        purpose = service.get_purpose(session, key)
-        if purpose.status in service.EDITABLE:
+        purpose = purposes.get_purpose(session, key)
+        if purpose.status in rules.PURPOSE_EDITABLE:
             return _purpose_form(request, session, principal, purpose,
                                  views.purpose_values(session, purpose), reasons, 422)
         return _detail(request, session, principal, key, reasons, error.status_code)
@@ -554,7 +553,7 @@ async def console_submit(key: str, request: Request, principal: ConsoleDrafter,
 async def console_revise(key: str, request: Request, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
     try:
-        service.revise_purpose(session, principal, key)
+        purposes.revise_purpose(session, principal, key)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _detail(request, session, principal, key, reasons, error.status_code)
@@ -562,11 +561,11 @@ async def console_revise(key: str, request: Request, principal: ConsoleDrafter,
 
 
 _OFFICER_ACTIONS = {
-    "approve": service.approve_purpose,
-    "return": service.return_purpose,
-    "suspend": service.suspend_purpose,
-    "resume": service.resume_purpose,
-    "retire": service.retire_purpose,
+    "approve": purposes.approve_purpose,
+    "return": purposes.return_purpose,
+    "suspend": purposes.suspend_purpose,
+    "resume": purposes.resume_purpose,
+    "retire": purposes.retire_purpose,
 }
 
 
@@ -622,8 +621,8 @@ async def console_retire(key: str, request: Request, principal: ConsoleOfficer,
 
 def _own_route(session: Session, key: str, route_key: str) -> Route:
     """The route, refused as not found when it belongs to another purpose."""
-    purpose = service.get_purpose(session, key)
-    route = service.get_route(session, route_key)
+    purpose = purposes.get_purpose(session, key)
+    route = footing.get_route(session, route_key)
     if route.purpose_id != purpose.id:
         raise _not_in_purpose("経路", "Route", route_key)
     return route
@@ -637,8 +636,8 @@ def _not_in_purpose(kind: str, kind_en: str, key: str) -> NotFound:
 def _route_form(request: Request, session: Session, principal: Principal, key: str,
                 values: dict[str, Any], reasons: list[Reason] | None = None,
                 status_code: int = 200) -> Response:
-    purpose = service.get_purpose(session, key)
-    described = service.describe(session, purpose)
+    purpose = purposes.get_purpose(session, key)
+    described = views.describe(session, purpose)
     return render(request, "governance/route_form.html", {
         "purpose": purpose, "items": described["items"], "values": values,
         "reasons": reasons or [], "errors": views.errors_by_field(reasons or []),
@@ -677,7 +676,7 @@ async def console_create_route(key: str, request: Request, principal: ConsoleDra
         reason = Reason.of("governance.ui.choose_one_recipient", field="recipient")
         return _route_form(request, session, principal, key, values, [reason], 422)
     try:
-        route = service.create_route(session, principal, key, RouteCreate.model_validate(data))
+        route = footing.create_route(session, principal, key, RouteCreate.model_validate(data))
     except ValidationError as error:
         return _route_form(request, session, principal, key, values,
                            _validation_reasons(error), 422)
@@ -695,14 +694,14 @@ async def _console_route_action(action: str, key: str, route_key: str, request: 
     try:
         _own_route(session, key, route_key)
         if action == "submit":
-            service.submit_route(session, principal, route_key)
+            footing.submit_route(session, principal, route_key)
         else:
             missing = _required(form, "comment")
             if missing is not None:
                 return _detail(request, session, principal, key, [missing], 422, values)
             decision = Decision(comment=values["comment"])
-            {"approve": service.approve_route, "return": service.return_route,
-             "revoke": service.revoke_route}[action](session, principal, route_key, decision)
+            {"approve": footing.approve_route, "return": footing.return_route,
+             "revoke": footing.revoke_route}[action](session, principal, route_key, decision)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _detail(request, session, principal, key, reasons, error.status_code, values)
@@ -790,13 +789,13 @@ def _auth_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Rea
 def _auth_form(request: Request, session: Session, principal: Principal, key: str,
                route: Route, auth: Authorisation | None, values: dict[str, Any],
                reasons: list[Reason] | None = None, status_code: int = 200) -> Response:
-    purpose = service.get_purpose(session, key)
-    entry = next(r for r in service.describe(session, purpose)["routes"]
+    purpose = purposes.get_purpose(session, key)
+    entry = next(r for r in views.describe(session, purpose)["routes"]
                  if r["route"].id == route.id)
     return render(request, "governance/authorisation_form.html", {
         "purpose": purpose, "route": route, "entry": entry, "auth": auth, "values": values,
         "reasons": reasons or [], "errors": views.errors_by_field(reasons or []),
-        "conditions": CONDITIONS, "policy": service.policy(),
+        "conditions": CONDITIONS, "policy": footing.policy(),
         "words": words, "labels": words.FIELD_LABELS, **_abilities(principal),
     }, status_code=status_code)
 
@@ -823,7 +822,7 @@ async def console_create_authorisation(key: str, route_key: str, request: Reques
     if problems:
         return _auth_form(request, session, principal, key, route, None, values, problems, 422)
     try:
-        auth = service.create_authorisation(session, principal,
+        auth = footing.create_authorisation(session, principal,
                                             AuthorisationCreate.model_validate(data))
     except ValidationError as error:
         return _auth_form(request, session, principal, key, route, None, values,
@@ -839,9 +838,9 @@ async def console_create_authorisation(key: str, route_key: str, request: Reques
 
 def _own_authorisation(session: Session, key: str, auth_key: str
                        ) -> tuple[Route, Authorisation]:
-    auth = service.get_authorisation(session, auth_key)
+    auth = footing.get_authorisation(session, auth_key)
     route = session.get(Route, auth.route_id)
-    purpose = service.get_purpose(session, key)
+    purpose = purposes.get_purpose(session, key)
     if route is None or route.purpose_id != purpose.id:
         raise _not_in_purpose("4要件の承認", "Authorisation", auth_key)
     return route, auth
@@ -865,7 +864,7 @@ async def console_update_authorisation(key: str, auth_key: str, request: Request
     if problems:
         return _auth_form(request, session, principal, key, route, auth, values, problems, 422)
     try:
-        service.update_authorisation(session, principal, auth_key,
+        footing.update_authorisation(session, principal, auth_key,
                                      AuthorisationFields.model_validate(data))
     except ValidationError as error:
         return _auth_form(request, session, principal, key, route, auth, values,
@@ -883,7 +882,7 @@ async def console_update_authorisation(key: str, auth_key: str, request: Request
 async def _submit_authorisation(request: Request, session: Session, principal: Principal,
                                 key: str, auth_key: str) -> Response:
     try:
-        service.submit_authorisation(session, principal, auth_key)
+        footing.submit_authorisation(session, principal, auth_key)
     except InvalidInput as error:
         # The four conditions: show the form again with each failing condition at its field.
         reasons = _refused(request, session, error)
@@ -917,7 +916,7 @@ async def console_approve_authorisation(key: str, auth_key: str, request: Reques
     if missing:
         return _detail(request, session, principal, key, missing, 422, values)
     try:
-        service.approve_authorisation(session, principal, auth_key, ApprovalIn(
+        footing.approve_authorisation(session, principal, auth_key, ApprovalIn(
             comment=values["comment"], delegation_note=values["delegation_note"]))
     except ValidationError as error:
         return _detail(request, session, principal, key, _validation_reasons(error), 422, values)
@@ -938,7 +937,7 @@ async def console_return_authorisation(key: str, auth_key: str, request: Request
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)
     try:
-        service.return_authorisation(session, principal, auth_key,
+        footing.return_authorisation(session, principal, auth_key,
                                      Decision(comment=values["comment"]))
     except DomainError as error:
         reasons = _refused(request, session, error)
@@ -995,8 +994,8 @@ def cancel_job(job_id: int, principal: Staff, session: SessionDep) -> dict[str, 
 def gate_page(request: Request, principal: ConsoleStaff, session: SessionDep) -> Response:
     """Per purpose: which job kinds would be allowed for you today, and what is missing."""
     rows = []
-    for purpose in service.list_purposes(session):
-        items = [item.key for _, item in service.purpose_items(session, purpose)]
+    for purpose in purposes.list_purposes(session):
+        items = [item.key for _, item in purposes.purpose_items(session, purpose)]
         kinds = []
         for kind in gate.JobKind:
             decision = gate.explain(session, gate.JobRequest(
@@ -1009,7 +1008,7 @@ def gate_page(request: Request, principal: ConsoleStaff, session: SessionDep) ->
 
 @gate_console_router.get("/jobs")
 def jobs_page(request: Request, principal: ConsoleStaff, session: SessionDep) -> Response:
-    purposes = {p.id: p for p in service.list_purposes(session)}
+    by_id = {p.id: p for p in purposes.list_purposes(session)}
     return render(request, "governance/jobs.html", {
-        "jobs": [(jobs.describe(j), purposes.get(j.purpose_id)) for j in jobs.list_jobs(session)],
+        "jobs": [(jobs.describe(j), by_id.get(j.purpose_id)) for j in jobs.list_jobs(session)],
     })

@@ -1,17 +1,26 @@
-"""Pure rules of the centre: purpose completeness, route derivation, the four conditions."""
+"""Pure rules of the centre, as data where they can be: completeness, route derivation, the four
+conditions, authorisation standing, who runs which job kind, and the workflow transitions."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core import messages
 from core.clock import as_utc
+from core.models import Role
 from core.reasons import Reason
-from governance.models import Basis, Recurrence, RouteKind, SubjectRole
+from governance.models import (
+    Basis,
+    PurposeStatus,
+    RecordStatus,
+    Recurrence,
+    RouteKind,
+    SubjectRole,
+)
 
 SAFEGUARD_CATEGORIES = ("organisational", "human", "physical", "technical")
 REQUIRED_SUBJECT_ROLES = (
@@ -21,129 +30,6 @@ REQUIRED_SUBJECT_ROLES = (
     SubjectRole.use,
 )
 
-messages.register(
-    {
-        "governance.missing_title": ("名称が入力されていません。", "The title is missing."),
-        "governance.missing_purpose_text": (
-            "利用目的の本文が入力されていません。",
-            "The purpose text is missing.",
-        ),
-        "governance.missing_citation": (
-            "事務の根拠となる法令・条例の条項が1つも引用されていません（法第61条第1項）。",
-            "No statute or ordinance article establishing the task is cited (Art. 61(1)).",
-        ),
-        "governance.missing_necessity": (
-            "必要性（連携が必要な理由）が入力されていません。",
-            "The necessity (why linkage is needed) is missing.",
-        ),
-        "governance.missing_acquisition_note": (
-            "新たに取得する場合は、取得時の利用目的の明示（法第62条）を記載してください。",
-            "For new collection, describe how the purpose is stated before capture (Art. 62).",
-        ),
-        "governance.missing_handling": (
-            "取扱い方法の「{part}」が入力されていません。",
-            "The handling method's {part_en} is missing.",
-        ),
-        "governance.missing_safeguard": (
-            "安全管理措置（{category}）が1つも選択されていません。",
-            "No {category_en} safeguard is checked.",
-        ),
-        "governance.missing_public_notice": (
-            "住民周知の方法が1つも記載されていません。",
-            "No public notice (住民周知) is described.",
-        ),
-        "governance.missing_subjects_rule": (
-            "対象者（誰についての利用目的か）が定められていません。",
-            "The subjects (who the purpose is about) are not defined.",
-        ),
-        "governance.bad_subjects_rule": (
-            "対象者の年齢範囲が正しくありません（{detail}）。",
-            "The subjects' age range is not valid ({detail}).",
-        ),
-        "governance.missing_subject_role": (
-            "取り扱う主体に「{role}」がありません。",
-            "No handling subject has the role {role_en}.",
-        ),
-        "governance.missing_items": (
-            "情報項目が1つも選ばれていません。",
-            "No data item is selected.",
-        ),
-        "governance.item_missing_necessity": (
-            "情報項目「{item}」の必要性が入力されていません（法第61条第2項）。",
-            "Item {item} has no necessity reason (Art. 61(2)).",
-        ),
-        "governance.item_missing_relevance": (
-            "情報項目「{item}」と、こども・家庭の困難との関連が入力されていません。",
-            "Item {item} has no relevance to the difficulties of the child or family.",
-        ),
-        "governance.recurring_one_off": (
-            "恒常的な利用は臨時的な目的外利用・提供（法第69条第2項）では認められません。"
-            "利用目的の変更（法第61条第3項）として登録してください。",
-            "Recurring use cannot go through one-off out-of-purpose use (Art. 69(2)); "
-            "register it as a change of purpose (Art. 61(3)).",
-        ),
-        "governance.change_needs_recurring": (
-            "利用目的の変更は恒常的な利用のためのものです。臨時的な利用には法第69条第2項の"
-            "経路を使ってください。",
-            "A change of purpose is for recurring use; use an Art. 69(2) route for one-off use.",
-        ),
-        "governance.provision_to_private_body": (
-            "「{body}」は行政機関等ではないため、法第69条第2項第3号の提供はできません。"
-            "本人同意（第1号）、統計・学術研究（第4号）または法令に基づく提供を検討してください。",
-            "{body_en} is not a public body, so Art. 69(2)(iii) provision is not possible; "
-            "consider consent (i), statistics or research (iv), or a legal obligation.",
-        ),
-        "governance.within_purpose_other_body": (
-            "ファイルの利用目的内の利用は、ファイルを保有する機関の内部でのみ認められます。",
-            "Use within the file's purpose is possible only inside the organ holding the file.",
-        ),
-        "governance.missing_reasoning": (
-            "{what}の理由が記載されていません。",
-            "The reasoning for {what_en} is missing.",
-        ),
-        "governance.missing_law_citation": (
-            "根拠となる法令の条項が記載されていません。",
-            "The article of law relied on is missing.",
-        ),
-        "governance.condition_not_met": (
-            "{condition}が満たされていません（はい、と理由の記載が必要です）。",
-            "The condition {condition_en} is not met (it needs yes and written reasoning).",
-        ),
-        "governance.period_unbounded": (
-            "臨時的な利用には開始日と終了日が必要です。",
-            "One-off use needs a start and an end date.",
-        ),
-        "governance.period_too_long": (
-            "臨時的な利用の期間が長すぎます（{days}日、上限{max_days}日）。恒常的な利用であれば"
-            "利用目的の変更として登録してください。",
-            "The one-off period is too long ({days} days; at most {max_days}). If the use "
-            "recurs, register a change of purpose.",
-        ),
-        "governance.period_reversed": (
-            "終了日が開始日より前です。",
-            "The end date is before the start date.",
-        ),
-        "governance.runs_out_of_range": (
-            "実行回数は1回以上{max_runs}回以下にしてください。",
-            "The number of runs must be between 1 and {max_runs}.",
-        ),
-        "governance.item_beyond_purpose": (
-            "情報項目「{item}」は利用目的で必要性が示された項目ではありません（必要な限度を超えます）。",
-            "Item {item} is not among the purpose's justified items (beyond the necessary extent).",
-        ),
-        "governance.missing_recipient_citation": (
-            "提供先（利用する機関）の所掌事務の根拠条項が記載されていません。",
-            "The article establishing the recipient's task is missing.",
-        ),
-        "governance.repeated_one_off": (
-            "同じ利用目的・提供元・提供先の臨時的な利用が{months}か月以内に既に承認されています"
-            "（{other}）。繰り返す利用は利用目的の変更（法第61条第3項）として登録してください。",
-            "A one-off use with the same purpose, source and recipient was already authorised "
-            "within {months} months ({other}). Recurring use must be a change of purpose "
-            "(Art. 61(3)).",
-        ),
-    }
-)
 
 _HANDLING_PARTS = {
     "extraction": ("抽出方法", "extraction"),
@@ -462,4 +348,127 @@ def repeats_within_window(
     for key, approved_at in previous_approvals:
         if as_utc(at) - as_utc(approved_at) < window:
             return key
+    return None
+
+
+# ---------------------------------------------------------------- routes and authorisations
+
+# One-off use (69(2)(ii)) and provision (69(2)(iii)) stand only on an approved four-condition
+# authorisation; every other route kind is approved on its own.
+ONE_OFF_KINDS: frozenset[RouteKind] = frozenset({RouteKind.internal_use, RouteKind.provision})
+
+
+def is_one_off(kind: RouteKind | str) -> bool:
+    return kind in ONE_OFF_KINDS
+
+
+def one_recipient_problem(to_organ: str | None, to_body: str | None,
+                          field_name: str = "to_organ") -> Reason | None:
+    """A route carries data to exactly one recipient: an organ of the city or an outside body."""
+    if (to_organ is None) == (to_body is None):
+        return _reason("governance.one_recipient", field_name)
+    return None
+
+
+def authorisation_standing(valid_from: datetime | None, valid_until: datetime | None,
+                           runs_used: int, runs_allowed: int, at: datetime) -> str | None:
+    """Why an approved authorisation cannot carry a run at `at` ("not_yet", "expired",
+    "exhausted"), or None when it can."""
+    if valid_from is not None and as_utc(valid_from) > as_utc(at):
+        return "not_yet"
+    if valid_until is not None and as_utc(valid_until) < as_utc(at):
+        return "expired"
+    if runs_used >= runs_allowed:
+        return "exhausted"
+    return None
+
+
+# ---------------------------------------------------------------- job kinds
+
+
+class JobKind(enum.StrEnum):
+    linkage = "linkage"
+    scoring = "scoring"
+    export = "export"  # identified data leaves for a support worker or data holder
+    statistics = "statistics"  # aggregates only
+
+
+# Who may run each kind of job, and as which handling subject of the purpose.
+JOB_ROLES: dict[JobKind, dict[Role, SubjectRole]] = {
+    JobKind.linkage: {Role.analyst: SubjectRole.analysis},
+    JobKind.scoring: {Role.analyst: SubjectRole.analysis},
+    JobKind.statistics: {Role.analyst: SubjectRole.analysis},
+    JobKind.export: {Role.support_worker: SubjectRole.use, Role.data_holder: SubjectRole.holding},
+}
+
+
+# ---------------------------------------------------------------- workflow
+
+
+class Actor(enum.StrEnum):
+    """Who takes a workflow step: a drafter (privacy officer, data holder or analyst) or an
+    officer (privacy officer) who is not the submitter."""
+
+    drafter = "drafter"
+    officer = "officer"
+
+
+DRAFTER_ROLES: tuple[Role, ...] = (Role.privacy_officer, Role.data_holder, Role.analyst)
+OFFICER_ROLES: tuple[Role, ...] = (Role.privacy_officer,)
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    sources: frozenset[str]
+    target: str | None  # None: the status does not change (an edit)
+    by: Actor
+
+
+def _transitions(*rows: tuple[str, Iterable[str], str | None, Actor]) -> dict[str, Transition]:
+    return {action: Transition(action, frozenset(str(s) for s in sources),
+                               None if target is None else str(target), by)
+            for action, sources, target, by in rows}
+
+
+_P = PurposeStatus
+PURPOSE_EDITABLE = frozenset({_P.draft.value, _P.returned.value})
+PURPOSE_TRANSITIONS = _transitions(
+    ("edit", PURPOSE_EDITABLE, None, Actor.drafter),
+    ("submit", PURPOSE_EDITABLE, _P.submitted, Actor.drafter),
+    ("approve", (_P.submitted,), _P.approved, Actor.officer),
+    ("return", (_P.submitted,), _P.returned, Actor.officer),
+    ("suspend", (_P.approved,), _P.suspended, Actor.officer),
+    ("resume", (_P.suspended,), _P.approved, Actor.officer),
+    ("retire", (_P.approved, _P.suspended), _P.retired, Actor.officer),
+    ("revise", (_P.approved, _P.suspended), _P.draft, Actor.drafter),
+)
+
+_R = RecordStatus
+RECORD_EDITABLE = frozenset({_R.draft.value, _R.returned.value})
+_LIVE = tuple(s for s in _R if s != _R.revoked)
+# A route that is not one-off has a workflow of its own; a one-off route follows its
+# authorisation's (submitting or deciding the authorisation moves the route with it).
+ROUTE_TRANSITIONS = _transitions(
+    ("submit", RECORD_EDITABLE, _R.submitted, Actor.drafter),
+    ("approve", (_R.submitted,), _R.approved, Actor.officer),
+    ("return", (_R.submitted,), _R.returned, Actor.officer),
+    ("revoke", _LIVE, _R.revoked, Actor.officer),
+    ("authorise", _LIVE, None, Actor.drafter),
+)
+ONE_OFF_ROUTE_ACTIONS = frozenset({"revoke", "authorise"})
+AUTHORISATION_TRANSITIONS = _transitions(
+    ("edit", RECORD_EDITABLE, None, Actor.drafter),
+    ("submit", RECORD_EDITABLE, _R.submitted, Actor.drafter),
+    ("approve", (_R.submitted,), _R.approved, Actor.officer),
+    ("return", (_R.submitted,), _R.returned, Actor.officer),
+)
+
+
+def transition_problem(transitions: Mapping[str, Transition], action: str,
+                       status: str) -> Reason | None:
+    """The refusal of `action` from `status`, or None when the workflow allows it."""
+    step = transitions.get(action)
+    if step is None or str(status) not in step.sources:
+        return Reason.of("governance.bad_transition", status=str(status), action=action)
     return None

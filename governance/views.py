@@ -8,19 +8,22 @@ from urllib.parse import quote
 
 from sqlmodel import Session, col, select
 
+from core.auth import Principal
 from core.clock import to_tokyo
-from core.models import Organ, OutsideBody, StaffAccount
+from core.models import Department, Organ, OutsideBody, StaffAccount
 from core.reasons import Reason
 from core.service import list_departments, list_organs
-from governance import service
+from governance import approvals, design, footing, gate, purposes, rules
 from governance.messages import SAFEGUARD_CHECKLIST
 from governance.models import (
     ApprovalStep,
     Authorisation,
     Purpose,
+    PurposeCitation,
     PurposeStatus,
+    PurposeSubject,
     PurposeVersion,
-    RouteKind,
+    Route,
 )
 from governance.rules import SAFEGUARD_CATEGORIES, parse_json_object
 from registry import service as registry
@@ -45,19 +48,22 @@ def fix_link(purpose: Purpose, reason: Reason) -> str | None:
     refs = reason.refs or {}
     field = reason.field or ""
     top = field.split(".")[0]
-    editable = purpose.status in service.EDITABLE
+    editable = purpose.status in rules.PURPOSE_EDITABLE
     if reason.code.startswith("registry."):
         if "file" in refs:
             return f"/registry/files/{q(str(refs['file']))}"
         return "/registry"
-    if reason.code == "governance.purpose_not_approved":
+    if reason.code == "gate.purpose_not_in_force":
         return f"{base}#actions"
-    if reason.code == "governance.authorisation_missing" and refs.get("route"):
+    if reason.code == "gate.authorisation_missing" and refs.get("route"):
         return f"{base}/routes/{q(str(refs['route']))}/authorisations/new"
-    if reason.code in ("governance.authorisation_expired", "governance.authorisation_exhausted"):
+    if reason.code in ("gate.authorisation_not_yet", "gate.authorisation_expired",
+                       "gate.authorisation_exhausted"):
         return f"{base}#authorisation-{refs.get('authorisation', '')}"
-    if reason.code == "governance.no_route_for_item":
+    if reason.code == "gate.no_route":
         return f"{base}/routes/new?item={q(str(refs.get('item', '')))}"
+    if reason.code == "gate.no_subject_for_kind":
+        return f"{base}/edit#field-subjects" if editable else f"{base}#actions"
     if top == "items":
         parts = field.split(".")
         if len(parts) >= 2:
@@ -116,14 +122,15 @@ def versions(session: Session, purpose: Purpose) -> list[PurposeVersion]:
 
 def purpose_rows(session: Session) -> list[dict[str, Any]]:
     rows = []
-    for purpose in service.list_purposes(session):
-        usable = service.usability(session, purpose)
+    for purpose in purposes.list_purposes(session):
+        usable = gate.usability(session, purpose)
         rows.append({
             "purpose": purpose,
             "usable": usable.usable,
+            "usability": usable,
             "reasons": len(usable.reasons),
-            "item_count": len(service.purpose_items(session, purpose)),
-            "route_count": len(service.routes_of(session, purpose)),
+            "item_count": len(purposes.purpose_items(session, purpose)),
+            "route_count": len(footing.routes_of(session, purpose)),
         })
     return rows
 
@@ -156,7 +163,7 @@ def choices(session: Session) -> dict[str, Any]:
 
 def purpose_values(session: Session, purpose: Purpose) -> dict[str, Any]:
     """The purpose as the form's values (the same shape the form posts)."""
-    described = service.describe(session, purpose)
+    described = describe(session, purpose)
     safeguards = parse_json_object(purpose.safeguards)
     rule = parse_json_object(purpose.subjects_rule)
     values: dict[str, Any] = {
@@ -193,13 +200,13 @@ def purpose_values(session: Session, purpose: Purpose) -> dict[str, Any]:
 def _history(session: Session, subject_type: str, subject_id: int | None) -> list[ApprovalStep]:
     if subject_id is None:
         return []
-    return service.approval_history(session, subject_type, subject_id)
+    return approvals.approval_history(session, subject_type, subject_id)
 
 
-def detail(session: Session, purpose: Purpose) -> dict[str, Any]:
-    """Everything the purpose page shows."""
-    described = service.describe(session, purpose)
-    usable = service.usability(session, purpose)
+def detail(session: Session, purpose: Purpose, principal: Principal) -> dict[str, Any]:
+    """Everything the purpose page shows, with the steps the signed-in person may take."""
+    described = describe(session, purpose)
+    usable = gate.usability(session, purpose)
     history: list[tuple[str, str, ApprovalStep]] = [
         ("purpose", purpose.key, step) for step in _history(session, "purpose", purpose.id)]
     flows = []
@@ -227,12 +234,65 @@ def detail(session: Session, purpose: Purpose) -> dict[str, Any]:
         "names": names,
         "versions": past,
         "approved_hash": approved_hash,
-        "editable": purpose.status in service.EDITABLE,
+        "actions": approvals.allowed_actions(session, principal, purpose),
+        "route_actions": {e["route"].key: approvals.allowed_actions(session, principal, e["route"])
+                          for e in described["routes"]},
+        "authorisation_actions": {a.key: approvals.allowed_actions(session, principal, a)
+                                  for e in described["routes"] for a in e["authorisations"]},
+        "one_off_kinds": sorted(kind.value for kind in rules.ONE_OFF_KINDS),
         "is_approved": purpose.status == PurposeStatus.approved,
         "register": register_items(session),
-        "one_off_kinds": (RouteKind.internal_use.value, RouteKind.provision.value),
     }
 
 
 def date_value(moment: Any) -> str:
     return to_tokyo(moment).date().isoformat() if moment else ""
+
+
+def describe(session: Session, purpose: Purpose) -> dict[str, Any]:
+    """A purpose with its parts, for the API and the console."""
+    organs = {o.id: o for o in session.exec(select(Organ))}
+    bodies = {b.id: b for b in session.exec(select(OutsideBody))}
+    departments = {d.id: d for d in session.exec(select(Department))}
+    files = {f.id: f for f in session.exec(select(RegistryFile))}
+    citations = session.exec(
+        select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
+    ).all()
+    subjects = session.exec(
+        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
+    ).all()
+
+    def recipient(route: Route) -> str:
+        if route.to_organ_id is not None:
+            return organs[route.to_organ_id].key
+        assert route.to_body_id is not None
+        return bodies[route.to_body_id].key
+
+    routes = footing.routes_of(session, purpose)
+    return {
+        "purpose": purpose,
+        "citations": list(citations),
+        "subjects": [
+            (s, organs.get(s.organ_id), departments.get(s.department_id or -1)) for s in subjects
+        ],
+        "items": [
+            (link, item, files.get(item.file_id), organs.get(files[item.file_id].organ_id))
+            for link, item in purposes.purpose_items(session, purpose)
+        ],
+        "routes": [
+            {
+                "route": r,
+                "items": footing.route_items(session, r),
+                "from": organs[r.from_organ_id],
+                "to": organs.get(r.to_organ_id or -1) or bodies.get(r.to_body_id or -1),
+                "to_key": recipient(r),
+                "authorisations": footing.authorisations_of(session, r),
+            }
+            for r in routes
+        ],
+        "safeguards": rules.parse_json_object(purpose.safeguards),
+        "public_notice": rules.parse_json_object(purpose.public_notice),
+        "subjects_rule": rules.parse_json_object(purpose.subjects_rule),
+        "design_hash": design.current_design_hash(session, purpose),
+    }
+

@@ -17,7 +17,7 @@ from core import audit
 from core.auth import Principal, principal_for
 from core.clock import utcnow
 from core.models import AuditEvent, StaffAccount
-from governance import gate, service
+from governance import footing, gate, purposes
 from governance.models import Authorisation
 from governance.schemas import Decision, RouteCreate
 from pia.models import Assessment
@@ -40,7 +40,7 @@ def _authorisation(db: Session, key: str) -> Authorisation:
 
 
 def _latest_pia(db: Session, purpose_key: str) -> Assessment:
-    purpose = service.get_purpose(db, purpose_key)
+    purpose = purposes.get_purpose(db, purpose_key)
     return db.exec(
         select(Assessment)
         .where(Assessment.purpose_id == purpose.id)
@@ -61,12 +61,12 @@ def _start_later(db: Session, key: str) -> None:
 
 
 def _add_route(db: Session, spec: dict[str, Any]) -> None:
-    service.create_route(db, who(db, "analyst"), "child_abuse_prevention", RouteCreate(**spec))
+    footing.create_route(db, who(db, "analyst"), "child_abuse_prevention", RouteCreate(**spec))
 
 
 def _approve_route(db: Session, key: str) -> None:
-    service.submit_route(db, who(db, "analyst"), key)
-    service.approve_route(db, who(db, "privacy"), key, OK)
+    footing.submit_route(db, who(db, "analyst"), key)
+    footing.approve_route(db, who(db, "privacy"), key, OK)
 
 
 def _update_and_publish(db: Session, key: str) -> None:
@@ -94,9 +94,9 @@ def _pia_residual_unaccepted(db: Session, purpose_key: str) -> None:
 
 STEPS: dict[str, Callable[[Session, Any], object]] = {
     "approve_pia": lambda db, key: pia_helpers.approve(db, key),
-    "suspend_purpose": lambda db, key: service.suspend_purpose(db, who(db, "privacy"), key, OK),
-    "retire_purpose": lambda db, key: service.retire_purpose(db, who(db, "privacy"), key, OK),
-    "revoke_route": lambda db, key: service.revoke_route(db, who(db, "privacy"), key, OK),
+    "suspend_purpose": lambda db, key: purposes.suspend_purpose(db, who(db, "privacy"), key, OK),
+    "retire_purpose": lambda db, key: purposes.retire_purpose(db, who(db, "privacy"), key, OK),
+    "revoke_route": lambda db, key: footing.revoke_route(db, who(db, "privacy"), key, OK),
     "add_route": _add_route,
     "approve_route": _approve_route,
     "exhaust": _exhaust,

@@ -21,7 +21,7 @@ from core.auth import Principal, principal_for
 from core.db import unit_of_work
 from core.models import AuditEvent, StaffAccount
 from core.reasons import Conflict
-from governance import gate, jobs, service
+from governance import gate, jobs, purposes
 from governance.models import Authorisation, Job, JobPopulation, JobState
 from governance.schemas import Decision
 from main import DEMO_LOADERS, cli
@@ -96,7 +96,7 @@ def test_a_job_runs_on_its_population_and_consumes_one_run(city: Engine) -> None
 def test_start_refuses_when_a_job_level_condition_changed(city: Engine) -> None:
     job_id = _submit(city)
     with unit_of_work(city) as session:
-        service.suspend_purpose(session, who(session, "privacy"), "child_abuse_prevention",
+        purposes.suspend_purpose(session, who(session, "privacy"), "child_abuse_prevention",
                                 Decision(comment="見直しのため一時停止"))
     job = jobs.run(city, job_id)
     assert job.state == JobState.refused
@@ -150,7 +150,7 @@ def test_the_population_is_the_eligible_set_with_its_hash(
     assert decision.allowed, [r.code for r in decision.reasons]
     with Session(city) as session:
         job = jobs.get_job(session, job_id)
-        subjects = jobs.subjects_query(service.get_purpose(session, purpose), moment)
+        subjects = jobs.subjects_query(purposes.get_purpose(session, purpose), moment)
         expected = set(session.execute(consent.eligible(
             session, job.purpose_id, jobs.consent_flows(decision), subjects, moment)).scalars())
         stored = session.execute(select(JobPopulation.person_id)

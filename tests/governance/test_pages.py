@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from core import demo as core_demo
 from core.models import AuditEvent
 from governance import demo as governance_demo
-from governance import service, views
+from governance import design, gate, purposes, views
 from governance.models import Authorisation, Purpose, PurposeStatus, RecordStatus, Route
 from registry import demo as registry_demo
 
@@ -159,11 +159,11 @@ def test_detail_shows_routes_with_their_derived_kinds(client: TestClient, city: 
     # Flows, the approval history and the design hash.
     assert text.count('class="flow"') == 7
     assert 'data-action="approve"' in text and "4要件を満たすことを確認した。" in text
-    purpose = service.get_purpose(city, "child_abuse_prevention")
-    assert service.current_design_hash(city, purpose) in text
+    purpose = purposes.get_purpose(city, "child_abuse_prevention")
+    assert design.current_design_hash(city, purpose) in text
     approved = views.versions(city, purpose)[-1]
     assert approved.design_hash in text.split('id="design"')[1]
-    matches = approved.design_hash == service.current_design_hash(city, purpose)
+    matches = approved.design_hash == design.current_design_hash(city, purpose)
     assert ("最後に承認された版の設計と一致しています" in text) is matches
     # An analyst drafts, so sees the drafting links, but no approval form.
     assert 'action="/purposes/child_abuse_prevention/suspend"' not in text
@@ -178,10 +178,10 @@ def test_incomplete_purpose_shows_the_not_usable_panel(client: TestClient, city:
     citation = panel.split('data-code="governance.missing_citation"')[1].split("</li>")[0]
     assert "事務の根拠となる法令・条例の条項が1つも引用されていません" in citation
     assert 'href="/purposes/all_children_scoring/edit#field-citations"' in citation
-    assert 'data-code="governance.purpose_not_approved"' in panel
+    assert 'data-code="gate.purpose_not_in_force"' in panel
     assert 'href="/purposes/all_children_scoring/routes/new?item=seiho.case_notes"' in panel
-    purpose = service.get_purpose(city, "all_children_scoring")
-    expected = {r.code for r in service.usability(city, purpose).reasons}
+    purpose = purposes.get_purpose(city, "all_children_scoring")
+    expected = {r.code for r in gate.usability(city, purpose).reasons}
     shown = set(re.findall(r'<li data-code="([^"]+)"', panel))
     assert shown == expected
 
@@ -269,7 +269,7 @@ def test_edit_form_round_trips_every_field(client: TestClient, city: Session) ->
     purpose = purpose_in(city, "home_visits")
     assert purpose is not None and purpose.title_ja == "訪問支援（改）"
     assert '"max_age":6' in purpose.subjects_rule
-    described = service.describe(city, purpose)
+    described = views.describe(city, purpose)
     assert [c.law_name for c in described["citations"]] == ["母子保健法"]
     assert sorted(s.role for s, _, _ in described["subjects"]) == [
         "analysis", "holding", "overall", "use"]

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from core.auth import Principal, principal_for
 from core.clock import utcnow
 from core.models import StaffAccount
-from governance import assessment, service
+from governance import assessment, purposes
 from pia import rules
 from pia import service as pia
 from pia.models import Assessment, Level, Residual, SelfRating, Stage
@@ -34,7 +34,7 @@ def risk(version: int, **change: object) -> RiskIn:
 def complete(db: Session, purpose_key: str, author: str = "privacy") -> Assessment:
     """Open a PIA of the purpose's current design and fill in everything its level needs."""
     by = who(db, author)
-    purpose = service.get_purpose(db, purpose_key)
+    purpose = purposes.get_purpose(db, purpose_key)
     # Carry on with a draft in progress (as the demo leaves one), else open a new PIA.
     opened = pia.in_progress(db, purpose.id or 0) or assessment.open_pia(db, by, purpose_key)
     assert opened.id is not None

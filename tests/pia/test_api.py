@@ -5,16 +5,15 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from governance import assessment
-from governance import service as governance
+from governance import assessment, purposes
 from pia import service as pia
 from tests.conftest import api_token, bearer
 from tests.governance.test_pages import csrf_of, sign_in
 
 
 def _ids(db: Session) -> tuple[int, int]:
-    abuse = assessment.pia_status(db, governance.get_purpose(db, "child_abuse_prevention"))
-    carers = governance.get_purpose(db, "young_carers_outreach")
+    abuse = assessment.pia_status(db, purposes.get_purpose(db, "child_abuse_prevention"))
+    carers = purposes.get_purpose(db, "young_carers_outreach")
     draft = pia.in_progress(db, carers.id or 0)
     assert abuse.pia_id is not None and draft is not None and draft.id is not None
     return abuse.pia_id, draft.id

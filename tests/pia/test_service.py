@@ -12,8 +12,7 @@ from sqlmodel import Session
 
 from core.clock import utcnow
 from core.reasons import Conflict, DomainError, Forbidden, InvalidInput
-from governance import assessment
-from governance import service as governance
+from governance import assessment, footing, purposes
 from governance.models import Basis, Recurrence
 from governance.schemas import Citation, PurposeItemIn, PurposeUpdate, RouteCreate
 from pia import rules
@@ -31,7 +30,7 @@ def codes(error: DomainError) -> list[str]:
 
 
 def abuse_status(db: Session, at: Any = None) -> pia.PiaStatus:
-    return assessment.pia_status(db, governance.get_purpose(db, ABUSE), at)
+    return assessment.pia_status(db, purposes.get_purpose(db, ABUSE), at)
 
 
 def test_demo_pias(db: Session) -> None:
@@ -41,7 +40,7 @@ def test_demo_pias(db: Session) -> None:
     assert (approved.level, approved.status) == (Level.full, State.approved)
     assert approved.approved_by != approved.author_id
     assert approved.next_review_due is not None
-    carers = governance.get_purpose(db, "young_carers_outreach")
+    carers = purposes.get_purpose(db, "young_carers_outreach")
     draft = pia.in_progress(db, carers.id or 0)
     assert draft is not None and draft.status == State.draft
     assert not assessment.pia_status(db, carers).usable
@@ -49,8 +48,8 @@ def test_demo_pias(db: Session) -> None:
 
 
 def _revise(db: Session, change: PurposeUpdate) -> None:
-    governance.revise_purpose(db, who(db, "analyst"), ABUSE)
-    governance.update_purpose(db, who(db, "analyst"), ABUSE, change)
+    purposes.revise_purpose(db, who(db, "analyst"), ABUSE)
+    purposes.update_purpose(db, who(db, "analyst"), ABUSE, change)
 
 
 CHANGES = {
@@ -61,11 +60,11 @@ CHANGES = {
         db, PurposeUpdate(subjects=[{"organ": "mayor", "role": "overall"}])),
     "citations": lambda db: _revise(db, PurposeUpdate(citations=[
         Citation(kind="statute", law_name="児童福祉法", article="第11条")])),
-    "items": lambda db: (governance.revise_purpose(db, who(db, "analyst"), ABUSE),
-                         governance.set_item(db, who(db, "analyst"), ABUSE, PurposeItemIn(
+    "items": lambda db: (purposes.revise_purpose(db, who(db, "analyst"), ABUSE),
+                         purposes.set_item(db, who(db, "analyst"), ABUSE, PurposeItemIn(
                              item="shukketsu.late_early", necessity_reason="n",
                              relevance_to_difficulty="r"))),
-    "flows": lambda db: governance.create_route(db, who(db, "analyst"), ABUSE, RouteCreate(
+    "flows": lambda db: footing.create_route(db, who(db, "analyst"), ABUSE, RouteCreate(
         key="abuse.extra", items=["gakurei.aid"], to_body="pref_child_guidance",
         basis=Basis.one_off, recurrence=Recurrence.one_off)),
 }
@@ -85,7 +84,7 @@ def test_each_kind_of_design_change_makes_the_pia_stale(db: Session, kind: str) 
 
 
 def test_routine_records_do_not_make_it_stale(db: Session) -> None:
-    auth = governance.get_authorisation(db, "abuse.mayor_internal.2026")
+    auth = footing.get_authorisation(db, "abuse.mayor_internal.2026")
     auth.runs_used += 1
     db.add(auth)
     db.flush()
@@ -114,14 +113,14 @@ def test_a_draft_reassessment_does_not_replace_the_approved_pia(db: Session) -> 
 
 
 def test_no_approved_pia_refuses(db: Session) -> None:
-    scoring = governance.get_purpose(db, "all_children_scoring")
+    scoring = purposes.get_purpose(db, "all_children_scoring")
     assert codes(InvalidInput(assessment.pia_status(db, scoring).reasons)) == ["pia.not_approved"]
 
 
 def _trial_full(db: Session) -> None:
     """The trial purpose with a flow from the board of education: a full assessment."""
     _draft(db)
-    governance.create_route(db, who(db, "analyst"), "trial", RouteCreate(
+    footing.create_route(db, who(db, "analyst"), "trial", RouteCreate(
         key="r1", items=["shukketsu.days_absent"], to_organ="mayor", basis=Basis.one_off,
         recurrence=Recurrence.one_off))
 
@@ -223,7 +222,7 @@ def test_approval_makes_authorisations_possible_and_binds_the_design(db: Session
     _draft(db)
     approved = approve(db, "trial")
     assert approved.status == State.approved
-    status = assessment.pia_status(db, governance.get_purpose(db, "trial"))
+    status = assessment.pia_status(db, purposes.get_purpose(db, "trial"))
     assert status.usable and status.pia_id == approved.id and status.version == approved.version
 
 

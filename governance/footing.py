@@ -1,0 +1,499 @@
+"""The legal footing of a purpose's flows: routes and their four-condition authorisations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from core import audit
+from core.clock import as_utc, utcnow
+from core.models import Organ, OutsideBody, Role
+from core.reasons import Conflict, InvalidInput, NotFound, Reason
+from core.service import organ_by_key
+from governance import rules
+from governance.approvals import (
+    Actor,
+    account_id,
+    audit_actor,
+    record_step,
+    require_drafter,
+    require_officer,
+    take_officer_step,
+    take_step,
+    workflow_of,
+)
+from governance.design import current_design_hash
+from governance.models import (
+    Authorisation,
+    Flow,
+    Purpose,
+    RecordStatus,
+    Route,
+    RouteKind,
+)
+from governance.purposes import ensure_key_free, get_purpose, get_purpose_by_id, purpose_items
+from governance.schemas import (
+    ApprovalIn,
+    AuthorisationCreate,
+    AuthorisationFields,
+    Decision,
+    RouteCreate,
+)
+from pia import service as pia
+from registry import service as registry
+from registry.models import RegistryFile, RegistryItem
+
+
+def get_route(session: Session, key: str) -> Route:
+    route = session.exec(select(Route).where(Route.key == key)).first()
+    if route is None:
+        raise NotFound(Reason.of("governance.unknown_route", key=key, field="route"))
+    return route
+
+
+def get_authorisation(session: Session, key: str) -> Authorisation:
+    found = session.exec(select(Authorisation).where(Authorisation.key == key)).first()
+    if found is None:
+        raise NotFound(Reason.of("governance.unknown_authorisation", key=key))
+    return found
+
+
+def _recipient(
+    session: Session, to_organ: str | None, to_body: str | None
+) -> tuple[rules.Recipient, Organ | None, OutsideBody | None]:
+    problem = rules.one_recipient_problem(to_organ, to_body)
+    if problem is not None:
+        raise InvalidInput(problem)
+    if to_organ is not None:
+        organ = organ_by_key(session, to_organ)
+        return rules.Recipient(organ_id=organ.id), organ, None
+    body = session.exec(select(OutsideBody).where(OutsideBody.key == to_body)).first()
+    if body is None:
+        raise InvalidInput(Reason.of("governance.unknown_body", key=to_body, field="to_body"))
+    return (
+        rules.Recipient(None, body.key, body.name_ja, body.name_en, body.is_public_body),
+        None,
+        body,
+    )
+
+
+def create_route(session: Session, by: Actor, purpose_key: str, data: RouteCreate) -> Route:
+    """Record the footing for items of one holding organ going to one recipient."""
+    require_drafter(by)
+    purpose = get_purpose(session, purpose_key)
+    ensure_key_free(session, Route, data.key)
+    if len(set(data.items)) != len(data.items):
+        duplicate = next(k for k in data.items if data.items.count(k) > 1)
+        raise InvalidInput(Reason.of("governance.duplicate_item", item=duplicate, field="items"))
+    in_purpose = {item.key: item for _, item in purpose_items(session, purpose)}
+    problems = [
+        Reason.of("governance.item_not_in_purpose", item=key, purpose=purpose.key, field="items")
+        for key in data.items
+        if key not in in_purpose
+    ]
+    if problems:
+        raise InvalidInput(problems)
+    items = [in_purpose[key] for key in data.items]
+    files = {
+        f.id: f
+        for f in session.exec(
+            select(RegistryFile).where(col(RegistryFile.id).in_({i.file_id for i in items}))
+        )
+    }
+    organs = {files[i.file_id].organ_id for i in items}
+    if len(organs) != 1:
+        names = ", ".join(
+            sorted(o.key for o in session.exec(select(Organ).where(col(Organ.id).in_(organs))))
+        )
+        raise InvalidInput(
+            Reason.of("governance.items_from_several_organs", organs=names, field="items")
+        )
+    from_organ_id = organs.pop()
+    recipient, to_organ, to_body = _recipient(session, data.to_organ, data.to_body)
+    kind = rules.derive_route(data.basis, data.recurrence, from_organ_id, recipient)
+    if isinstance(kind, Reason):
+        raise InvalidInput(kind)
+    assert purpose.id is not None
+    route = Route(
+        key=data.key,
+        purpose_id=purpose.id,
+        from_organ_id=from_organ_id,
+        to_organ_id=to_organ.id if to_organ else None,
+        to_body_id=to_body.id if to_body else None,
+        basis=data.basis,
+        recurrence=data.recurrence,
+        kind=kind,
+        reasoning=data.reasoning,
+        changed_purpose_text=data.changed_purpose_text,
+        law_citation=data.law_citation,
+        created_by=account_id(by),
+    )
+    session.add(route)
+    session.flush()
+    for item in items:
+        assert route.id is not None and item.id is not None
+        session.add(Flow(route_id=route.id, item_id=item.id))
+    session.flush()
+    audit.append(
+        session,
+        "governance.route_created",
+        actor=audit_actor(by),
+        target_type="route",
+        target_id=route.id,
+        purpose_id=purpose.id,
+        details={"kind": kind.value, "items": sorted(data.items)},
+    )
+    return route
+
+
+def route_items(session: Session, route: Route) -> list[RegistryItem]:
+    return list(
+        session.exec(
+            select(RegistryItem)
+            .join(Flow, col(Flow.item_id) == RegistryItem.id)
+            .where(Flow.route_id == route.id)
+            .order_by(col(RegistryItem.key))
+        ).all()
+    )
+
+
+def routes_of(session: Session, purpose: Purpose) -> list[Route]:
+    return list(
+        session.exec(
+            select(Route).where(Route.purpose_id == purpose.id).order_by(col(Route.key))
+        ).all()
+    )
+
+
+def submit_route(session: Session, by: Actor, key: str) -> Route:
+    route = get_route(session, key)
+    take_step(session, by, workflow_of(session, route), "submit")
+    problems = rules.route_fields_problems(
+        RouteKind(route.kind), route.reasoning, route.changed_purpose_text, route.law_citation
+    )
+    if problems:
+        raise InvalidInput(problems)
+    route.status = RecordStatus.submitted
+    route.submitted_by = account_id(by)
+    session.add(route)
+    record_step(session, "route", route.id, "submit", by)
+    audit.append(
+        session,
+        "governance.route_submitted",
+        actor=audit_actor(by),
+        target_type="route",
+        target_id=route.id,
+        purpose_id=route.purpose_id,
+    )
+    return route
+
+
+def approve_route(session: Session, by: Actor, key: str, decision: Decision) -> Route:
+    require_officer(by)
+    route = get_route(session, key)
+    if rules.is_one_off(route.kind):
+        raise Conflict(Reason.of("governance.route_needs_authorisation"))
+    officer = take_officer_step(session, by, workflow_of(session, route), "approve")
+    now = utcnow()
+    if route.kind == RouteKind.purpose_change:
+        pia_problems = _pia_reasons(session, route.purpose_id, now)
+        if pia_problems:
+            raise InvalidInput(pia_problems)
+    route.status = RecordStatus.approved
+    route.approved_by = officer.account_id
+    route.approved_at = now
+    session.add(route)
+    if route.kind == RouteKind.purpose_change:
+        # The file's registered 利用目的 no longer matches until its entry is corrected (Art. 74).
+        for file_id in sorted({item.file_id for item in route_items(session, route)}):
+            registry.record_change(
+                session,
+                officer.actor(Role.privacy_officer),
+                file_id,
+                "purpose_change",
+                f"利用目的の変更（経路 {route.key}）/ purpose change",
+            )
+    record_step(session, "route", route.id, "approve", by, decision.comment)
+    audit.append(
+        session,
+        "governance.route_approved",
+        actor=officer.actor(Role.privacy_officer),
+        target_type="route",
+        target_id=route.id,
+        purpose_id=route.purpose_id,
+        details={"kind": route.kind},
+    )
+    return route
+
+
+def return_route(session: Session, by: Actor, key: str, decision: Decision) -> Route:
+    route = get_route(session, key)
+    officer = take_officer_step(session, by, workflow_of(session, route), "return")
+    route.status = RecordStatus.returned
+    session.add(route)
+    record_step(session, "route", route.id, "return", by, decision.comment)
+    audit.append(
+        session,
+        "governance.route_returned",
+        actor=officer.actor(Role.privacy_officer),
+        target_type="route",
+        target_id=route.id,
+        purpose_id=route.purpose_id,
+    )
+    return route
+
+
+def revoke_route(session: Session, by: Actor, key: str, decision: Decision) -> Route:
+    route = get_route(session, key)
+    officer = take_officer_step(session, by, workflow_of(session, route), "revoke")
+    route.status = RecordStatus.revoked
+    session.add(route)
+    for authorisation in session.exec(
+        select(Authorisation).where(Authorisation.route_id == route.id)
+    ):
+        if authorisation.status != RecordStatus.revoked:
+            authorisation.status = RecordStatus.revoked
+            authorisation.revoked_at = utcnow()
+            session.add(authorisation)
+    record_step(session, "route", route.id, "revoke", by, decision.comment)
+    audit.append(
+        session,
+        "governance.route_revoked",
+        actor=officer.actor(Role.privacy_officer),
+        target_type="route",
+        target_id=route.id,
+        purpose_id=route.purpose_id,
+    )
+    return route
+
+
+def _pia_reasons(session: Session, purpose_id: int, at: datetime) -> list[Reason]:
+    """The PIA's reasons, unchanged, when the purpose's PIA is not approved and current."""
+    purpose = get_purpose_by_id(session, purpose_id)
+    return pia.status(session, purpose_id, current_design_hash(session, purpose), at).reasons
+
+
+def policy() -> rules.GovernancePolicy:
+    return _policy
+
+
+_policy = rules.DEFAULT_POLICY
+
+
+def set_policy(value: rules.GovernancePolicy | None) -> None:
+    global _policy
+    _policy = value or rules.DEFAULT_POLICY
+
+
+def _conditions(auth: Authorisation) -> rules.FourConditions:
+    return rules.FourConditions(
+        is_temporary=auth.is_temporary,
+        temporary_reasoning=auth.temporary_reasoning,
+        valid_from=auth.valid_from,
+        valid_until=auth.valid_until,
+        runs_allowed=auth.runs_allowed,
+        within_necessary_extent=auth.within_necessary_extent,
+        necessity_reasoning=auth.necessity_reasoning,
+        substantial_reason=auth.substantial_reason,
+        substantial_reasoning=auth.substantial_reasoning,
+        recipient_task_citation=auth.recipient_task_citation,
+        no_undue_infringement=auth.no_undue_infringement,
+        infringement_reasoning=auth.infringement_reasoning,
+    )
+
+
+def _apply_authorisation(auth: Authorisation, data: AuthorisationFields) -> None:
+    for name in AuthorisationFields.model_fields:
+        value = getattr(data, name)
+        if isinstance(value, datetime):
+            value = as_utc(value)
+        setattr(auth, name, value)
+
+
+def create_authorisation(session: Session, by: Actor, data: AuthorisationCreate) -> Authorisation:
+    require_drafter(by)
+    route = get_route(session, data.route)
+    if not rules.is_one_off(route.kind):
+        raise InvalidInput(Reason.of("governance.route_not_one_off", field="route"))
+    ensure_key_free(session, Authorisation, data.key)
+    assert route.id is not None
+    auth = Authorisation(key=data.key, route_id=route.id, created_by=account_id(by))
+    _apply_authorisation(auth, data)
+    session.add(auth)
+    session.flush()
+    audit.append(
+        session,
+        "governance.authorisation_created",
+        actor=audit_actor(by),
+        target_type="authorisation",
+        target_id=auth.id,
+        purpose_id=route.purpose_id,
+    )
+    return auth
+
+
+def update_authorisation(
+    session: Session, by: Actor, key: str, data: AuthorisationFields
+) -> Authorisation:
+    auth = get_authorisation(session, key)
+    take_step(session, by, workflow_of(session, auth), "edit")
+    _apply_authorisation(auth, data)
+    session.add(auth)
+    route = session.get(Route, auth.route_id)
+    audit.append(
+        session,
+        "governance.authorisation_updated",
+        actor=audit_actor(by),
+        target_type="authorisation",
+        target_id=auth.id,
+        purpose_id=route.purpose_id if route else None,
+    )
+    return auth
+
+
+def _same_pattern_approvals(
+    session: Session, route: Route, exclude_id: int | None
+) -> list[tuple[str, datetime]]:
+    rows = session.exec(
+        select(Authorisation, Route)
+        .join(Route, col(Route.id) == Authorisation.route_id)
+        .where(
+            Route.purpose_id == route.purpose_id,
+            Route.from_organ_id == route.from_organ_id,
+            Route.to_organ_id == route.to_organ_id
+            if route.to_organ_id is not None
+            else col(Route.to_organ_id).is_(None),
+            Route.to_body_id == route.to_body_id
+            if route.to_body_id is not None
+            else col(Route.to_body_id).is_(None),
+            col(Authorisation.approved_at).is_not(None),
+        )
+    ).all()
+    return [
+        (a.key, a.approved_at) for a, _ in rows if a.id != exclude_id and a.approved_at is not None
+    ]
+
+
+def authorisation_problems(session: Session, auth: Authorisation, at: datetime) -> list[Reason]:
+    """The four conditions and the repeat rule for one authorisation, all collected."""
+    route = session.get(Route, auth.route_id)
+    assert route is not None
+    purpose = get_purpose_by_id(session, route.purpose_id)
+    justified = frozenset(
+        item.key for link, item in purpose_items(session, purpose) if link.necessity_reason.strip()
+    )
+    problems = rules.four_condition_problems(
+        _conditions(auth), [i.key for i in route_items(session, route)], justified, policy()
+    )
+    earlier = rules.repeats_within_window(
+        _same_pattern_approvals(session, route, auth.id), at, policy()
+    )
+    if earlier is not None:
+        problems.append(
+            Reason.of(
+                "governance.repeated_one_off",
+                months=policy().repeat_window_days // 30,
+                other=earlier,
+                field="is_temporary",
+                refs={"authorisation": earlier},
+            )
+        )
+    return problems
+
+
+def submit_authorisation(session: Session, by: Actor, key: str) -> Authorisation:
+    auth = get_authorisation(session, key)
+    take_step(session, by, workflow_of(session, auth), "submit")
+    problems = authorisation_problems(session, auth, utcnow())
+    if problems:
+        raise InvalidInput(problems)
+    auth.status = RecordStatus.submitted
+    auth.submitted_by = account_id(by)
+    session.add(auth)
+    route = session.get(Route, auth.route_id)
+    assert route is not None
+    route.status = RecordStatus.submitted
+    route.submitted_by = auth.submitted_by
+    session.add(route)
+    record_step(session, "authorisation", auth.id, "submit", by)
+    audit.append(
+        session,
+        "governance.authorisation_submitted",
+        actor=audit_actor(by),
+        target_type="authorisation",
+        target_id=auth.id,
+        purpose_id=route.purpose_id,
+    )
+    return auth
+
+
+def approve_authorisation(
+    session: Session, by: Actor, key: str, decision: ApprovalIn
+) -> Authorisation:
+    """Approval for the head of the organ holding the file, under a recorded delegation."""
+    auth = get_authorisation(session, key)
+    officer = take_officer_step(session, by, workflow_of(session, auth), "approve")
+    route = session.get(Route, auth.route_id)
+    assert route is not None
+    if not decision.delegation_note.strip():
+        raise InvalidInput(Reason.of("governance.missing_delegation", field="delegation_note"))
+    now = utcnow()
+    problems = authorisation_problems(session, auth, now)
+    # The fourth condition links to the purpose's PIA: approved and current (issue 6).
+    problems.extend(_pia_reasons(session, route.purpose_id, now))
+    if problems:
+        raise InvalidInput(problems)
+    auth.status = RecordStatus.approved
+    auth.approved_by = officer.account_id
+    auth.approved_at = now
+    auth.delegation_note = decision.delegation_note
+    session.add(auth)
+    route.status = RecordStatus.approved
+    route.approved_by = officer.account_id
+    route.approved_at = now
+    session.add(route)
+    record_step(session, "authorisation", auth.id, "approve", by, decision.comment)
+    audit.append(
+        session,
+        "governance.authorisation_approved",
+        actor=officer.actor(Role.privacy_officer),
+        target_type="authorisation",
+        target_id=auth.id,
+        purpose_id=route.purpose_id,
+        details={"route": route.key, "runs_allowed": auth.runs_allowed},
+    )
+    return auth
+
+
+def return_authorisation(
+    session: Session, by: Actor, key: str, decision: Decision
+) -> Authorisation:
+    auth = get_authorisation(session, key)
+    officer = take_officer_step(session, by, workflow_of(session, auth), "return")
+    auth.status = RecordStatus.returned
+    session.add(auth)
+    route = session.get(Route, auth.route_id)
+    assert route is not None
+    route.status = RecordStatus.returned
+    session.add(route)
+    record_step(session, "authorisation", auth.id, "return", by, decision.comment)
+    audit.append(
+        session,
+        "governance.authorisation_returned",
+        actor=officer.actor(Role.privacy_officer),
+        target_type="authorisation",
+        target_id=auth.id,
+        purpose_id=route.purpose_id,
+    )
+    return auth
+
+
+def authorisations_of(session: Session, route: Route) -> list[Authorisation]:
+    return list(
+        session.exec(
+            select(Authorisation)
+            .where(Authorisation.route_id == route.id)
+            .order_by(col(Authorisation.id))
+        ).all()
+    )
