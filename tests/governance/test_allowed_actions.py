@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from core import demo as core_demo
-from core.auth import principal_for
+from core.auth import Principal, principal_for
 from core.models import StaffAccount
 from governance import approvals, gate, purposes
 from governance.rules import JOB_ROLES, JobKind
@@ -65,7 +65,7 @@ def test_the_abuse_purpose_is_usable_and_the_drafts_are_not(db: Session) -> None
     assert usable["all_children_scoring"] is False
 
 
-def _who(db: Session, login: str):  # type: ignore[no-untyped-def]
+def _who(db: Session, login: str) -> Principal:
     account = db.exec(select(StaffAccount).where(StaffAccount.login == login)).one()
     return principal_for(db, account)
 
