@@ -28,9 +28,9 @@ from core.routes import TodoProvider
 from core.settings import SettingsError, get_settings
 from core.startup import prepare
 from core.web import include_router, install_error_handlers, register_template_package
-from governance import assessment_routes as governance_assessment_routes
+from governance import api as governance_api
 from governance import demo as governance_demo
-from governance import routes as governance_routes
+from governance import pages as governance_pages
 from governance.cli import gate_cli, governance_cli, jobs_cli, run_worker
 from pia import routes as pia_routes
 from registry import demo as registry_demo
@@ -101,15 +101,15 @@ ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
     (registry_routes.public_router, "public"),
     (registry_routes.api_router, "staff"),
     (registry_routes.console_router, "staff"),
-    (governance_routes.api_router, "staff"),
+    (governance_api.api_router, "staff"),
     (consent_routes.public_router, "public"),
     (consent_routes.api_router, "staff"),
     (consent_routes.console_router, "staff"),
-    (governance_routes.console_router, "staff"),
-    (governance_routes.gate_api_router, "staff"),
-    (governance_routes.gate_console_router, "staff"),
-    (governance_assessment_routes.api_router, "staff"),
-    (governance_assessment_routes.console_router, "staff"),
+    (governance_pages.console_router, "staff"),
+    (governance_api.gate_api_router, "staff"),
+    (governance_pages.gate_console_router, "staff"),
+    (governance_api.pia_api_router, "staff"),
+    (governance_pages.pia_console_router, "staff"),
     (pia_routes.public_router, "public"),
     (pia_routes.api_router, "staff"),
     (pia_routes.console_router, "staff"),

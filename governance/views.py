@@ -13,7 +13,7 @@ from core.clock import to_tokyo
 from core.models import Department, Organ, OutsideBody, StaffAccount
 from core.reasons import Reason
 from core.service import list_departments, list_organs
-from governance import approvals, design, footing, gate, purposes, rules
+from governance import approvals, assessment, design, footing, gate, purposes, rules
 from governance.messages import SAFEGUARD_CHECKLIST
 from governance.models import (
     ApprovalStep,
@@ -26,6 +26,7 @@ from governance.models import (
     Route,
 )
 from governance.rules import SAFEGUARD_CATEGORIES, parse_json_object
+from pia import service as pia
 from registry import service as registry
 from registry.models import ItemStatus, RegistryFile, RegistryItem
 
@@ -294,5 +295,29 @@ def describe(session: Session, purpose: Purpose) -> dict[str, Any]:
         "public_notice": rules.parse_json_object(purpose.public_notice),
         "subjects_rule": rules.parse_json_object(purpose.subjects_rule),
         "design_hash": design.current_design_hash(session, purpose),
+    }
+
+
+def pia_status(session: Session, key: str) -> dict[str, Any]:
+    """The purpose's PIA: usable or not, the assessment relied on and the changes since."""
+    purpose = purposes.get_purpose(session, key)
+    found = assessment.pia_status(session, purpose)
+    changes = assessment.changes_since_approval(session, key)
+    assert purpose.id is not None
+    current = pia.in_progress(session, purpose.id)
+    return {
+        "purpose": purpose.key,
+        "usable": found.usable,
+        "pia_id": found.pia_id,
+        "version": found.version,
+        "reasons": [r.to_dict() for r in found.reasons],
+        "design_hash": design.current_design_hash(session, purpose),
+        "in_progress": None if current is None else {"id": current.id,
+                                                     "version": current.version,
+                                                     "status": current.status},
+        "changes": None if changes is None else [
+            {"path": c.path, "kind": c.kind, "before": c.before, "after": c.after}
+            for c in changes
+        ],
     }
 

@@ -1,259 +1,55 @@
-"""The centre's JSON API and staff console pages: purposes, items, routes, four-condition
-authorisations, approvals."""
+"""The centre's console pages: purposes, items, routes, authorisations, their PIA steps, the
+gate and jobs."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
 from core.auth import Principal
 from core.clock import TOKYO
-from core.dates import parse_date
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
-from core.web import SessionDep, api_staff, console_staff, record_refusal, render
-from governance import approvals, footing, gate, jobs, purposes, rules, views
+from core.web import SessionDep, console_staff, record_refusal, render
+from governance import approvals, assessment, footing, gate, jobs, purposes, rules, views
 from governance import messages as words
-from governance.design import design_hash, design_of
-from governance.models import Authorisation, Purpose, Route
-from governance.rules import SAFEGUARD_CATEGORIES
+from governance.forms import (
+    AUTH_TEXTS,
+    CONDITIONS,
+    auth_form_data,
+    purpose_form_data,
+    required,
+    text_of,
+    texts_of,
+    validation_reasons,
+)
+from governance.models import Authorisation, Route
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
     AuthorisationFields,
-    AuthorisationPublic,
-    CitationPublic,
     Decision,
-    JobRequestIn,
     PurposeCreate,
     PurposeItemIn,
-    PurposeItemPublic,
-    PurposePublic,
     PurposeUpdate,
     RouteCreate,
-    RoutePublic,
 )
-
-Staff = Annotated[Principal, Depends(api_staff())]
-Drafter = Annotated[Principal, Depends(api_staff(*approvals.DRAFTERS))]
-Officer = Annotated[Principal, Depends(api_staff(Role.privacy_officer))]
-
-api_router = APIRouter(prefix="/api/governance", tags=["governance"])
-
-
-def _route_public(session: Any, route: Route, purpose_key: str, to_key: str,
-                  from_key: str) -> RoutePublic:
-    return RoutePublic(
-        key=route.key, purpose=purpose_key,
-        items=[i.key for i in footing.route_items(session, route)],
-        from_organ=from_key, to=to_key, basis=route.basis, recurrence=route.recurrence,
-        kind=route.kind, status=route.status, reasoning=route.reasoning,
-        law_citation=route.law_citation,
-    )
-
-
-def purpose_public(session: Any, purpose: Purpose) -> PurposePublic:
-    described = views.describe(session, purpose)
-    return PurposePublic(
-        key=purpose.key, version=purpose.version, status=purpose.status,
-        title_ja=purpose.title_ja, title_en=purpose.title_en,
-        purpose_text=purpose.purpose_text, necessity=purpose.necessity,
-        citations=[CitationPublic(kind=c.kind, law_name=c.law_name, article=c.article,
-                                  note=c.note) for c in described["citations"]],
-        items=[PurposeItemPublic(item=item.key, name_ja=item.name_ja,
-                                 file=file.key if file else "",
-                                 holder_organ=organ.key if organ else "",
-                                 necessity_reason=link.necessity_reason,
-                                 relevance_to_difficulty=link.relevance_to_difficulty)
-               for link, item, file, organ in described["items"]],
-        routes=[_route_public(session, r["route"], purpose.key, r["to_key"], r["from"].key)
-                for r in described["routes"]],
-        design_hash=described["design_hash"],
-        missing=[r.to_dict() for r in purposes.missing(session, purpose)],
-    )
-
-
-def _authorisation_public(session: Any, auth: Authorisation) -> AuthorisationPublic:
-    route = session.get(Route, auth.route_id)
-    return AuthorisationPublic(key=auth.key, route=route.key if route else "",
-                               status=auth.status, valid_from=auth.valid_from,
-                               valid_until=auth.valid_until, runs_allowed=auth.runs_allowed,
-                               runs_used=auth.runs_used)
-
-
-@api_router.get("/purposes", response_model=list[PurposePublic])
-def list_purposes(principal: Staff, session: SessionDep) -> list[PurposePublic]:
-    return [purpose_public(session, p) for p in purposes.list_purposes(session)]
-
-
-@api_router.post("/purposes", response_model=PurposePublic, status_code=201)
-def create_purpose(body: PurposeCreate, principal: Drafter, session: SessionDep
-                   ) -> PurposePublic:
-    return purpose_public(session, purposes.create_purpose(session, principal, body))
-
-
-@api_router.get("/purposes/{key}", response_model=PurposePublic)
-def show_purpose(key: str, principal: Staff, session: SessionDep) -> PurposePublic:
-    return purpose_public(session, purposes.get_purpose(session, key))
-
-
-@api_router.patch("/purposes/{key}", response_model=PurposePublic)
-def update_purpose(key: str, body: PurposeUpdate, principal: Drafter, session: SessionDep
-                   ) -> PurposePublic:
-    return purpose_public(session, purposes.update_purpose(session, principal, key, body))
-
-
-@api_router.put("/purposes/{key}/items", response_model=PurposePublic)
-def set_item(key: str, body: PurposeItemIn, principal: Drafter, session: SessionDep
-             ) -> PurposePublic:
-    purposes.set_item(session, principal, key, body)
-    return purpose_public(session, purposes.get_purpose(session, key))
-
-
-@api_router.delete("/purposes/{key}/items/{item}", status_code=204)
-def remove_item(key: str, item: str, principal: Drafter, session: SessionDep) -> Response:
-    purposes.remove_item(session, principal, key, item)
-    return Response(status_code=204)
-
-
-@api_router.get("/purposes/{key}/usability")
-def purpose_usability(key: str, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    result = gate.usability(session, purposes.get_purpose(session, key))
-    return {"usable": result.usable, "reasons": [r.to_dict() for r in result.reasons]}
-
-
-@api_router.post("/purposes/{key}/submit", response_model=PurposePublic)
-def submit_purpose(key: str, principal: Drafter, session: SessionDep) -> PurposePublic:
-    return purpose_public(session, purposes.submit_purpose(session, principal, key))
-
-
-@api_router.post("/purposes/{key}/approve", response_model=PurposePublic)
-def approve_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
-                    ) -> PurposePublic:
-    return purpose_public(session, purposes.approve_purpose(session, principal, key, body))
-
-
-@api_router.post("/purposes/{key}/return", response_model=PurposePublic)
-def return_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
-                   ) -> PurposePublic:
-    return purpose_public(session, purposes.return_purpose(session, principal, key, body))
-
-
-@api_router.post("/purposes/{key}/suspend", response_model=PurposePublic)
-def suspend_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
-                    ) -> PurposePublic:
-    return purpose_public(session, purposes.suspend_purpose(session, principal, key, body))
-
-
-@api_router.post("/purposes/{key}/resume", response_model=PurposePublic)
-def resume_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
-                   ) -> PurposePublic:
-    return purpose_public(session, purposes.resume_purpose(session, principal, key, body))
-
-
-@api_router.post("/purposes/{key}/retire", response_model=PurposePublic)
-def retire_purpose(key: str, body: Decision, principal: Officer, session: SessionDep
-                   ) -> PurposePublic:
-    return purpose_public(session, purposes.retire_purpose(session, principal, key, body))
-
-
-@api_router.post("/purposes/{key}/revise", response_model=PurposePublic)
-def revise_purpose(key: str, principal: Drafter, session: SessionDep) -> PurposePublic:
-    return purpose_public(session, purposes.revise_purpose(session, principal, key))
-
-
-@api_router.post("/purposes/{key}/routes", response_model=RoutePublic, status_code=201)
-def create_route(key: str, body: RouteCreate, principal: Drafter, session: SessionDep
-                 ) -> RoutePublic:
-    return _route_action(session, footing.create_route(session, principal, key, body))
-
-
-def _route_action(session: Any, route: Route) -> RoutePublic:
-    purpose = purposes.get_purpose_by_id(session, route.purpose_id)
-    described = next(r for r in views.describe(session, purpose)["routes"]
-                     if r["route"].id == route.id)
-    return _route_public(session, route, purpose.key, described["to_key"],
-                         described["from"].key)
-
-
-@api_router.post("/routes/{key}/submit", response_model=RoutePublic)
-def submit_route(key: str, principal: Drafter, session: SessionDep) -> RoutePublic:
-    return _route_action(session, footing.submit_route(session, principal, key))
-
-
-@api_router.post("/routes/{key}/approve", response_model=RoutePublic)
-def approve_route(key: str, body: Decision, principal: Officer, session: SessionDep
-                  ) -> RoutePublic:
-    return _route_action(session, footing.approve_route(session, principal, key, body))
-
-
-@api_router.post("/routes/{key}/return", response_model=RoutePublic)
-def return_route(key: str, body: Decision, principal: Officer, session: SessionDep
-                 ) -> RoutePublic:
-    return _route_action(session, footing.return_route(session, principal, key, body))
-
-
-@api_router.post("/routes/{key}/revoke", response_model=RoutePublic)
-def revoke_route(key: str, body: Decision, principal: Officer, session: SessionDep
-                 ) -> RoutePublic:
-    return _route_action(session, footing.revoke_route(session, principal, key, body))
-
-
-@api_router.post("/authorisations", response_model=AuthorisationPublic, status_code=201)
-def create_authorisation(body: AuthorisationCreate, principal: Drafter, session: SessionDep
-                         ) -> AuthorisationPublic:
-    return _authorisation_public(session, footing.create_authorisation(session, principal, body))
-
-
-@api_router.put("/authorisations/{key}", response_model=AuthorisationPublic)
-def update_authorisation(key: str, body: AuthorisationFields, principal: Drafter,
-                         session: SessionDep) -> AuthorisationPublic:
-    return _authorisation_public(
-        session, footing.update_authorisation(session, principal, key, body))
-
-
-@api_router.post("/authorisations/{key}/submit", response_model=AuthorisationPublic)
-def submit_authorisation(key: str, principal: Drafter, session: SessionDep
-                         ) -> AuthorisationPublic:
-    return _authorisation_public(session, footing.submit_authorisation(session, principal, key))
-
-
-@api_router.post("/authorisations/{key}/approve", response_model=AuthorisationPublic)
-def approve_authorisation(key: str, body: ApprovalIn, principal: Officer, session: SessionDep
-                          ) -> AuthorisationPublic:
-    return _authorisation_public(
-        session, footing.approve_authorisation(session, principal, key, body))
-
-
-@api_router.post("/authorisations/{key}/return", response_model=AuthorisationPublic)
-def return_authorisation(key: str, body: Decision, principal: Officer, session: SessionDep
-                         ) -> AuthorisationPublic:
-    return _authorisation_public(
-        session, footing.return_authorisation(session, principal, key, body))
-
-
-@api_router.get("/purposes/{key}/design")
-def purpose_design(key: str, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    design = design_of(session, purposes.get_purpose(session, key))
-    return {"design": design, "design_hash": design_hash(design)}
-
-
-# ================================================================ staff console pages
-#
-# The pages only gather form fields and call the service; every rule lives in the service.
-# A refusal (DomainError) is caught, the request's work is rolled back, the refusal is recorded
-# as the API's would be, and the page is shown again with each Reason next to its field.
+from pia import service as pia
 
 ConsoleStaff = Annotated[Principal, Depends(console_staff())]
+
+
 ConsoleDrafter = Annotated[Principal, Depends(console_staff(*approvals.DRAFTERS))]
+
+
 ConsoleOfficer = Annotated[Principal, Depends(console_staff(Role.privacy_officer))]
+
 
 console_router = APIRouter(prefix="/purposes")
 
@@ -262,41 +58,11 @@ def _q(text: str) -> str:
     return quote(text, safe="")
 
 
-def _text(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _texts(form: Any, name: str) -> list[str]:
-    return [v.strip() if isinstance(v, str) else "" for v in form.getlist(name)]
-
-
-def _label(name: str) -> str:
-    return words.FIELD_LABELS.get(name, name)
-
-
-def _validation_reasons(error: ValidationError) -> list[Reason]:
-    reasons = []
-    for problem in error.errors():
-        loc = [str(p) for p in problem.get("loc", ())]
-        top = loc[0] if loc else ""
-        field = ".".join(loc[:2]) if top == "safeguards" and len(loc) > 1 else top
-        reasons.append(Reason.of("governance.ui.invalid_field", field=field, name=top,
-                                 label=_label(top), detail=problem.get("msg", "")))
-    return reasons
-
-
 def _refused(request: Request, session: Session, error: DomainError) -> list[Reason]:
     """Undo the request's work, then record the refusal in a transaction of its own."""
     session.rollback()
     record_refusal(request, error)
     return error.reasons
-
-
-def _required(form: Any, name: str) -> Reason | None:
-    if _text(form, name):
-        return None
-    return Reason.of("governance.ui.required", field=name, name=name, label=_label(name))
 
 
 def _abilities(principal: Principal) -> dict[str, bool]:
@@ -315,75 +81,10 @@ def _then_submit(path: str) -> Response:
     return RedirectResponse(path, status_code=307)
 
 
-# ---------------------------------------------------------------- purpose list and form
-
-
 @console_router.get("")
 def console_list(request: Request, principal: ConsoleStaff, session: SessionDep) -> Response:
     return render(request, "governance/list.html", {
         "rows": views.purpose_rows(session), "words": words, **_abilities(principal)})
-
-
-def _purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Reason]]:
-    """The schema's data, the values to show again, and problems found while reading the form."""
-    simple = ("title_ja", "title_en", "purpose_text", "necessity", "acquisition_note",
-              "handling_extraction", "handling_matching_key", "handling_logic",
-              "handling_logic_version", "handling_result_viewers", "handling_human_assessment")
-    data: dict[str, Any] = {name: _text(form, name) for name in simple}
-    data["acquisition_method"] = _text(form, "acquisition_method") or "reuse"
-    values: dict[str, Any] = dict(data)
-    problems: list[Reason] = []
-    # 事務の根拠 (Art. 61(1)): rows of kind, law, article, note; empty rows are ignored.
-    citations = []
-    rows = zip(_texts(form, "citation_kind"), _texts(form, "citation_law_name"),
-               _texts(form, "citation_article"), _texts(form, "citation_note"), strict=False)
-    for kind, law_name, article, note in rows:
-        if law_name or article or note:
-            citations.append({"kind": kind or "statute", "law_name": law_name,
-                              "article": article, "note": note})
-    data["citations"] = citations
-    values["citations"] = citations
-    # 取り扱う主体: an organ or "organ/department", with its governance role.
-    subjects = []
-    shown = []
-    for unit, role in zip(_texts(form, "subject_unit"), _texts(form, "subject_role"),
-                          strict=False):
-        if not unit:
-            continue
-        organ, _, department = unit.partition("/")
-        subjects.append({"organ": organ, "department": department or None, "role": role})
-        shown.append({"unit": unit, "role": role})
-    data["subjects"] = subjects
-    values["subjects"] = shown
-    # 安全管理措置: the checklist's ticks plus the officer's own lines, per category.
-    safeguards: dict[str, list[str]] = {}
-    values["safeguards"] = {}
-    values["safeguards_other"] = {}
-    for category in SAFEGUARD_CATEGORIES:
-        ticked = [v for v in _texts(form, f"safeguards.{category}") if v]
-        other_text = form.get(f"safeguards_other.{category}")
-        other_text = other_text if isinstance(other_text, str) else ""
-        others = [line.strip() for line in other_text.splitlines() if line.strip()]
-        safeguards[category] = ticked + [o for o in others if o not in ticked]
-        values["safeguards"][category] = ticked
-        values["safeguards_other"][category] = other_text
-    data["safeguards"] = safeguards
-    notice = {name: _text(form, f"public_notice.{name}") for name in words.PUBLIC_NOTICE_LABELS}
-    data["public_notice"] = notice
-    values["public_notice"] = notice
-    # 対象者: an age range over the person register; both blank means not yet decided.
-    low, high = _text(form, "min_age"), _text(form, "max_age")
-    values["min_age"], values["max_age"] = low, high
-    if not low and not high:
-        data["subjects_rule"] = None
-    else:
-        try:
-            data["subjects_rule"] = {"min_age": int(low), "max_age": int(high)}
-        except ValueError:
-            data["subjects_rule"] = None
-            problems.append(Reason.of("governance.ui.not_a_number", field="subjects_rule",
-                                      name="subjects_rule", label=_label("subjects_rule")))
-    return data, values, problems
 
 
 def _purpose_form(request: Request, session: Session, principal: Principal,
@@ -412,15 +113,15 @@ def console_new(request: Request, principal: ConsoleDrafter, session: SessionDep
 async def console_create(request: Request, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
     form = await request.form()
-    data, values, problems = _purpose_form_data(form)
-    data["key"] = values["key"] = _text(form, "key")
+    data, values, problems = purpose_form_data(form)
+    data["key"] = values["key"] = text_of(form, "key")
     if problems:
         return _purpose_form(request, session, principal, None, values, problems, 422)
     try:
         purpose = purposes.create_purpose(session, principal, PurposeCreate.model_validate(data))
     except ValidationError as error:
         return _purpose_form(request, session, principal, None, values,
-                             _validation_reasons(error), 422)
+                             validation_reasons(error), 422)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _purpose_form(request, session, principal, None, values, reasons,
@@ -441,7 +142,7 @@ async def console_update(key: str, request: Request, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
     form = await request.form()
     purpose = purposes.get_purpose(session, key)
-    data, values, problems = _purpose_form_data(form)
+    data, values, problems = purpose_form_data(form)
     values["key"] = key
     if problems:
         return _purpose_form(request, session, principal, purpose, values, problems, 422)
@@ -449,17 +150,14 @@ async def console_update(key: str, request: Request, principal: ConsoleDrafter,
         purposes.update_purpose(session, principal, key, PurposeUpdate.model_validate(data))
     except ValidationError as error:
         return _purpose_form(request, session, principal, purpose, values,
-                             _validation_reasons(error), 422)
+                             validation_reasons(error), 422)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _purpose_form(request, session, principal, purposes.get_purpose(session, key),
                              values, reasons, error.status_code)
-    if _text(form, "then") == "submit":
+    if text_of(form, "then") == "submit":
         return _then_submit(f"/purposes/{_q(key)}/submit")
     return _back(key, done="saved")
-
-
-# ---------------------------------------------------------------- purpose page
 
 
 def _detail(request: Request, session: Session, principal: Principal, key: str,
@@ -499,15 +197,15 @@ def console_detail(key: str, request: Request, principal: ConsoleStaff,
 async def console_set_item(key: str, request: Request, principal: ConsoleDrafter,
                            session: SessionDep) -> Response:
     form = await request.form()
-    values = {name: _text(form, name)
+    values = {name: text_of(form, name)
               for name in ("item", "necessity_reason", "relevance_to_difficulty")}
-    missing = _required(form, "item")
+    missing = required(form, "item")
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)
     try:
         purposes.set_item(session, principal, key, PurposeItemIn.model_validate(values))
     except ValidationError as error:
-        return _detail(request, session, principal, key, _validation_reasons(error), 422, values)
+        return _detail(request, session, principal, key, validation_reasons(error), 422, values)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _detail(request, session, principal, key, reasons, error.status_code, values)
@@ -572,14 +270,14 @@ _OFFICER_ACTIONS = {
 async def _officer_decision(action: str, key: str, request: Request, principal: Principal,
                             session: Session) -> Response:
     form = await request.form()
-    values = {"comment": _text(form, "comment"), "action": action}
-    missing = _required(form, "comment")
+    values = {"comment": text_of(form, "comment"), "action": action}
+    missing = required(form, "comment")
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)
     try:
         _OFFICER_ACTIONS[action](session, principal, key, Decision(comment=values["comment"]))
     except ValidationError as error:
-        return _detail(request, session, principal, key, _validation_reasons(error), 422, values)
+        return _detail(request, session, principal, key, validation_reasons(error), 422, values)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _detail(request, session, principal, key, reasons, error.status_code, values)
@@ -614,9 +312,6 @@ async def console_resume(key: str, request: Request, principal: ConsoleOfficer,
 async def console_retire(key: str, request: Request, principal: ConsoleOfficer,
                          session: SessionDep) -> Response:
     return await _officer_decision("retire", key, request, principal, session)
-
-
-# ---------------------------------------------------------------- routes (legal footing)
 
 
 def _own_route(session: Session, key: str, route_key: str) -> Route:
@@ -659,10 +354,10 @@ def console_new_route(key: str, request: Request, principal: ConsoleDrafter,
 async def console_create_route(key: str, request: Request, principal: ConsoleDrafter,
                                session: SessionDep) -> Response:
     form = await request.form()
-    values: dict[str, Any] = {name: _text(form, name) for name in (
+    values: dict[str, Any] = {name: text_of(form, name) for name in (
         "key", "basis", "recurrence", "recipient", "reasoning", "changed_purpose_text",
         "law_citation")}
-    values["items"] = [v for v in _texts(form, "items") if v]
+    values["items"] = [v for v in texts_of(form, "items") if v]
     kind, _, recipient = values["recipient"].partition(":")
     data: dict[str, Any] = {
         "key": values["key"], "items": values["items"], "basis": values["basis"] or None,
@@ -679,7 +374,7 @@ async def console_create_route(key: str, request: Request, principal: ConsoleDra
         route = footing.create_route(session, principal, key, RouteCreate.model_validate(data))
     except ValidationError as error:
         return _route_form(request, session, principal, key, values,
-                           _validation_reasons(error), 422)
+                           validation_reasons(error), 422)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _route_form(request, session, principal, key, values, reasons,
@@ -690,13 +385,13 @@ async def console_create_route(key: str, request: Request, principal: ConsoleDra
 async def _console_route_action(action: str, key: str, route_key: str, request: Request,
                         principal: Principal, session: Session) -> Response:
     form = await request.form()
-    values = {"comment": _text(form, "comment"), "action": f"route:{route_key}:{action}"}
+    values = {"comment": text_of(form, "comment"), "action": f"route:{route_key}:{action}"}
     try:
         _own_route(session, key, route_key)
         if action == "submit":
             footing.submit_route(session, principal, route_key)
         else:
-            missing = _required(form, "comment")
+            missing = required(form, "comment")
             if missing is not None:
                 return _detail(request, session, principal, key, [missing], 422, values)
             decision = Decision(comment=values["comment"])
@@ -732,15 +427,6 @@ async def console_revoke_route(key: str, route_key: str, request: Request,
     return await _console_route_action("revoke", key, route_key, request, principal, session)
 
 
-# ---------------------------------------------------------------- four-condition authorisations
-
-CONDITIONS = ("is_temporary", "within_necessary_extent", "substantial_reason",
-              "no_undue_infringement")
-AUTH_TEXTS = ("temporary_reasoning", "necessity_reasoning", "substantial_reasoning",
-              "recipient_task_citation", "infringement_reasoning", "restricting_laws_note",
-              "access_limited_to", "recipient_measures")
-
-
 def _auth_values(auth: Authorisation) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(auth, name) for name in AUTH_TEXTS}
     for name in (*CONDITIONS, "restricting_laws_checked"):
@@ -750,40 +436,6 @@ def _auth_values(auth: Authorisation) -> dict[str, Any]:
     values["runs_allowed"] = str(auth.runs_allowed)
     values["key"] = auth.key
     return values
-
-
-def _tokyo_day(text: str, end: bool) -> datetime | None:
-    day = parse_date(text)
-    if day is None:
-        return None
-    moment = datetime.combine(day, time.min, TOKYO)
-    # The end date counts whole: the period runs until the last moment of that day in Tokyo.
-    return moment + timedelta(days=1, microseconds=-1) if end else moment
-
-
-def _auth_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Reason]]:
-    values: dict[str, Any] = {name: _text(form, name) for name in AUTH_TEXTS}
-    data: dict[str, Any] = dict(values)
-    problems: list[Reason] = []
-    for name in (*CONDITIONS, "restricting_laws_checked"):
-        answer = _text(form, name)
-        values[name] = answer
-        data[name] = answer == "yes"
-    for name, end in (("valid_from", False), ("valid_until", True)):
-        typed = _text(form, name)
-        values[name] = typed
-        data[name] = _tokyo_day(typed, end) if typed else None
-        if typed and data[name] is None:
-            problems.append(Reason.of("governance.ui.not_a_date", field=name, name=name,
-                                      label=_label(name)))
-    runs = _text(form, "runs_allowed")
-    values["runs_allowed"] = runs
-    try:
-        data["runs_allowed"] = int(runs) if runs else 1
-    except ValueError:
-        problems.append(Reason.of("governance.ui.not_a_number", field="runs_allowed",
-                                  name="runs_allowed", label=_label("runs_allowed")))
-    return data, values, problems
 
 
 def _auth_form(request: Request, session: Session, principal: Principal, key: str,
@@ -816,8 +468,8 @@ async def console_create_authorisation(key: str, route_key: str, request: Reques
                                        session: SessionDep) -> Response:
     route = _own_route(session, key, route_key)
     form = await request.form()
-    data, values, problems = _auth_form_data(form)
-    data["key"] = values["key"] = _text(form, "key")
+    data, values, problems = auth_form_data(form)
+    data["key"] = values["key"] = text_of(form, "key")
     data["route"] = route_key
     if problems:
         return _auth_form(request, session, principal, key, route, None, values, problems, 422)
@@ -826,12 +478,12 @@ async def console_create_authorisation(key: str, route_key: str, request: Reques
                                             AuthorisationCreate.model_validate(data))
     except ValidationError as error:
         return _auth_form(request, session, principal, key, route, None, values,
-                          _validation_reasons(error), 422)
+                          validation_reasons(error), 422)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _auth_form(request, session, principal, key, _own_route(session, key, route_key),
                           None, values, reasons, error.status_code)
-    if _text(form, "then") == "submit":
+    if text_of(form, "then") == "submit":
         return _then_submit(f"/purposes/{_q(key)}/authorisations/{_q(auth.key)}/submit")
     return _back(key, f"authorisation-{auth.key}", done="saved")
 
@@ -859,7 +511,7 @@ async def console_update_authorisation(key: str, auth_key: str, request: Request
                                        session: SessionDep) -> Response:
     route, auth = _own_authorisation(session, key, auth_key)
     form = await request.form()
-    data, values, problems = _auth_form_data(form)
+    data, values, problems = auth_form_data(form)
     values["key"] = auth_key
     if problems:
         return _auth_form(request, session, principal, key, route, auth, values, problems, 422)
@@ -868,13 +520,13 @@ async def console_update_authorisation(key: str, auth_key: str, request: Request
                                      AuthorisationFields.model_validate(data))
     except ValidationError as error:
         return _auth_form(request, session, principal, key, route, auth, values,
-                          _validation_reasons(error), 422)
+                          validation_reasons(error), 422)
     except DomainError as error:
         reasons = _refused(request, session, error)
         route, auth = _own_authorisation(session, key, auth_key)
         return _auth_form(request, session, principal, key, route, auth, values, reasons,
                           error.status_code)
-    if _text(form, "then") == "submit":
+    if text_of(form, "then") == "submit":
         return _then_submit(f"/purposes/{_q(key)}/authorisations/{_q(auth_key)}/submit")
     return _back(key, f"authorisation-{auth_key}", done="saved")
 
@@ -909,9 +561,10 @@ async def console_approve_authorisation(key: str, auth_key: str, request: Reques
                                         session: SessionDep) -> Response:
     _own_authorisation(session, key, auth_key)
     form = await request.form()
-    values = {"comment": _text(form, "comment"), "delegation_note": _text(form, "delegation_note"),
+    values = {"comment": text_of(form, "comment"),
+              "delegation_note": text_of(form, "delegation_note"),
               "action": f"authorisation:{auth_key}:approve"}
-    missing = [r for r in (_required(form, "comment"), _required(form, "delegation_note"))
+    missing = [r for r in (required(form, "comment"), required(form, "delegation_note"))
                if r is not None]
     if missing:
         return _detail(request, session, principal, key, missing, 422, values)
@@ -919,7 +572,7 @@ async def console_approve_authorisation(key: str, auth_key: str, request: Reques
         footing.approve_authorisation(session, principal, auth_key, ApprovalIn(
             comment=values["comment"], delegation_note=values["delegation_note"]))
     except ValidationError as error:
-        return _detail(request, session, principal, key, _validation_reasons(error), 422, values)
+        return _detail(request, session, principal, key, validation_reasons(error), 422, values)
     except DomainError as error:
         reasons = _refused(request, session, error)
         return _detail(request, session, principal, key, reasons, error.status_code, values)
@@ -932,8 +585,8 @@ async def console_return_authorisation(key: str, auth_key: str, request: Request
                                        session: SessionDep) -> Response:
     _own_authorisation(session, key, auth_key)
     form = await request.form()
-    values = {"comment": _text(form, "comment"), "action": f"authorisation:{auth_key}:return"}
-    missing = _required(form, "comment")
+    values = {"comment": text_of(form, "comment"), "action": f"authorisation:{auth_key}:return"}
+    missing = required(form, "comment")
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)
     try:
@@ -945,49 +598,7 @@ async def console_return_authorisation(key: str, auth_key: str, request: Request
     return _back(key, f"authorisation-{auth_key}", done="return")
 
 
-# ---------------------------------------------------------------- the gate and jobs
-
-gate_api_router = APIRouter(prefix="/api", tags=["gate"])
 gate_console_router = APIRouter()
-
-
-def _job_request(body: JobRequestIn, principal: Principal, *, explain: bool) -> gate.JobRequest:
-    return gate.JobRequest(kind=gate.JobKind(body.kind), purpose=body.purpose, items=body.items,
-                           principal=principal, recipient_organ=body.to_organ,
-                           recipient_body=body.to_body, at=body.at if explain else None)
-
-
-@gate_api_router.post("/gate/explain")
-def gate_explain(body: JobRequestIn, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    """The decision a job would get; not recorded, because it is not a decision."""
-    return gate.explain(session, _job_request(body, principal, explain=True)).to_dict()
-
-
-@gate_api_router.post("/jobs", status_code=201)
-def submit_job(body: JobRequestIn, principal: Staff, session: SessionDep) -> Response:
-    decision, job = jobs.submit(session, _job_request(body, principal, explain=False))
-    if job is None:
-        # Answer instead of raising, so the recorded refusal is committed with the request.
-        return JSONResponse({"error": {"code": "gate.refused",
-                                       "reasons": [r.to_dict() for r in decision.reasons]},
-                             "decision": decision.to_dict()}, status_code=403)
-    return JSONResponse({"job": jsonable_encoder(jobs.describe(job)),
-                         "decision": decision.to_dict()}, status_code=201)
-
-
-@gate_api_router.get("/jobs")
-def list_jobs(principal: Staff, session: SessionDep) -> list[dict[str, Any]]:
-    return [jsonable_encoder(jobs.describe(j)) for j in jobs.list_jobs(session)]
-
-
-@gate_api_router.get("/jobs/{job_id}")
-def show_job(job_id: int, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    return dict(jsonable_encoder(jobs.describe(jobs.get_job(session, job_id))))
-
-
-@gate_api_router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: int, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    return dict(jsonable_encoder(jobs.describe(jobs.cancel(session, principal, job_id))))
 
 
 @gate_console_router.get("/gate")
@@ -1012,3 +623,56 @@ def jobs_page(request: Request, principal: ConsoleStaff, session: SessionDep) ->
     return render(request, "governance/jobs.html", {
         "jobs": [(jobs.describe(j), by_id.get(j.purpose_id)) for j in jobs.list_jobs(session)],
     })
+
+
+ConsolePiaReader = Annotated[Principal, Depends(console_staff(Role.privacy_officer, Role.auditor,
+                                                           Role.analyst, Role.data_holder))]
+
+
+pia_console_router = APIRouter(prefix="/purposes")
+
+
+def _pia_page(request: Request, session: Any, key: str, reasons: list[Any] | None = None,
+          status_code: int = 200) -> Response:
+    purpose = purposes.get_purpose(session, key)
+    assert purpose.id is not None
+    return render(request, "pia/purpose_pia.html", {
+        "purpose": purpose, "status": views.pia_status(session, key), "reasons": reasons or [],
+        "pias": pia.of_purpose(session, purpose.id), "states": pia.STATE_LABELS,
+        "labels": assessment.CHANGE_LABELS,
+    }, status_code=status_code)
+
+
+@pia_console_router.get("/{key}/pia")
+def console_pia(key: str, request: Request, principal: ConsolePiaReader,
+                session: SessionDep) -> Response:
+    return _pia_page(request, session, key)
+
+
+@pia_console_router.post("/{key}/pia/open")
+def console_pia_open(key: str, request: Request, principal: ConsoleOfficer,
+                 session: SessionDep) -> Response:
+    try:
+        opened = assessment.open_pia(session, principal, key)
+    except DomainError as error:
+        session.rollback()
+        record_refusal(request, error)
+        return _pia_page(request, session, key, error.reasons, error.status_code)
+    return RedirectResponse(f"/pia/{opened.id}", status_code=303)
+
+
+@pia_console_router.post("/{key}/pia/submit")
+async def console_pia_submit(key: str, request: Request, principal: ConsoleOfficer,
+                         session: SessionDep) -> Response:
+    form = await request.form()
+    try:
+        version = int(str(form.get("version", "0")))
+    except ValueError:
+        version = 0
+    try:
+        submitted = assessment.submit_pia(session, principal, key, version)
+    except DomainError as error:
+        session.rollback()
+        record_refusal(request, error)
+        return _pia_page(request, session, key, error.reasons, error.status_code)
+    return RedirectResponse(f"/pia/{submitted.id}", status_code=303)

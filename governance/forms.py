@@ -1,0 +1,149 @@
+"""Console forms of the centre read into the API's schemas, with Reasons at their fields."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.clock import TOKYO
+from core.dates import parse_date
+from core.reasons import Reason
+from governance import messages as words
+from governance.rules import SAFEGUARD_CATEGORIES
+
+
+def text_of(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def texts_of(form: Any, name: str) -> list[str]:
+    return [v.strip() if isinstance(v, str) else "" for v in form.getlist(name)]
+
+
+def label_of(name: str) -> str:
+    return words.FIELD_LABELS.get(name, name)
+
+
+def validation_reasons(error: ValidationError) -> list[Reason]:
+    reasons = []
+    for problem in error.errors():
+        loc = [str(p) for p in problem.get("loc", ())]
+        top = loc[0] if loc else ""
+        field = ".".join(loc[:2]) if top == "safeguards" and len(loc) > 1 else top
+        reasons.append(Reason.of("governance.ui.invalid_field", field=field, name=top,
+                                 label=label_of(top), detail=problem.get("msg", "")))
+    return reasons
+
+
+def required(form: Any, name: str) -> Reason | None:
+    if text_of(form, name):
+        return None
+    return Reason.of("governance.ui.required", field=name, name=name, label=label_of(name))
+
+
+def purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Reason]]:
+    """The schema's data, the values to show again, and problems found while reading the form."""
+    simple = ("title_ja", "title_en", "purpose_text", "necessity", "acquisition_note",
+              "handling_extraction", "handling_matching_key", "handling_logic",
+              "handling_logic_version", "handling_result_viewers", "handling_human_assessment")
+    data: dict[str, Any] = {name: text_of(form, name) for name in simple}
+    data["acquisition_method"] = text_of(form, "acquisition_method") or "reuse"
+    values: dict[str, Any] = dict(data)
+    problems: list[Reason] = []
+    # 事務の根拠 (Art. 61(1)): rows of kind, law, article, note; empty rows are ignored.
+    citations = []
+    rows = zip(texts_of(form, "citation_kind"), texts_of(form, "citation_law_name"),
+               texts_of(form, "citation_article"), texts_of(form, "citation_note"), strict=False)
+    for kind, law_name, article, note in rows:
+        if law_name or article or note:
+            citations.append({"kind": kind or "statute", "law_name": law_name,
+                              "article": article, "note": note})
+    data["citations"] = citations
+    values["citations"] = citations
+    # 取り扱う主体: an organ or "organ/department", with its governance role.
+    subjects = []
+    shown = []
+    for unit, role in zip(texts_of(form, "subject_unit"), texts_of(form, "subject_role"),
+                          strict=False):
+        if not unit:
+            continue
+        organ, _, department = unit.partition("/")
+        subjects.append({"organ": organ, "department": department or None, "role": role})
+        shown.append({"unit": unit, "role": role})
+    data["subjects"] = subjects
+    values["subjects"] = shown
+    # 安全管理措置: the checklist's ticks plus the officer's own lines, per category.
+    safeguards: dict[str, list[str]] = {}
+    values["safeguards"] = {}
+    values["safeguards_other"] = {}
+    for category in SAFEGUARD_CATEGORIES:
+        ticked = [v for v in texts_of(form, f"safeguards.{category}") if v]
+        other_text = form.get(f"safeguards_other.{category}")
+        other_text = other_text if isinstance(other_text, str) else ""
+        others = [line.strip() for line in other_text.splitlines() if line.strip()]
+        safeguards[category] = ticked + [o for o in others if o not in ticked]
+        values["safeguards"][category] = ticked
+        values["safeguards_other"][category] = other_text
+    data["safeguards"] = safeguards
+    notice = {name: text_of(form, f"public_notice.{name}") for name in words.PUBLIC_NOTICE_LABELS}
+    data["public_notice"] = notice
+    values["public_notice"] = notice
+    # 対象者: an age range over the person register; both blank means not yet decided.
+    low, high = text_of(form, "min_age"), text_of(form, "max_age")
+    values["min_age"], values["max_age"] = low, high
+    if not low and not high:
+        data["subjects_rule"] = None
+    else:
+        try:
+            data["subjects_rule"] = {"min_age": int(low), "max_age": int(high)}
+        except ValueError:
+            data["subjects_rule"] = None
+            problems.append(Reason.of("governance.ui.not_a_number", field="subjects_rule",
+                                      name="subjects_rule", label=label_of("subjects_rule")))
+    return data, values, problems
+
+
+CONDITIONS = ("is_temporary", "within_necessary_extent", "substantial_reason",
+              "no_undue_infringement")
+
+
+AUTH_TEXTS = ("temporary_reasoning", "necessity_reasoning", "substantial_reasoning",
+              "recipient_task_citation", "infringement_reasoning", "restricting_laws_note",
+              "access_limited_to", "recipient_measures")
+
+
+def tokyo_day(text: str, end: bool) -> datetime | None:
+    day = parse_date(text)
+    if day is None:
+        return None
+    moment = datetime.combine(day, time.min, TOKYO)
+    # The end date counts whole: the period runs until the last moment of that day in Tokyo.
+    return moment + timedelta(days=1, microseconds=-1) if end else moment
+
+
+def auth_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Reason]]:
+    values: dict[str, Any] = {name: text_of(form, name) for name in AUTH_TEXTS}
+    data: dict[str, Any] = dict(values)
+    problems: list[Reason] = []
+    for name in (*CONDITIONS, "restricting_laws_checked"):
+        answer = text_of(form, name)
+        values[name] = answer
+        data[name] = answer == "yes"
+    for name, end in (("valid_from", False), ("valid_until", True)):
+        typed = text_of(form, name)
+        values[name] = typed
+        data[name] = tokyo_day(typed, end) if typed else None
+        if typed and data[name] is None:
+            problems.append(Reason.of("governance.ui.not_a_date", field=name, name=name,
+                                      label=label_of(name)))
+    runs = text_of(form, "runs_allowed")
+    values["runs_allowed"] = runs
+    try:
+        data["runs_allowed"] = int(runs) if runs else 1
+    except ValueError:
+        problems.append(Reason.of("governance.ui.not_a_number", field="runs_allowed",
+                                  name="runs_allowed", label=label_of("runs_allowed")))
+    return data, values, problems
