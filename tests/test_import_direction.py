@@ -53,6 +53,8 @@ def test_the_project_keeps_its_layers() -> None:
         ("pia/_sideways.py", "import registry\n"),
         ("governance/_upward.py", "import portal\n"),
         ("linkage/_upward.py", "import main\n"),
+        ("linkage/_upward_scoring.py", "import scoring\n"),  # linkage never reads scoring
+        ("governance/_upward_linkage.py", "import linkage\n"),
     ],
 )
 def test_an_upward_or_sideways_import_fails(tmp_path: Path, module: str, bad_import: str) -> None:
@@ -61,3 +63,12 @@ def test_an_upward_or_sideways_import_fails(tmp_path: Path, module: str, bad_imp
     result = run_lint_imports(tree)
     assert result.returncode != 0, result.stdout
     assert "BROKEN" in result.stdout or "broken" in result.stdout.lower()
+
+
+def test_scoring_may_read_linkage(tmp_path: Path) -> None:
+    """Scoring reads linkage's results, so the import that DESIGN.md allows passes."""
+    tree = copy_tree(tmp_path)
+    (tree / "scoring" / "_reads_linkage.py").write_text('"""Scoring reads linked records."""\n'
+                                                         "import linkage\n")
+    result = run_lint_imports(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
