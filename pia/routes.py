@@ -309,6 +309,7 @@ def _page(request: Request, session: Session, pia: Assessment, *,
         "steps": service.steps_of(session, pia),
         "saved": saved,
         "is_full": pia.level == Level.full,
+        "actions": service.allowed_actions(request.state.principal, pia),
         "date": lambda d: format_tokyo(d)[:10] if d else "",
     })
     return render(request, "pia/form.html", context, status_code=status_code)

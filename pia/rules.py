@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.reasons import Reason
-from pia.models import Level, Residual, SelfRating, Stage
+from pia.models import Level, Residual, SelfRating, Stage, State
 
 LEVEL_ORDER: tuple[Level, ...] = (Level.none, Level.basic, Level.focused, Level.full)
 
@@ -299,3 +299,26 @@ def threshold_problems(answers: Mapping[str, Any] | None,
         for name, fact in facts.items()
         if fact and not answers.get(name)
     ]
+
+
+# ---------------------------------------------------------------- workflow
+
+# From which states each workflow step may be taken. A full assessment passes through public
+# comment and third-party review before approval; a lighter one is approved from review.
+_IN_REVIEW = frozenset({State.review, State.public_comment, State.third_party_review})
+WORKFLOW: dict[str, dict[Level | None, frozenset[State]]] = {
+    "submit": {None: frozenset({State.draft, State.returned})},
+    "start_public_comment": {Level.full: frozenset({State.review})},
+    "to_third_party": {None: frozenset({State.public_comment})},
+    "approve": {Level.full: frozenset({State.third_party_review}),
+                None: frozenset({State.review})},
+    "return": {None: _IN_REVIEW},
+}
+
+
+def workflow_sources(action: str, level: Level | str | None) -> frozenset[State]:
+    """The states `action` may be taken from, for an assessment of this level."""
+    by_level = WORKFLOW.get(action, {})
+    if level is not None and Level(level) in by_level:
+        return by_level[Level(level)]
+    return by_level.get(None, frozenset())

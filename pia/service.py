@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -326,7 +326,7 @@ def steps_of(session: Session, pia: Assessment) -> list[Step]:
 
 
 def _lock(session: Session, pia_id: int, version: int, by: Principal,
-          states: Sequence[State] = EDITABLE, action: str = "edit") -> Assessment:
+          states: Collection[State] = EDITABLE, action: str = "edit") -> Assessment:
     """Take the PIA at `version` and raise its version, or refuse with a conflict."""
     pia = get(session, pia_id)
     if pia.status not in states:
@@ -705,6 +705,23 @@ def progress(session: Session, pia: Assessment) -> list[tuple[str, int, int]]:
 # ---------------------------------------------------------------- workflow
 
 
+def _is_own(officer: Principal, pia: Assessment) -> bool:
+    """Separation of duties: the author or submitter of an assessment never approves it."""
+    return officer.account_id in {pia.author_id, pia.submitted_by}
+
+
+def allowed_actions(principal: Principal, pia: Assessment) -> frozenset[str]:
+    """The workflow steps the signed-in person may take on the assessment now; the form offers
+    these and nothing else."""
+    if not principal.has_role(Role.privacy_officer):
+        return frozenset()
+    allowed = {action for action in rules.WORKFLOW
+               if pia.status in rules.workflow_sources(action, pia.level)}
+    if _is_own(principal, pia):
+        allowed.discard("approve")
+    return frozenset(allowed)
+
+
 def submit(session: Session, by: Actor, pia_id: int, version: int,
            snapshot: Mapping[str, Any], design_hash: str, at: datetime | None = None
            ) -> Assessment:
@@ -713,7 +730,8 @@ def submit(session: Session, by: Actor, pia_id: int, version: int,
     found = rules.threshold_problems(loads(get(session, pia_id).threshold), snapshot)
     if found:
         raise InvalidInput(found)
-    pia = _lock(session, pia_id, version, officer, (State.draft, State.returned), "submit")
+    pia = _lock(session, pia_id, version, officer,
+                rules.workflow_sources("submit", get(session, pia_id).level), "submit")
     changed = pia.design_hash != design_hash
     pia.snapshot = dumps(dict(snapshot))
     pia.design_hash = design_hash
@@ -732,7 +750,7 @@ def start_public_comment(session: Session, by: Actor, pia_id: int, version: int,
                          at: datetime | None = None) -> Assessment:
     officer = _officer(by)
     current = get(session, pia_id)
-    if current.level != Level.full:
+    if not rules.workflow_sources("start_public_comment", current.level):
         raise Conflict(Reason.of("pia.bad_transition", status=STATE_LABELS[current.status],
                                  action="start_public_comment"))
     found = rules.comment_period_problems(
@@ -741,7 +759,9 @@ def start_public_comment(session: Session, by: Actor, pia_id: int, version: int,
         current.comment_short_reason, policy())
     if found:
         raise InvalidInput(found)
-    pia = _lock(session, pia_id, version, officer, (State.review,), "start_public_comment")
+    pia = _lock(session, pia_id, version, officer,
+                rules.workflow_sources("start_public_comment", current.level),
+                "start_public_comment")
     pia.status = State.public_comment
     session.add(pia)
     _step(session, pia, "public_comment", officer, at=at)
@@ -758,7 +778,8 @@ def to_third_party(session: Session, by: Actor, pia_id: int, version: int,
         raise Conflict(Reason.of("pia.comment_period_open",
                                  end=as_utc(current.comment_end).date().isoformat(),
                                  field="comment_end"))
-    pia = _lock(session, pia_id, version, officer, (State.public_comment,), "to_third_party")
+    pia = _lock(session, pia_id, version, officer,
+                rules.workflow_sources("to_third_party", current.level), "to_third_party")
     pia.status = State.third_party_review
     session.add(pia)
     _step(session, pia, "third_party", officer, at=at)
@@ -772,20 +793,20 @@ def approve(session: Session, by: Actor, pia_id: int, version: int, *,
     """Approval by a privacy officer who is not the author and accepts the residual risk."""
     officer = _officer(by)
     current = get(session, pia_id)
-    ready = State.third_party_review if current.level == Level.full else State.review
-    if current.status != ready:
+    ready = rules.workflow_sources("approve", current.level)
+    if current.status not in ready:
         raise Conflict(Reason.of("pia.bad_transition", status=STATE_LABELS[current.status],
                                  action="approve"))
     # Every guard before the version is taken, so a refusal changes nothing.
     found: list[Reason] = []
-    if officer.account_id in {current.author_id, current.submitted_by}:
+    if _is_own(officer, current):
         found.append(Reason.of("pia.self_approval"))
     if not accept_residual_risk:
         found.append(Reason.of("pia.residual_not_accepted", field="accept_residual_risk"))
     found.extend(problems(session, current))
     if found:
         raise (Forbidden(found) if found[0].code == "pia.self_approval" else InvalidInput(found))
-    pia = _lock(session, pia_id, version, officer, (ready,), "approve")
+    pia = _lock(session, pia_id, version, officer, ready, "approve")
     now = as_utc(at or utcnow())
     previous = latest_approved(session, pia.purpose_id)
     if previous is not None and previous.id != pia.id:
@@ -810,7 +831,7 @@ def return_(session: Session, by: Actor, pia_id: int, version: int, comment: str
             at: datetime | None = None) -> Assessment:
     officer = _officer(by)
     pia = _lock(session, pia_id, version, officer,
-                (State.review, State.public_comment, State.third_party_review), "return")
+                rules.workflow_sources("return", get(session, pia_id).level), "return")
     pia.status = State.returned
     session.add(pia)
     _step(session, pia, "return", officer, comment, at=at)
