@@ -18,8 +18,8 @@ def _officer(account_id: int) -> Principal:
 
 
 def _pia(status: State, level: Level) -> Assessment:
-    return Assessment(purpose_id=1, status=status, level=level, author_id=AUTHOR,
-                      submitted_by=AUTHOR)
+    return Assessment(purpose_id=1, design_hash="0" * 64, status=status, level=level,
+                      author_id=AUTHOR, submitted_by=AUTHOR)
 
 
 @pytest.mark.parametrize(("status", "level", "expected"), [
