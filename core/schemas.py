@@ -13,6 +13,17 @@ from core.auth import Principal
 from core.models import AuditEvent, Role, RoleGrant, StaffAccount
 
 
+class ReasonPublic(BaseModel):
+    """A refusal or validation error as every API returns it (core.reasons.Reason)."""
+
+    code: str
+    message_ja: str
+    message_en: str
+    refs: dict[str, Any] = Field(default_factory=dict)
+    field: str | None = None
+    row: int | None = None
+
+
 class LoginRequest(BaseModel):
     login: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=512)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from core.auth import Principal
 from core.models import Role
+from core.schemas import ReasonPublic
 from core.web import SessionDep, api_staff
 from governance import approvals, assessment, footing, gate, jobs, purposes, views
 from governance.design import design_hash, design_of
@@ -23,22 +24,24 @@ from governance.schemas import (
     AuthorisationPublic,
     CitationPublic,
     Decision,
+    DecisionPublic,
+    JobPublic,
     JobRequestIn,
+    JobSubmitted,
+    KindUsabilityPublic,
     PurposeCreate,
     PurposeItemIn,
     PurposeItemPublic,
+    PurposePiaPublic,
     PurposePublic,
     PurposeUpdate,
     RouteCreate,
     RoutePublic,
+    UsabilityPublic,
 )
 
 Staff = Annotated[Principal, Depends(api_staff())]
-
-
 Drafter = Annotated[Principal, Depends(api_staff(*approvals.DRAFTERS))]
-
-
 Officer = Annotated[Principal, Depends(api_staff(Role.privacy_officer))]
 
 
@@ -120,10 +123,16 @@ def remove_item(key: str, item: str, principal: Drafter, session: SessionDep) ->
     return Response(status_code=204)
 
 
-@api_router.get("/purposes/{key}/usability")
-def purpose_usability(key: str, principal: Staff, session: SessionDep) -> dict[str, Any]:
+@api_router.get("/purposes/{key}/usability", response_model=UsabilityPublic)
+def purpose_usability(key: str, principal: Staff, session: SessionDep) -> UsabilityPublic:
+    """Whether each kind of job could run on the purpose today, by the gate's own evaluation."""
     result = gate.usability(session, purposes.get_purpose(session, key))
-    return {"usable": result.usable, "reasons": [r.to_dict() for r in result.reasons]}
+    return UsabilityPublic(
+        usable=result.usable,
+        kinds=[KindUsabilityPublic(kind=k.kind.value, usable=k.usable,
+                                   reasons=[ReasonPublic(**r.to_dict()) for r in k.reasons])
+               for k in result.kinds],
+        reasons=[ReasonPublic(**r.to_dict()) for r in result.reasons])
 
 
 @api_router.post("/purposes/{key}/submit", response_model=PurposePublic)
@@ -251,13 +260,15 @@ def _job_request(body: JobRequestIn, principal: Principal, *, explain: bool) -> 
                            recipient_body=body.to_body, at=body.at if explain else None)
 
 
-@gate_api_router.post("/gate/explain")
-def gate_explain(body: JobRequestIn, principal: Staff, session: SessionDep) -> dict[str, Any]:
+@gate_api_router.post("/gate/explain", response_model=DecisionPublic)
+def gate_explain(body: JobRequestIn, principal: Staff, session: SessionDep) -> DecisionPublic:
     """The decision a job would get; not recorded, because it is not a decision."""
-    return gate.explain(session, _job_request(body, principal, explain=True)).to_dict()
+    decision = gate.explain(session, _job_request(body, principal, explain=True))
+    return DecisionPublic.model_validate(decision.to_dict())
 
 
-@gate_api_router.post("/jobs", status_code=201)
+@gate_api_router.post("/jobs", status_code=201, response_model=JobSubmitted, responses={
+    403: {"description": "Refused by the gate: every reason, and the recorded decision"}})
 def submit_job(body: JobRequestIn, principal: Staff, session: SessionDep) -> Response:
     decision, job = jobs.submit(session, _job_request(body, principal, explain=False))
     if job is None:
@@ -269,19 +280,19 @@ def submit_job(body: JobRequestIn, principal: Staff, session: SessionDep) -> Res
                          "decision": decision.to_dict()}, status_code=201)
 
 
-@gate_api_router.get("/jobs")
-def list_jobs(principal: Staff, session: SessionDep) -> list[dict[str, Any]]:
-    return [jsonable_encoder(jobs.describe(j)) for j in jobs.list_jobs(session)]
+@gate_api_router.get("/jobs", response_model=list[JobPublic])
+def list_jobs(principal: Staff, session: SessionDep) -> list[JobPublic]:
+    return [JobPublic.model_validate(jobs.describe(j)) for j in jobs.list_jobs(session)]
 
 
-@gate_api_router.get("/jobs/{job_id}")
-def show_job(job_id: int, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    return dict(jsonable_encoder(jobs.describe(jobs.get_job(session, job_id))))
+@gate_api_router.get("/jobs/{job_id}", response_model=JobPublic)
+def show_job(job_id: int, principal: Staff, session: SessionDep) -> JobPublic:
+    return JobPublic.model_validate(jobs.describe(jobs.get_job(session, job_id)))
 
 
-@gate_api_router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: int, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    return dict(jsonable_encoder(jobs.describe(jobs.cancel(session, principal, job_id))))
+@gate_api_router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: int, principal: Staff, session: SessionDep) -> JobPublic:
+    return JobPublic.model_validate(jobs.describe(jobs.cancel(session, principal, job_id)))
 
 
 pia_api_router = APIRouter(prefix="/api/governance/purposes", tags=["governance", "pia"])
@@ -293,10 +304,10 @@ class VersionIn(BaseModel):
 
 
 
-@pia_api_router.get("/{key}/pia")
-def api_pia_status(key: str, principal: Staff, session: SessionDep) -> dict[str, Any]:
+@pia_api_router.get("/{key}/pia", response_model=PurposePiaPublic)
+def api_pia_status(key: str, principal: Staff, session: SessionDep) -> PurposePiaPublic:
     """The fourth condition's link: the purpose's PIA, whether it is usable, what changed."""
-    return views.pia_status(session, key)
+    return PurposePiaPublic.model_validate(views.pia_status(session, key))
 
 
 @pia_api_router.post("/{key}/pia", status_code=201)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.schemas import ReasonPublic
 from governance.models import (
     AcquisitionMethod,
     Basis,
     CitationKind,
+    JobState,
     PurposeStatus,
     RecordStatus,
     Recurrence,
@@ -200,3 +203,102 @@ class JobRequestIn(_Strict):
     to_organ: str | None = None
     to_body: str | None = None
     at: datetime | None = Field(None, description="Evaluate at this moment (explain only)")
+
+
+class FlowBasisPublic(BaseModel):
+    """The route (and the one-off authorisation) a decision relies on for one item."""
+
+    item: str
+    route: str
+    kind: RouteKind
+    authorisation: str | None = None
+
+
+class PiaReliedOn(BaseModel):
+    id: int
+    version: int | None = None
+    design_hash: str
+
+
+class DecisionPublic(BaseModel):
+    """The gate's decision on a job: allowed or refused, with every reason and, when allowed,
+    the footing of each item."""
+
+    id: str
+    allowed: bool
+    kind: str
+    purpose: str
+    recipient: str
+    at: datetime
+    reasons: list[ReasonPublic]
+    flows: list[FlowBasisPublic]
+    consent_flows: list[FlowBasisPublic] = Field(
+        description="Flows whose people are filtered by their own consent at start")
+    restrictions: dict[str, Any] | None = None
+    pia: PiaReliedOn | None = None
+    design_hash: str | None = None
+    inputs_hash: str
+
+
+class JobPublic(BaseModel):
+    id: int
+    kind: str
+    purpose_id: int
+    items: list[str]
+    state: JobState
+    recipient: str | None = None
+    submit_decision_id: str
+    start_decision_id: str | None = None
+    population_count: int | None = None
+    population_hash: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    error_code: str | None = None
+    submitted_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobSubmitted(BaseModel):
+    job: JobPublic
+    decision: DecisionPublic
+
+
+class KindUsabilityPublic(BaseModel):
+    kind: str
+    usable: bool
+    reasons: list[ReasonPublic]
+
+
+class UsabilityPublic(BaseModel):
+    """Whether each kind of job could run on the purpose today (the gate's own evaluation)."""
+
+    usable: bool
+    kinds: list[KindUsabilityPublic]
+    reasons: list[ReasonPublic]
+
+
+class PiaInProgress(BaseModel):
+    id: int
+    version: int
+    status: str
+
+
+class DesignChangePublic(BaseModel):
+    path: str
+    kind: str
+    before: Any = None
+    after: Any = None
+
+
+class PurposePiaPublic(BaseModel):
+    """The purpose's PIA as the gate reads it: usable or not, the assessment relied on, the
+    re-assessment in progress and what changed in the design since the last approval."""
+
+    purpose: str
+    usable: bool
+    pia_id: int | None = None
+    version: int | None = None
+    reasons: list[ReasonPublic]
+    design_hash: str
+    in_progress: PiaInProgress | None = None
+    changes: list[DesignChangePublic] | None = None
