@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail_without_postgres
+from tests.databases import skip_or_fail_without_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {

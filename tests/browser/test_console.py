@@ -7,17 +7,10 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from core import demo as core_demo
 from core import messages
+from tests.web import browser_sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page: Page, login: str, password: str | None = None) -> None:
-    page.goto("/login")
-    page.fill("#login", login)
-    page.fill("#password", password if password is not None else core_demo.demo_password())
-    page.get_by_role("button", name="サインイン").click()
 
 
 def test_sign_in_page_is_in_japanese(page: Page) -> None:
@@ -30,7 +23,7 @@ def test_sign_in_page_is_in_japanese(page: Page) -> None:
 
 
 def test_wrong_password_shows_the_japanese_error(page: Page, server: str) -> None:
-    sign_in(page, "privacy2", "not-the-password-Zq81")
+    browser_sign_in(page, "privacy2", "not-the-password-Zq81")
     expect(page.get_by_role("alert")).to_contain_text(
         "ログインIDまたはパスワードが正しくありません。")
     expect(page).to_have_url(f"{server}/login")
@@ -38,7 +31,7 @@ def test_wrong_password_shows_the_japanese_error(page: Page, server: str) -> Non
 
 
 def test_privacy_officer_signs_in_and_out(page: Page, server: str) -> None:
-    sign_in(page, "privacy")
+    browser_sign_in(page, "privacy")
     expect(page).to_have_url(f"{server}/")
     expect(page.locator("h1")).to_contain_text("ホーム")
     role = page.locator('tr.role[data-role="privacy_officer"]').first
@@ -62,7 +55,7 @@ def test_privacy_officer_signs_in_and_out(page: Page, server: str) -> None:
 
 
 def test_auditor_verifies_the_audit_log(page: Page, server: str) -> None:
-    sign_in(page, "auditor")
+    browser_sign_in(page, "auditor")
     expect(page).to_have_url(f"{server}/")
     page.goto("/audit")
     expect(page.locator("h1")).to_contain_text("監査ログ")

@@ -5,20 +5,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from core import demo as core_demo
+from tests.web import browser_sign_in
 
 pytestmark = pytest.mark.browser
 
 
-def sign_in(page: Page, login: str) -> None:
-    page.goto("/login")
-    page.fill("#login", login)
-    page.fill("#password", core_demo.demo_password())
-    page.get_by_role("button", name="サインイン").click()
-
-
 def test_analyst_opens_a_purpose_and_sees_why_it_is_not_usable(page: Page, server: str) -> None:
-    sign_in(page, "analyst")
+    browser_sign_in(page, "analyst")
     expect(page).to_have_url(f"{server}/")
     page.get_by_role("link", name="利用目的", exact=True).click()
     expect(page).to_have_url(f"{server}/purposes")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_console import sign_in
+from tests.web import browser_sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_threshold_and_one_risk_are_saved(page: Page, server: str) -> None:
-    sign_in(page, "privacy")
+    browser_sign_in(page, "privacy")
     page.goto("/pia")
     page.get_by_role("link", name="ヤングケアラーの早期把握").first.click()
     expect(page.locator("h1")).to_contain_text("PIA")

@@ -8,9 +8,8 @@ from sqlmodel import Session, select
 from consent import receipts
 from consent.models import Person
 from core.models import AuditEvent
-from tests.conftest import api_token, bearer
-from tests.consent.conftest import World
-from tests.core.conftest import console_sign_in, csrf_from
+from tests.factories import World
+from tests.web import api_token, bearer, console_sign_in, csrf_from
 
 
 def test_roles_are_refused(client: TestClient, world: World) -> None:

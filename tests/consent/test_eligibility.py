@@ -18,7 +18,7 @@ from consent.schemas import RestrictionIn, WithdrawIn
 from core import audit
 from core.models import AuditEvent
 from core.reasons import InvalidInput
-from tests.consent.conftest import AT, SHOWN, World, make_notice
+from tests.factories import AT, SHOWN, World, make_notice
 
 
 def _consistent(world: World, ids: list[str], at: datetime = AT) -> None:

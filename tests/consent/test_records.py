@@ -20,7 +20,7 @@ from consent.models import ChildView, ConsentEvent, NoticeItem, Relation
 from consent.schemas import ConsentIn, WithdrawIn
 from core import audit, auth
 from core.reasons import Conflict, InvalidInput
-from tests.consent.conftest import AT, SHOWN, World, make_notice
+from tests.factories import AT, SHOWN, World, make_notice
 
 
 def _codes(error: pytest.ExceptionInfo[InvalidInput]) -> set[str]:

@@ -10,7 +10,7 @@ import main
 from consent import rules
 from consent.models import ATENA_HASH_PURPOSE, KANA_HASH_PURPOSE, NAME_HASH_PURPOSE, Person
 from core.crypto import decrypt_field, keyed_hash, rotate_keys
-from tests.consent.conftest import World
+from tests.factories import World
 
 
 def test_rotation_rehashes_people(world: World, db: Session) -> None:

@@ -27,14 +27,13 @@ from core.keys import get_keyring
 from core.models import AuditCheckpoint, AuditEvent, Municipality
 from core.settings import get_settings
 from main import cli
-from tests.conftest import (
-    api_token,
-    bearer,
+from tests.databases import (
     drop_postgres_database,
     migrate,
     new_database_url,
     skip_or_fail_without_postgres,
 )
+from tests.web import api_token, bearer, console_sign_in, csrf_from
 
 STAFF = audit.Actor("staff", 42, "privacy_officer", 3)
 
@@ -817,8 +816,6 @@ def test_auditor_signs_a_checkpoint(client: TestClient, db: Session) -> None:
 
 
 def test_console_audit_pages_and_verifies(client: TestClient, db: Session) -> None:
-    from tests.core.conftest import console_sign_in, csrf_from
-
     assert console_sign_in(client, "analyst").status_code == 303
     assert client.get("/audit").status_code == 403
     client.post("/logout", data={"csrf_token": csrf_from(client.get("/").text)})

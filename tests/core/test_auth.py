@@ -26,8 +26,9 @@ from core.clock import utcnow
 from core.models import Role
 from core.reasons import NotAuthenticated
 from core.settings import Settings, get_settings
-from tests.conftest import api_token, bearer, session_on
-from tests.core.conftest import KeyPair, UseEnv, console_sign_in
+from tests.databases import session_on
+from tests.factories import KeyPair, UseEnv
+from tests.web import api_sign_in, api_token, bearer, console_sign_in
 
 WRONG_PASSWORD = "not-the-password-Zq81"
 
@@ -81,10 +82,6 @@ def assert_refused(
     with session_on(connection) as session, pytest.raises(NotAuthenticated) as caught:
         auth.staff_principal_from_token(session, token)
     assert caught.value.code == code
-
-
-def sign_in(client: TestClient, login: str, password: str) -> httpx.Response:
-    return client.post("/api/auth/token", json={"login": login, "password": password})
 
 
 def assert_same_reply(first: httpx.Response, second: httpx.Response) -> None:
@@ -329,14 +326,14 @@ def test_password_change_revokes_tokens(client: TestClient, connection: Connecti
 
 def test_lockout_after_max_failures(client: TestClient, connection: Connection) -> None:
     limit = get_settings().login_max_failures
-    unknown = sign_in(client, "nobody-here", WRONG_PASSWORD)
+    unknown = api_sign_in(client, "nobody-here", WRONG_PASSWORD)
     # One short of the limit, the right password still works and resets the count.
     for _ in range(limit - 1):
-        assert_same_reply(sign_in(client, "holder", WRONG_PASSWORD), unknown)
-    assert sign_in(client, "holder", core_demo.demo_password()).status_code == 200
+        assert_same_reply(api_sign_in(client, "holder", WRONG_PASSWORD), unknown)
+    assert api_sign_in(client, "holder", core_demo.demo_password()).status_code == 200
     for _ in range(limit):
-        assert_same_reply(sign_in(client, "holder", WRONG_PASSWORD), unknown)
-    locked = sign_in(client, "holder", core_demo.demo_password())
+        assert_same_reply(api_sign_in(client, "holder", WRONG_PASSWORD), unknown)
+    locked = api_sign_in(client, "holder", core_demo.demo_password())
     assert_same_reply(locked, unknown)
     assert unknown.json()["error"]["code"] == "auth.invalid_credentials"
 
@@ -347,7 +344,7 @@ def test_lockout_after_max_failures(client: TestClient, connection: Connection) 
         account.locked_until = utcnow() - timedelta(seconds=1)
         session.add(account)
         session.commit()
-    assert sign_in(client, "holder", core_demo.demo_password()).status_code == 200
+    assert api_sign_in(client, "holder", core_demo.demo_password()).status_code == 200
 
 
 def _lock(connection: Connection, login: str) -> None:
@@ -369,12 +366,12 @@ def _deactivate(connection: Connection, login: str) -> None:
 def test_unknown_wrong_and_locked_answer_byte_for_byte_the_same(
     client: TestClient, connection: Connection
 ) -> None:
-    unknown = sign_in(client, "nobody-here", core_demo.demo_password())
-    wrong = sign_in(client, "support", WRONG_PASSWORD)
+    unknown = api_sign_in(client, "nobody-here", core_demo.demo_password())
+    wrong = api_sign_in(client, "support", WRONG_PASSWORD)
     _lock(connection, "privacy2")
-    locked = sign_in(client, "privacy2", core_demo.demo_password())
+    locked = api_sign_in(client, "privacy2", core_demo.demo_password())
     _deactivate(connection, "edu_holder")
-    inactive = sign_in(client, "edu_holder", core_demo.demo_password())
+    inactive = api_sign_in(client, "edu_holder", core_demo.demo_password())
     for other in (wrong, locked, inactive):
         assert_same_reply(other, unknown)
 
@@ -429,14 +426,14 @@ def test_every_failure_path_costs_one_argon2_verification(
         ("privacy2", core_demo.demo_password()),
     ]:
         spy.verified.clear()
-        assert sign_in(client, login, password).status_code == 401
+        assert api_sign_in(client, login, password).status_code == 401
         assert len(spy.verified) == 1, login
         used = spy.verified[0]
         assert used.startswith("$argon2id$")
         assert extract_parameters(used) == extract_parameters(real_hash)
 
     spy.verified.clear()
-    sign_in(client, "nobody-here", WRONG_PASSWORD)
+    api_sign_in(client, "nobody-here", WRONG_PASSWORD)
     dummy = spy.verified[0]
     with session_on(connection) as session:
         hashes = {service.account_by_login(session, a[0]).password_hash
@@ -462,8 +459,8 @@ def test_sign_in_logs_no_password_or_token(
     debug_logs: pytest.LogCaptureFixture, client: TestClient, connection: Connection
 ) -> None:
     password = core_demo.demo_password()
-    sign_in(client, "analyst", WRONG_PASSWORD)
-    sign_in(client, "nobody-here", WRONG_PASSWORD)
+    api_sign_in(client, "analyst", WRONG_PASSWORD)
+    api_sign_in(client, "nobody-here", WRONG_PASSWORD)
     token = api_token(client, "analyst")
     response = console_sign_in(client, "privacy")
     cookie_token = client.cookies.get("kodomo_session")

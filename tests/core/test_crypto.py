@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -29,10 +28,8 @@ from core.crypto import (
 )
 from core.keys import Keyring, ensure_keyring, get_keyring, load_keyring, reset_keyring_cache
 from core.settings import get_settings
+from tests.databases import postgres_admin_url, skip_or_fail_without_postgres
 
-POSTGRES_URL = os.environ.get(
-    "KODOMO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TOKEN = re.compile(r"^v1\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$")
 ATENA_PURPOSE = "test.atena_no"
 
@@ -154,16 +151,8 @@ def test_keyed_hash_changes_with_the_key() -> None:
 
 
 def postgres_engine() -> Engine:
-    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        if os.environ.get("KODOMO_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required: {exc}")
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} does not answer")
-    return engine
+    skip_or_fail_without_postgres()
+    return sa.create_engine(postgres_admin_url(), connect_args={"connect_timeout": 3})
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

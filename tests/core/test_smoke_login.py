@@ -1,6 +1,6 @@
 """The API sign-in works on both backends with the demo city."""
 
-from tests.conftest import api_token, bearer
+from tests.web import api_token, bearer
 
 
 def test_api_sign_in_and_me(client):

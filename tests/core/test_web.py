@@ -30,10 +30,11 @@ from core.web import (
     route_access,
     undeclared_routes,
 )
-from tests.conftest import api_token, bearer, session_on
-from tests.core.conftest import (
-    KeyPair,
-    UseEnv,
+from tests.databases import session_on
+from tests.factories import KeyPair, UseEnv
+from tests.web import (
+    api_token,
+    bearer,
     console_sign_in,
     cookie_attributes,
     csrf_from,
@@ -121,13 +122,6 @@ def test_include_router_refuses_an_undeclared_route(
     with pytest.raises(RuntimeError, match=re.escape(path)):
         include_router(app, router, face)
     assert not [r for r in app.routes if getattr(r, "path", None) == path]
-
-
-@pytest.fixture
-def public_client(connection: Connection) -> Iterator[TestClient]:
-    app = main.create_app("public", session_factory=lambda: session_on(connection))
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 @pytest.mark.parametrize(

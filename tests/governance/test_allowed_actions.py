@@ -7,28 +7,17 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from core import demo as core_demo
-from core.auth import Principal, principal_for
-from core.models import StaffAccount
 from governance import approvals, gate, purposes
 from governance.rules import JOB_ROLES, JobKind
 from governance.schemas import Citation, PurposeCreate, PurposeItemIn
-from tests.conftest import api_token, bearer
+from tests.factories import who as _who
+from tests.web import api_token, bearer
+from tests.web import sign_in as _sign_in
 
 # Demo accounts by role, as `kodomo demo load` creates them.
 ACCOUNTS = {"analyst": "analyst", "support_worker": "support", "data_holder": "holder"}
-
-
-def _sign_in(client: TestClient, login: str) -> None:
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    response = client.post("/login", data={"csrf_token": token[1], "login": login,
-                                           "password": core_demo.demo_password()},
-                           follow_redirects=False)
-    assert response.status_code == 303, response.text
 
 
 def _badges(html: str, purpose: str) -> dict[str, bool]:
@@ -63,11 +52,6 @@ def test_the_abuse_purpose_is_usable_and_the_drafts_are_not(db: Session) -> None
     assert usable["child_abuse_prevention"] is True
     assert usable["young_carers_outreach"] is False  # its PIA is a draft
     assert usable["all_children_scoring"] is False
-
-
-def _who(db: Session, login: str) -> Principal:
-    account = db.exec(select(StaffAccount).where(StaffAccount.login == login)).one()
-    return principal_for(db, account)
 
 
 def _submitted_by_privacy(db: Session) -> None:

@@ -27,7 +27,7 @@ from governance.models import Authorisation, Purpose, PurposeStatus, RecordStatu
 from main import cli
 from registry import demo as registry_demo
 from registry.models import RegistryFile, RegistryItem
-from tests.conftest import migrate, new_database_url
+from tests.databases import migrate, new_database_url
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]

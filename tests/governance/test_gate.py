@@ -14,25 +14,19 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.auth import Principal, principal_for
 from core.clock import utcnow
-from core.models import AuditEvent, StaffAccount
+from core.models import AuditEvent
 from governance import footing, gate, purposes
 from governance.models import Authorisation
 from governance.schemas import Decision, RouteCreate
 from pia.models import Assessment
 from registry import service as registry
 from registry.schemas import FileUpdate
-from tests.conftest import api_token, bearer
-from tests.pia import helpers as pia_helpers
+from tests.factories import approve_pia, who
+from tests.web import api_token, bearer, console_sign_in
 
 SCENARIOS = yaml.safe_load((Path(__file__).parent / "gate_scenarios.yaml").read_text("utf-8"))
 OK = Decision(comment="テストのため")
-
-
-def who(db: Session, login: str) -> Principal:
-    account = db.exec(select(StaffAccount).where(StaffAccount.login == login)).one()
-    return principal_for(db, account)
 
 
 def _authorisation(db: Session, key: str) -> Authorisation:
@@ -93,7 +87,7 @@ def _pia_residual_unaccepted(db: Session, purpose_key: str) -> None:
 
 
 STEPS: dict[str, Callable[[Session, Any], object]] = {
-    "approve_pia": lambda db, key: pia_helpers.approve(db, key),
+    "approve_pia": approve_pia,
     "suspend_purpose": lambda db, key: purposes.suspend_purpose(db, who(db, "privacy"), key, OK),
     "retire_purpose": lambda db, key: purposes.retire_purpose(db, who(db, "privacy"), key, OK),
     "revoke_route": lambda db, key: footing.revoke_route(db, who(db, "privacy"), key, OK),
@@ -176,7 +170,7 @@ def test_an_allowed_decision_names_everything_it_relies_on(db: Session) -> None:
 
 
 def test_consent_flows_are_named_for_the_population(db: Session) -> None:
-    pia_helpers.approve(db, "young_carers_outreach")
+    approve_pia(db, "young_carers_outreach")
     decision = gate.explain(
         db,
         gate.JobRequest(
@@ -270,8 +264,6 @@ def test_refused_submission_creates_no_job_but_keeps_its_decision(
 
 
 def test_gate_console_page(client: TestClient) -> None:
-    from tests.core.conftest import console_sign_in
-
     console_sign_in(client, "analyst")
     page = client.get("/gate")
     assert page.status_code == 200

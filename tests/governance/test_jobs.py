@@ -17,22 +17,16 @@ from consent import service as consent
 from consent.models import ConsentRecord, Person
 from consent.schemas import WithdrawIn
 from core import audit
-from core.auth import Principal, principal_for
 from core.db import unit_of_work
-from core.models import AuditEvent, StaffAccount
+from core.models import AuditEvent
 from core.reasons import Conflict
 from governance import gate, jobs, purposes
 from governance.models import Authorisation, Job, JobPopulation, JobState
 from governance.schemas import Decision
 from main import DEMO_LOADERS, cli
-from tests.pia import helpers as pia_helpers
+from tests.factories import approve_pia, who
 
 TEST_KIND = "test_count"
-
-
-def who(session: Session, login: str) -> Principal:
-    account = session.exec(select(StaffAccount).where(StaffAccount.login == login)).one()
-    return principal_for(session, account)
 
 
 @pytest.fixture
@@ -114,7 +108,7 @@ def test_start_refuses_when_a_job_level_condition_changed(city: Engine) -> None:
 def test_a_withdrawal_between_submit_and_start_only_shrinks_the_population(city: Engine
                                                                            ) -> None:
     with unit_of_work(city) as session:
-        pia_helpers.approve(session, "young_carers_outreach")
+        approve_pia(session, "young_carers_outreach")
     items = ("shukketsu.days_absent", "shukketsu.late_early")
     first = _submit(city, "young_carers_outreach", items, gate.JobKind.linkage)
     before = jobs.run(city, first).population_count
@@ -143,7 +137,7 @@ def test_the_population_is_the_eligible_set_with_its_hash(
     # The population table has no foreign keys (one query per row on PostgreSQL), so this
     # checks what they would: every row names this job and a person of the register.
     with unit_of_work(city) as session:
-        pia_helpers.approve(session, "young_carers_outreach")
+        approve_pia(session, "young_carers_outreach")
     job_id = _submit(city, purpose, items, kind)
     moment = datetime.now(UTC)
     decision = jobs.start(city, job_id, at=moment)

@@ -11,14 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from core import demo as core_demo
 from core.models import AuditEvent
 from governance import demo as governance_demo
 from governance import design, gate, purposes, views
 from governance.models import Authorisation, Purpose, PurposeStatus, RecordStatus, Route
 from registry import demo as registry_demo
-
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.web import csrf_from, sign_in
 
 
 @pytest.fixture
@@ -30,27 +28,12 @@ def city(db: Session) -> Iterator[Session]:
     yield db
 
 
-def csrf_of(page: str) -> str:
-    found = _CSRF.search(page)
-    assert found is not None, "no csrf_token on the page"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, login: str) -> None:
-    """Sign in through the form, as a browser does."""
-    page = client.get("/login")
-    response = client.post("/login", data={
-        "csrf_token": csrf_of(page.text), "login": login,
-        "password": core_demo.demo_password()}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-
-
 def post_form(client: TestClient, page_path: str, action: str,
               data: dict[str, Any], follow: bool = False) -> httpx.Response:
     """Open the page that carries the form, then post the form with its CSRF token."""
     page = client.get(page_path)
     assert page.status_code == 200, page.text
-    return client.post(action, data={"csrf_token": csrf_of(page.text), **data},
+    return client.post(action, data={"csrf_token": csrf_from(page.text), **data},
                        follow_redirects=follow)
 
 
@@ -335,7 +318,7 @@ def test_only_privacy_officers_reach_the_approval_routes(client: TestClient,
     page = client.get("/purposes/home_visits")
     assert 'action="/purposes/home_visits/approve"' not in page.text
     response = client.post("/purposes/home_visits/approve", data={
-        "csrf_token": csrf_of(page.text), "comment": "承認する。"}, follow_redirects=False)
+        "csrf_token": csrf_from(page.text), "comment": "承認する。"}, follow_redirects=False)
     assert response.status_code == 403
     purpose = purpose_in(city, "home_visits")
     assert purpose is not None and purpose.status == PurposeStatus.submitted

@@ -9,38 +9,27 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from core.auth import Principal, principal_for
+from core.auth import Principal
 from core.clock import utcnow
-from core.models import AuditEvent, StaffAccount
-from core.reasons import Conflict, DomainError, Forbidden, InvalidInput
-from governance import approvals, footing, gate, purposes, views
+from core.models import AuditEvent
+from core.reasons import Conflict, Forbidden, InvalidInput
+from governance import approvals, footing, gate, purposes
 from governance.design import design_hash, design_of
 from governance.models import Basis, PurposeStatus, RecordStatus, Recurrence, RouteKind
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
     AuthorisationFields,
-    Citation,
     Decision,
-    PurposeCreate,
     PurposeItemIn,
     PurposeUpdate,
     RouteCreate,
 )
 from registry import service as registry
-from tests.conftest import api_token, bearer
-from tests.pia import helpers as pia_helpers
+from tests.factories import approve_pia, codes, draft_purpose, one_off_route, who
+from tests.web import api_token, bearer
 
 OK = Decision(comment="確認しました")
-
-
-def who(db: Session, login: str) -> Principal:
-    account = db.exec(select(StaffAccount).where(StaffAccount.login == login)).one()
-    return principal_for(db, account)
-
-
-def codes(error: DomainError) -> list[str]:
-    return [r.code for r in error.reasons]
 
 
 def test_demo_purposes_are_usable_and_the_incomplete_one_is_not(db: Session) -> None:
@@ -67,43 +56,8 @@ def test_submission_names_every_missing_element(db: Session) -> None:
     assert all(r.field for r in refused.value.reasons)
 
 
-def _draft(db: Session, key: str = "trial") -> None:
-    analyst = who(db, "analyst")
-    source = views.describe(db, purposes.get_purpose(db, "child_abuse_prevention"))
-    purposes.create_purpose(
-        db,
-        analyst,
-        PurposeCreate(
-            key=key,
-            title_ja="試行",
-            purpose_text="試行の目的",
-            necessity="必要",
-            handling_extraction="抽出",
-            handling_matching_key="キー",
-            handling_logic="ルール",
-            handling_result_viewers="担当",
-            handling_human_assessment="会議",
-            safeguards=source["purpose"].safeguards and json.loads(source["purpose"].safeguards),
-            public_notice=json.loads(source["purpose"].public_notice),
-            subjects_rule={"min_age": 0, "max_age": 17},
-            citations=[Citation(kind="statute", law_name="児童福祉法", article="第10条")],
-            subjects=[
-                {"organ": "mayor", "role": role}
-                for role in ("overall", "holding", "analysis", "use")
-            ],
-        ),
-    )
-    for item in ("seiho.kind", "kenshin.unattended", "shukketsu.days_absent"):
-        purposes.set_item(
-            db,
-            analyst,
-            key,
-            PurposeItemIn(item=item, necessity_reason="必要", relevance_to_difficulty="関連"),
-        )
-
-
 def test_separation_of_duties_and_comments(db: Session) -> None:
-    _draft(db)
+    draft_purpose(db)
     privacy = who(db, "privacy")
     purposes.submit_purpose(db, privacy, "trial")
     with pytest.raises(Forbidden) as refused:
@@ -218,7 +172,7 @@ def test_route_kind_is_derived(
     recurrence: Recurrence,
     expected: object,
 ) -> None:
-    _draft(db)
+    draft_purpose(db)
     data = RouteCreate(key="r1", items=items, basis=basis, recurrence=recurrence, **recipient)
     if isinstance(expected, RouteKind):
         route = footing.create_route(db, who(db, "analyst"), "trial", data)
@@ -249,26 +203,10 @@ def _four(**change: object) -> dict[str, object]:
     return fields
 
 
-def _approve_pia(db: Session, key: str = "trial") -> None:
-    """An approved, current PIA of the purpose's design: needed before any approval."""
-    pia_helpers.approve(db, key)
-
-
 def _provision_route(db: Session) -> None:
-    _draft(db)
-    footing.create_route(
-        db,
-        who(db, "analyst"),
-        "trial",
-        RouteCreate(
-            key="r1",
-            items=["shukketsu.days_absent"],
-            to_organ="mayor",
-            basis=Basis.one_off,
-            recurrence=Recurrence.one_off,
-        ),
-    )
-    _approve_pia(db)
+    draft_purpose(db)
+    one_off_route(db)
+    approve_pia(db, "trial")  # an approved, current PIA of the design: needed before any approval
 
 
 @pytest.mark.parametrize(
@@ -341,19 +279,8 @@ def test_a_second_one_off_of_the_same_pattern_is_refused(db: Session) -> None:
 
 
 def test_an_item_outside_the_purpose_is_refused(db: Session) -> None:
-    _draft(db)
-    footing.create_route(
-        db,
-        who(db, "analyst"),
-        "trial",
-        RouteCreate(
-            key="r1",
-            items=["shukketsu.days_absent"],
-            to_organ="mayor",
-            basis=Basis.one_off,
-            recurrence=Recurrence.one_off,
-        ),
-    )
+    draft_purpose(db)
+    one_off_route(db)
     purposes.remove_item(db, who(db, "analyst"), "trial", "shukketsu.days_absent")
     footing.create_authorisation(
         db, who(db, "analyst"), AuthorisationCreate(key="a1", route="r1", **_four())
@@ -364,7 +291,7 @@ def test_an_item_outside_the_purpose_is_refused(db: Session) -> None:
 
 
 def test_purpose_change_marks_the_register_entry_stale(db: Session) -> None:
-    _draft(db)
+    draft_purpose(db)
     analyst = who(db, "analyst")
     footing.create_route(
         db,
@@ -381,7 +308,7 @@ def test_purpose_change_marks_the_register_entry_stale(db: Session) -> None:
         ),
     )
     assert registry.status(db, "shukketsu.days_absent").usable
-    _approve_pia(db)
+    approve_pia(db, "trial")
     footing.submit_route(db, analyst, "r1")
     footing.approve_route(db, who(db, "privacy"), "r1", OK)
     after = registry.status(db, "shukketsu.days_absent")
@@ -390,24 +317,13 @@ def test_purpose_change_marks_the_register_entry_stale(db: Session) -> None:
 
 
 def test_design_hash_changes_exactly_when_the_design_changes(db: Session) -> None:
-    _draft(db)
+    draft_purpose(db)
     purpose = purposes.get_purpose(db, "trial")
     first = design_hash(design_of(db, purpose))
     assert design_hash(design_of(db, purpose)) == first
     analyst = who(db, "analyst")
     # Routine records leave it alone: an authorisation's window and run counter.
-    footing.create_route(
-        db,
-        analyst,
-        "trial",
-        RouteCreate(
-            key="r1",
-            items=["shukketsu.days_absent"],
-            to_organ="mayor",
-            basis=Basis.one_off,
-            recurrence=Recurrence.one_off,
-        ),
-    )
+    one_off_route(db)
     with_route = design_hash(design_of(db, purpose))
     assert with_route != first  # a flow is part of the design
     footing.create_authorisation(db, analyst, AuthorisationCreate(key="a1", route="r1", **_four()))

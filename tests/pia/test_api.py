@@ -7,8 +7,7 @@ from sqlmodel import Session
 
 from governance import assessment, purposes
 from pia import service as pia
-from tests.conftest import api_token, bearer
-from tests.governance.test_pages import csrf_of, sign_in
+from tests.web import api_token, bearer, csrf_from, sign_in
 
 
 def _ids(db: Session) -> tuple[int, int]:
@@ -72,7 +71,7 @@ def test_console_form_saves_and_shows_conflicts(client: TestClient, db: Session)
     for text in ("しきい値判断", "Ⅲ リスク対策", "設計から自動入力", "<svg", "進捗"):
         assert text in page.text
     version = pia.get(db, draft).version
-    data = {"csrf_token": csrf_of(page.text), "version": str(version),
+    data = {"csrf_token": csrf_from(page.text), "version": str(version),
             "audit": "自己点検", "training": "研修"}
     ok = client.post(f"/pia/{draft}/sections/other", data=data, follow_redirects=False)
     assert ok.status_code == 303

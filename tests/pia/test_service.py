@@ -11,7 +11,7 @@ from pypdf import PdfReader
 from sqlmodel import Session
 
 from core.clock import utcnow
-from core.reasons import Conflict, DomainError, Forbidden, InvalidInput
+from core.reasons import Conflict, Forbidden, InvalidInput
 from governance import assessment, footing, purposes
 from governance.models import Basis, Recurrence
 from governance.schemas import Citation, PurposeItemIn, PurposeUpdate, RouteCreate
@@ -19,14 +19,17 @@ from pia import rules
 from pia import service as pia
 from pia.models import Level, State
 from pia.schemas import MeasureIn, ProcedureIn, SectionIn
-from tests.governance.test_service import _draft
-from tests.pia.helpers import approve, complete, risk, who
+from tests.factories import (
+    approve_pia,
+    codes,
+    complete_pia,
+    draft_purpose,
+    one_off_route,
+    pia_risk,
+    who,
+)
 
 ABUSE = "child_abuse_prevention"
-
-
-def codes(error: DomainError) -> list[str]:
-    return [r.code for r in error.reasons]
 
 
 def abuse_status(db: Session, at: Any = None) -> pia.PiaStatus:
@@ -119,10 +122,8 @@ def test_no_approved_pia_refuses(db: Session) -> None:
 
 def _trial_full(db: Session) -> None:
     """The trial purpose with a flow from the board of education: a full assessment."""
-    _draft(db)
-    footing.create_route(db, who(db, "analyst"), "trial", RouteCreate(
-        key="r1", items=["shukketsu.days_absent"], to_organ="mayor", basis=Basis.one_off,
-        recurrence=Recurrence.one_off))
+    draft_purpose(db)
+    one_off_route(db)
 
 
 def _to_approval(db: Session, pia_id: int, version: int) -> int:
@@ -135,13 +136,14 @@ def _to_approval(db: Session, pia_id: int, version: int) -> int:
 
 def test_approval_guards(db: Session) -> None:
     _trial_full(db)
-    filled = complete(db, "trial")
+    filled = complete_pia(db, "trial")
     assert filled.id is not None and filled.level == Level.full
     by = who(db, "privacy")
-    pia.add_risk(db, by, filled.id, risk(filled.version, title="未評価のリスク", likelihood=None))
+    pia.add_risk(db, by, filled.id, pia_risk(filled.version, title="未評価のリスク",
+                                             likelihood=None))
     db.refresh(filled)
-    pia.add_risk(db, by, filled.id, risk(filled.version, title="空の措置",
-                                         measures=[MeasureIn(text="")]))
+    pia.add_risk(db, by, filled.id, pia_risk(filled.version, title="空の措置",
+                                             measures=[MeasureIn(text="")]))
     db.refresh(filled)
     version = _to_approval(db, filled.id, filled.version)
     with pytest.raises(Forbidden) as author:
@@ -161,11 +163,11 @@ def test_special_care_items_must_be_addressed(db: Session) -> None:
     opened = assessment.open_pia(db, by, "trial")
     special = rules.special_care_items(pia.loads(opened.snapshot))
     assert special, "the trial purpose uses a special-care item"
-    pia.add_risk(db, by, opened.id or 0, risk(opened.version, items=[]))
+    pia.add_risk(db, by, opened.id or 0, pia_risk(opened.version, items=[]))
     db.refresh(opened)
     found = [r for r in pia.problems(db, opened) if r.code == "pia.special_care_unaddressed"]
     assert [r.refs["item"] for r in found] == special
-    pia.add_risk(db, by, opened.id or 0, risk(opened.version, items=special, impact=2))
+    pia.add_risk(db, by, opened.id or 0, pia_risk(opened.version, items=special, impact=2))
     db.refresh(opened)
     left = {r.code for r in pia.problems(db, opened)}
     assert "pia.special_care_unaddressed" not in left
@@ -174,7 +176,7 @@ def test_special_care_items_must_be_addressed(db: Session) -> None:
 
 def test_short_comment_period_needs_a_reason(db: Session) -> None:
     _trial_full(db)
-    filled = complete(db, "trial")
+    filled = complete_pia(db, "trial")
     by = who(db, "privacy")
     now = utcnow()
     short = ProcedureIn(version=filled.version, comment_start=now - timedelta(days=20),
@@ -205,7 +207,7 @@ def test_threshold_cannot_deny_the_design(db: Session) -> None:
 
 
 def test_optimistic_locking(db: Session) -> None:
-    _draft(db)
+    draft_purpose(db)
     opened = assessment.open_pia(db, who(db, "privacy"), "trial")
     seen = opened.version
     pia.save_section(db, who(db, "privacy"), opened.id or 0, seen, "other", {"audit": "年1回"})
@@ -219,8 +221,8 @@ def test_optimistic_locking(db: Session) -> None:
 
 
 def test_approval_makes_authorisations_possible_and_binds_the_design(db: Session) -> None:
-    _draft(db)
-    approved = approve(db, "trial")
+    draft_purpose(db)
+    approved = approve_pia(db, "trial")
     assert approved.status == State.approved
     status = assessment.pia_status(db, purposes.get_purpose(db, "trial"))
     assert status.usable and status.pia_id == approved.id and status.version == approved.version

@@ -13,8 +13,8 @@ from sqlmodel import Session
 from core import audit
 from registry import rules, service
 from registry.schemas import FileUpdate, ItemUpdate
-from tests.conftest import api_token, bearer
-from tests.registry.conftest import complete_file
+from tests.factories import complete_file
+from tests.web import api_token, bearer, sign_in
 
 WITHHELD_TEXTS = ["不正受給の調査状況", "情報提供した医師の氏名", "秘匿の収集方法", "秘匿の提供先",
                   "全体秘匿ファイル"]
@@ -176,26 +176,9 @@ def test_api_create_item_refusals_and_status(register: Session, client: TestClie
         "key": "api.file", "name": "x", "organ": "mayor"}).status_code == 409
 
 
-def _console(client: TestClient, login: str) -> str:
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token
-    response = client.post("/login", data={"login": login, "password": _password(),
-                                           "csrf_token": token[1], "next": "/"},
-                           follow_redirects=False)
-    assert response.status_code == 303
-    return token[1]
-
-
-def _password() -> str:
-    from core.demo import demo_password
-
-    return demo_password()
-
-
 def test_console_flow_with_inline_japanese_validation(register: Session,
                                                        client: TestClient) -> None:
-    csrf = _console(client, "privacy")
+    csrf = sign_in(client, "privacy", next="/")
     assert "個人情報ファイル簿" in client.get("/").text  # the nav item
     listing = client.get("/registry")
     assert listing.status_code == 200 and "生活保護ケース記録ファイル" in listing.text
@@ -239,12 +222,12 @@ def test_console_flow_with_inline_japanese_validation(register: Session,
 
 
 def test_console_refuses_other_roles(register: Session, client: TestClient) -> None:
-    _console(client, "analyst")
+    sign_in(client, "analyst", next="/")
     assert client.get("/registry").status_code == 403
 
 
 def test_console_data_holder_cannot_publish(register: Session, client: TestClient) -> None:
-    csrf = _console(client, "holder")
+    csrf = sign_in(client, "holder", next="/")
     assert client.get("/registry/files/jidoteate").status_code == 200
     assert client.post("/registry/files/jidoteate/publish",
                        data={"csrf_token": csrf, "reason": "公表"}).status_code == 403
@@ -269,7 +252,7 @@ def test_home_shows_overdue_entries_and_detail_shows_pending_change(
     complete_file(register, "overdue", 5000, held_since=datetime(2025, 4, 1, tzinfo=UTC))
     service.record_change(register, audit.SYSTEM, "seiho", "purpose 3 v2", "利用目的の変更")
     register.commit()
-    csrf = _console(client, "privacy")
+    csrf = sign_in(client, "privacy", next="/")
     home = client.get("/").text
     assert "個人情報ファイル簿の期限" in home
     assert "/registry/files/overdue" in home and "施行令第20条第1項" in home
@@ -288,19 +271,14 @@ def test_home_shows_overdue_entries_and_detail_shows_pending_change(
 
 
 def test_the_public_face_serves_the_register_and_no_staff_route(
-        register: Session, connection: Any) -> None:
-    from main import create_app
-    from tests.conftest import session_on
-
-    app = create_app("public", session_factory=lambda: session_on(connection))
-    with TestClient(app) as public_client:
-        assert public_client.get("/register").status_code == 200
-        assert public_client.get("/register.json").status_code == 200
-        assert public_client.get("/registry").status_code == 404
-        assert public_client.get("/api/registry/files").status_code == 404
+        register: Session, public_client: TestClient) -> None:
+    assert public_client.get("/register").status_code == 200
+    assert public_client.get("/register.json").status_code == 200
+    assert public_client.get("/registry").status_code == 404
+    assert public_client.get("/api/registry/files").status_code == 404
 
 
 def test_the_edit_form_keeps_the_tokyo_date(register: Session, client: TestClient) -> None:
-    _console(client, "privacy")
+    sign_in(client, "privacy", next="/")
     form = client.get("/registry/files/seiho/edit").text
     assert 'name="held_since" placeholder="2024-04-01" value="2023-04-01"' in form

@@ -13,7 +13,7 @@ from core.models import AuditEvent, Organ, Role
 from core.reasons import Conflict, Forbidden, InvalidInput
 from registry import rules, service
 from registry.schemas import FileUpdate, ItemCreate, ItemUpdate
-from tests.registry.conftest import complete_file
+from tests.factories import complete_file
 
 T0 = datetime(2026, 4, 1, 3, 0, tzinfo=UTC)
 
