@@ -1,4 +1,4 @@
-"""Operations on people, notices, consent, restrictions, and set-based eligibility.
+"""Operations on notices, consent records and their events, restrictions, and eligibility.
 
 Services take a session and the acting principal, raise domain errors and never commit. Audit
 events carry ids and codes only, never names, numbers or free text about a person.
@@ -20,9 +20,6 @@ from sqlmodel import Session, col, select
 import consent.messages  # noqa: F401  (registers the messages)
 from consent import receipts, rules
 from consent.models import (
-    ATENA_HASH_PURPOSE,
-    KANA_HASH_PURPOSE,
-    NAME_HASH_PURPOSE,
     Channel,
     ChildView,
     ConsentEvent,
@@ -30,7 +27,6 @@ from consent.models import (
     ConsentScope,
     ConsentState,
     EventType,
-    GuardianRelation,
     Guardianship,
     Notice,
     NoticeItem,
@@ -42,16 +38,15 @@ from consent.models import (
     RestrictionSource,
     UnsuitableMark,
 )
+from consent.people import Acting, audit_actor, get_person, guardianships
 from consent.rules import DEFAULT_POLICY, CapacityPolicy
 from consent.schemas import ConsentIn, NoticeIn, RestrictionIn, WithdrawIn
 from core import audit, messages
 from core.auth import Principal
 from core.clock import as_utc, utcnow
-from core.crypto import keyed_hash_candidates
 from core.models import Organ, OutsideBody, Role
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
 
-Acting = Principal | audit.Actor
 Flow = tuple[int, str]  # (registry_item.id, recipient key)
 # A query whose first column is person ids (any further columns ride along).
 Population = Select[*tuple[Any, ...]]
@@ -67,10 +62,6 @@ def set_policy(policy: CapacityPolicy | None) -> None:
 
 def get_policy() -> CapacityPolicy:
     return _policy
-
-
-def _actor(acting: Acting) -> audit.Actor:
-    return acting.actor() if isinstance(acting, Principal) else acting
 
 
 def _staff_id(acting: Acting) -> int | None:
@@ -89,91 +80,6 @@ def _require_privacy_officer(acting: Acting) -> None:
     if not _is_privacy_officer(acting):
         raise Forbidden(Reason.of("auth.role_required",
                                   roles=messages.text("role.privacy_officer")))
-
-
-# ---------------------------------------------------------------- people
-
-
-def atena_candidates(atena_no: str) -> list[str]:
-    return keyed_hash_candidates(atena_no.strip(), ATENA_HASH_PURPOSE)
-
-
-def person_by_atena(session: Session, atena_no: str) -> Person | None:
-    return session.exec(
-        select(Person).where(col(Person.atena_hash).in_(atena_candidates(atena_no)))
-    ).first()
-
-
-def get_person(session: Session, person_id: str) -> Person:
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFound(Reason.of("consent.person_not_found", refs={"person_id": person_id}))
-    return person
-
-
-def find_persons(session: Session, acting: Acting, *, atena_no: str | None = None,
-                 name: str | None = None, limit: int = 50) -> list[Person]:
-    """Find people by 団体内統合宛名番号 or by full name / kana (exact, after normalising).
-
-    Names are encrypted, so a name is matched through the keyed hash of its normalised form.
-    Every search is audited with the ids found (never the text searched for).
-    """
-    conditions = []
-    if atena_no and atena_no.strip():
-        conditions.append(col(Person.atena_hash).in_(atena_candidates(atena_no)))
-    if name and rules.normalise_name(name):
-        conditions.append(col(Person.name_hash).in_(
-            keyed_hash_candidates(rules.normalise_name(name), NAME_HASH_PURPOSE)))
-        conditions.append(col(Person.kana_hash).in_(
-            keyed_hash_candidates(rules.normalise_kana(name), KANA_HASH_PURPOSE)))
-    if not conditions:
-        raise InvalidInput(Reason.of("consent.search_needs_query", field="query"))
-    found = list(session.exec(select(Person).where(or_(*conditions))
-                              .order_by(col(Person.birth_date)).limit(limit)).all())
-    audit.append(session, "consent.person_searched", actor=_actor(acting),
-                 target_type="consent_person",
-                 details={"by": "atena_no" if atena_no else "name",
-                          "found": [p.id for p in found][:20], "count": len(found)})
-    return found
-
-
-def view_person(session: Session, acting: Acting, person_id: str) -> Person:
-    """A person's record for staff; the access is audited."""
-    person = get_person(session, person_id)
-    audit.append(session, "consent.person_viewed", actor=_actor(acting),
-                 target_type="consent_person", target_id=person.id)
-    return person
-
-
-def guardianships(session: Session, child_id: str, day: date | None = None
-                  ) -> list[Guardianship]:
-    """The guardianship links of a child (those in force on `day`, when given)."""
-    query = select(Guardianship).where(Guardianship.child_id == child_id)
-    if day is not None:
-        query = query.where(Guardianship.valid_from <= day, or_(
-            col(Guardianship.valid_until).is_(None), col(Guardianship.valid_until) > day))
-    return list(session.exec(query.order_by(col(Guardianship.id))).all())
-
-
-def wards(session: Session, guardian_id: str) -> list[Guardianship]:
-    return list(session.exec(select(Guardianship)
-                             .where(Guardianship.guardian_id == guardian_id)).all())
-
-
-def add_guardianship(session: Session, acting: Acting, *, child_id: str, guardian_id: str,
-                     relation: GuardianRelation, proof_ref: str, valid_from: date,
-                     valid_until: date | None = None) -> Guardianship:
-    get_person(session, child_id)
-    get_person(session, guardian_id)
-    link = Guardianship(child_id=child_id, guardian_id=guardian_id, relation=relation,
-                        proof_ref=proof_ref, valid_from=valid_from, valid_until=valid_until)
-    session.add(link)
-    session.flush()
-    audit.append(session, "consent.guardianship_added", actor=_actor(acting),
-                 target_type="consent_person", target_id=child_id,
-                 details={"guardian": guardian_id, "relation": relation.value,
-                          "link": link.id})
-    return link
 
 
 # ---------------------------------------------------------------- notices
@@ -255,7 +161,7 @@ def create_notice(session: Session, acting: Acting, data: NoticeIn) -> Notice:
     for recipient in data.recipients:
         session.add(NoticeRecipient(notice_id=notice.id, **recipient.model_dump()))
     session.flush()
-    audit.append(session, "consent.notice_created", actor=_actor(acting),
+    audit.append(session, "consent.notice_created", actor=audit_actor(acting),
                  target_type="consent_notice", target_id=notice.id, purpose_id=notice.purpose_id,
                  details={"key": notice.key, "version": notice.version})
     return notice
@@ -269,7 +175,7 @@ def mark_notice_shown(session: Session, acting: Acting, notice_id: int,
         notice.first_shown_at = as_utc(at or utcnow())
         session.add(notice)
         session.flush()
-        audit.append(session, "consent.notice_shown", actor=_actor(acting),
+        audit.append(session, "consent.notice_shown", actor=audit_actor(acting),
                       target_type="consent_notice", target_id=notice.id,
                       purpose_id=notice.purpose_id)
     return notice
@@ -405,8 +311,8 @@ def record_consent(session: Session, acting: Acting, data: ConsentIn,
     receipt = receipts.issue(session, record, created, at) if given else None
     if given:
         _lift_withdrawal_restrictions(session, acting, child.id, record.purpose_id, at)
-    audit.append(session, "consent.given" if given else "consent.refused", actor=_actor(acting),
-                 target_type="consent_record", target_id=record.id,
+    audit.append(session, "consent.given" if given else "consent.refused",
+                 actor=audit_actor(acting), target_type="consent_record", target_id=record.id,
                  purpose_id=record.purpose_id,
                  details={"principal": child.id, "relation": data.relation.value,
                           "notice": notice.id, "channel": data.channel.value,
@@ -449,7 +355,7 @@ def withdraw(session: Session, acting: Acting, record_id: str, data: WithdrawIn,
             person_id=child.id, purpose_id=record.purpose_id,
             source=RestrictionSource.withdrawal, source_ref=record.id,
             reason="同意の撤回 / consent withdrawn", valid_from=at), check_role=False)
-    audit.append(session, "consent.withdrawn", actor=_actor(acting),
+    audit.append(session, "consent.withdrawn", actor=audit_actor(acting),
                  target_type="consent_record", target_id=record.id,
                  purpose_id=record.purpose_id,
                  details={"principal": child.id, "by": by, "channel": data.channel.value,
@@ -469,7 +375,7 @@ def expire_due(session: Session, acting: Acting, at: datetime | None = None) -> 
         session.add(record)
         _add_event(session, record, EventType.expired, as_utc(record.valid_until or moment),
                    acting, None, record.collection_method, "")
-        audit.append(session, "consent.expired", actor=_actor(acting),
+        audit.append(session, "consent.expired", actor=audit_actor(acting),
                      target_type="consent_record", target_id=record.id,
                      purpose_id=record.purpose_id)
     return len(due)
@@ -550,7 +456,7 @@ def reconfirm(session: Session, acting: Acting, record_id: str, child_view: Chil
     created = _add_event(session, record, EventType.reconfirmed, moment, acting, child.id,
                          channel, evidence_ref)
     receipt = receipts.issue(session, record, created, moment)
-    audit.append(session, "consent.reconfirmed", actor=_actor(acting),
+    audit.append(session, "consent.reconfirmed", actor=audit_actor(acting),
                  target_type="consent_record", target_id=record.id,
                  purpose_id=record.purpose_id, details={"view": child_view.value})
     return record, receipt
@@ -575,7 +481,7 @@ def add_restriction(session: Session, acting: Acting, data: RestrictionIn, *,
         created_by=_staff_id(acting))
     session.add(restriction)
     session.flush()
-    audit.append(session, "consent.restriction_added", actor=_actor(acting),
+    audit.append(session, "consent.restriction_added", actor=audit_actor(acting),
                  target_type="consent_restriction", target_id=restriction.id,
                  purpose_id=data.purpose_id,
                  details={"person": data.person_id, "source": data.source.value})
@@ -591,7 +497,7 @@ def lift_restriction(session: Session, acting: Acting, restriction_id: int,
     restriction.lifted_at = as_utc(at or utcnow())
     restriction.lifted_by = _staff_id(acting)
     session.add(restriction)
-    audit.append(session, "consent.restriction_lifted", actor=_actor(acting),
+    audit.append(session, "consent.restriction_lifted", actor=audit_actor(acting),
                  target_type="consent_restriction", target_id=restriction.id,
                  purpose_id=restriction.purpose_id)
     return restriction
@@ -607,7 +513,7 @@ def _lift_withdrawal_restrictions(session: Session, acting: Acting, person_id: s
         restriction.lifted_at = at
         restriction.lifted_by = _staff_id(acting)
         session.add(restriction)
-        audit.append(session, "consent.restriction_lifted", actor=_actor(acting),
+        audit.append(session, "consent.restriction_lifted", actor=audit_actor(acting),
                      target_type="consent_restriction", target_id=restriction.id,
                      purpose_id=purpose_id, details={"because": "consent_given"})
 
@@ -632,7 +538,7 @@ def mark_unsuitable(session: Session, acting: Acting, person_id: str, reason: st
                           marked_by=_staff_id(acting), marked_at=as_utc(at or utcnow()))
     session.add(mark)
     session.flush()
-    audit.append(session, "consent.route_marked_unsuitable", actor=_actor(acting),
+    audit.append(session, "consent.route_marked_unsuitable", actor=audit_actor(acting),
                  target_type="consent_person", target_id=person_id, purpose_id=purpose_id,
                  details={"mark": mark.id})
     return mark
@@ -647,7 +553,7 @@ def lift_unsuitable(session: Session, acting: Acting, mark_id: int,
     mark.lifted_at = as_utc(at or utcnow())
     mark.lifted_by = _staff_id(acting)
     session.add(mark)
-    audit.append(session, "consent.route_mark_lifted", actor=_actor(acting),
+    audit.append(session, "consent.route_mark_lifted", actor=audit_actor(acting),
                  target_type="consent_person", target_id=mark.person_id,
                  purpose_id=mark.purpose_id, details={"mark": mark.id})
     return mark
@@ -659,7 +565,7 @@ def unsuitable_marks(session: Session, acting: Acting, person_id: str) -> list[U
     marks = list(session.exec(select(UnsuitableMark)
                               .where(UnsuitableMark.person_id == person_id)
                               .order_by(col(UnsuitableMark.marked_at).desc())).all())
-    audit.append(session, "consent.route_marks_viewed", actor=_actor(acting),
+    audit.append(session, "consent.route_marks_viewed", actor=audit_actor(acting),
                  target_type="consent_person", target_id=person_id)
     return marks
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import Session, col, select
 
-from consent import importer, service
+from consent import importer, people, service
 from consent.models import ChildView, ConsentRecord, Notice, Relation
 from consent.rules import organ_recipient
 from consent.schemas import ConsentIn, NoticeIn, NoticeItemIn, NoticeRecipientIn
@@ -49,8 +49,8 @@ class World:
             lines.append(",".join(values.get(h, "") for h in header))
         importer.import_bytes(self.session, audit.SYSTEM, "\n".join(lines).encode(),
                               at=SHOWN)
-        found = {a: service.person_by_atena(self.session, a) for a in (r["atena_no"]
-                                                                         for r in rows)}
+        found = {a: people.person_by_atena(self.session, a) for a in (r["atena_no"]
+                                                                        for r in rows)}
         return {a: p.id for a, p in found.items() if p is not None}
 
     def family(self, child_birth: str, parents: int = 2, guardian: bool = False
