@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from consent import people, receipts, rules, service
+from consent import eligibility, people, receipts, rules, service
 from consent.models import (
     Channel,
     ChildView,
@@ -246,7 +246,7 @@ def api_reconfirm(record_id: str, body: ReconfirmIn, principal: Staff,
 
 @api_router.get("/reconfirmations", response_model=list[ReconfirmationPublic])
 def api_reconfirmations(principal: Staff, session: SessionDep) -> list[ReconfirmationPublic]:
-    return [ReconfirmationPublic(**r.__dict__) for r in service.reconfirmation_due(session)]
+    return [ReconfirmationPublic(**r.__dict__) for r in eligibility.reconfirmation_due(session)]
 
 
 @api_router.get("/receipts/{receipt_id}", response_model=ReceiptPublic)
@@ -394,7 +394,7 @@ def todo_provider(session: Session, principal: Principal) -> list[TodoPanel]:
     """Consents to re-confirm because the child crossed an age threshold (staff of consent)."""
     if not principal.has_role(*STAFF_ROLES):
         return []
-    due = service.reconfirmation_due(session)
+    due = eligibility.reconfirmation_due(session)
     if not due:
         return []
     items = [TodoItem(*messages.both("consent.todo_reconfirm", threshold=r.threshold,

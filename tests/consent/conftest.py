@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import Session, col, select
 
-from consent import importer, people, service
+from consent import eligibility, importer, people, service
 from consent.models import ChildView, ConsentRecord, Notice, Relation
 from consent.rules import organ_recipient
 from consent.schemas import ConsentIn, NoticeIn, NoticeItemIn, NoticeRecipientIn
@@ -81,14 +81,14 @@ class World:
 
     def eligible(self, ids: list[str], at: datetime = AT,
                  flows: list[tuple[int, str]] | None = None, **kwargs: object) -> set[str]:
-        query = service.eligible(self.session, self.purpose_id,
-                                 self.flows if flows is None else flows,
-                                 service.literal_population(ids), at, **kwargs)  # type: ignore[arg-type]
+        query = eligibility.eligible(self.session, self.purpose_id,
+                                     self.flows if flows is None else flows,
+                                     eligibility.literal_population(ids), at, **kwargs)  # type: ignore[arg-type]
         return set(self.session.exec(query).all())  # type: ignore[call-overload]
 
     def why(self, person: str, at: datetime = AT, **kwargs: object) -> list[str]:
-        return [r.code for r in service.why_excluded(self.session, person, self.purpose_id,
-                                                     self.flows, at, **kwargs)]  # type: ignore[arg-type]
+        return [r.code for r in eligibility.why_excluded(self.session, person, self.purpose_id,
+                                                         self.flows, at, **kwargs)]  # type: ignore[arg-type]
 
 
 def make_notice(session: Session, purpose_id: int, organ_id: int, items: list[int],
