@@ -1,4 +1,4 @@
-"""Eligibility benchmark: `consent.service.eligible()` over a city-sized person register.
+"""Eligibility benchmark: `consent.eligibility.eligible()` over a city-sized person register.
 
     .venv/bin/python bench/eligibility.py [--persons 1000000] [--events 300000]
                                           [--restrictions 5000] [--backend sqlite|postgres|both]
@@ -50,7 +50,7 @@ from bench.audit import (  # noqa: E402
     new_database,
     settle,
 )
-from consent import rules, service  # noqa: E402
+from consent import eligibility, rules  # noqa: E402
 from consent.models import ConsentScope, Notice, Person  # noqa: E402
 from core.cli import alembic_config  # noqa: E402
 from core.db import make_engine, unit_of_work  # noqa: E402
@@ -260,7 +260,7 @@ def timed(engine: Engine, purpose_id: int, flows: list[tuple[int, str]], populat
     for _ in range(repeat):
         with Session(engine) as session:
             started = time.perf_counter()
-            query = service.eligible(session, purpose_id, flows, population, AT)
+            query = eligibility.eligible(session, purpose_id, flows, population, AT)
             found = len(session.exec(query).all())  # type: ignore[call-overload]
             best = min(best, time.perf_counter() - started)
     return best, found
@@ -292,7 +292,7 @@ def run(backend: str, persons: int, events: int, restrictions: int) -> dict[str,
         load_s = time.perf_counter() - started
         setup_s = time.perf_counter() - engine_setup
         flows = [(i, recipient) for i in items]
-        population = service.population_of_children(9, 17, AT)
+        population = eligibility.population_of_children(9, 17, AT)
         with Session(engine) as session:
             size = len(session.exec(population).all())  # type: ignore[call-overload]
         seconds, found = timed(engine, purpose_id, flows, population)

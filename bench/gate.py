@@ -31,9 +31,9 @@ The figures:
   p50/p95 is also given, each in its own transaction including the audit append and commit.
   Target: p95 ≤ 20 ms.
 - `jobs.start` for a linkage job on the purpose whose subjects are the children aged 0–17 and
-  whose job has consent flows: the gate again, then the population from `consent.eligible`
-  written with INSERT … SELECT (on PostgreSQL staged through a temporary table so that the
-  query runs in parallel), its count and hash. Target: ≤ 2 s.
+  whose job has consent flows: the gate again, then the population from
+  `consent.eligibility.eligible` written with INSERT … SELECT (on PostgreSQL staged through a
+  temporary table so that the query runs in parallel), its count and hash. Target: ≤ 2 s.
 """
 
 from __future__ import annotations

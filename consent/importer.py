@@ -32,6 +32,7 @@ from consent.models import (
 from core import audit
 from core.clock import utcnow
 from core.crypto import keyed_hash, keyed_hash_candidates
+from core.dates import parse_date
 from core.reasons import InvalidInput, Reason
 
 # canonical name -> accepted headers (English first)
@@ -150,7 +151,7 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
                                       first=first_row[atena], line=number))
         elif atena:
             first_row[atena] = number
-        birth = rules.parse_date(cell("birth_date")) if cell("birth_date") else None
+        birth = parse_date(cell("birth_date")) if cell("birth_date") else None
         if cell("birth_date") and birth is None:
             problems.append(_bad(number, "birth_date", "日付ではありません / not a date"))
         elif birth is not None and birth > today:
@@ -160,7 +161,7 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
             problems.append(_bad(number, "sex", "1・2・9 または 男・女 / 1, 2, 9, 男 or 女"))
         since = None
         if cell("guardianship_from"):
-            since = rules.parse_date(cell("guardianship_from"))
+            since = parse_date(cell("guardianship_from"))
             if since is None:
                 problems.append(_bad(number, "guardianship_from", "日付ではありません / "
                                                                   "not a date"))

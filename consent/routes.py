@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from consent import receipts, rules, service
+from consent import eligibility, people, receipts, rules, service
 from consent.models import (
     Channel,
     ChildView,
@@ -76,9 +76,9 @@ def person_public(session: Session, person: Person) -> PersonPublic:
         birth_date=person.birth_date, age=rules.age_on(person.birth_date, today),
         sex=str(person.sex),
         guardians=[link(g.guardian_id, g.relation, g.proof_ref, g.valid_from, g.valid_until)
-                   for g in service.guardianships(session, person.id)],
+                   for g in people.guardianships(session, person.id)],
         children=[link(g.child_id, g.relation, g.proof_ref, g.valid_from, g.valid_until)
-                  for g in service.wards(session, person.id)],
+                  for g in people.wards(session, person.id)],
     )
 
 
@@ -159,24 +159,24 @@ def api_find(principal: Staff, session: SessionDep,
              atena_no: Annotated[str | None, Query(max_length=32)] = None,
              name: Annotated[str | None, Query(max_length=100)] = None) -> list[PersonPublic]:
     return [person_public(session, p)
-            for p in service.find_persons(session, principal, atena_no=atena_no, name=name)]
+            for p in people.find_persons(session, principal, atena_no=atena_no, name=name)]
 
 
 @api_router.get("/persons/{person_id}", response_model=PersonPublic)
 def api_person(person_id: str, principal: Staff, session: SessionDep) -> PersonPublic:
-    return person_public(session, service.view_person(session, principal, person_id))
+    return person_public(session, people.view_person(session, principal, person_id))
 
 
 @api_router.get("/persons/{person_id}/consents", response_model=list[ConsentPublic])
 def api_history(person_id: str, principal: Staff, session: SessionDep) -> list[ConsentPublic]:
-    service.view_person(session, principal, person_id)
+    people.view_person(session, principal, person_id)
     return [consent_public(session, r) for r in service.history(session, person_id)]
 
 
 @api_router.get("/persons/{person_id}/restrictions", response_model=list[RestrictionPublic])
 def api_restrictions(person_id: str, principal: Staff,
                      session: SessionDep) -> list[RestrictionPublic]:
-    service.get_person(session, person_id)
+    people.get_person(session, person_id)
     return [restriction_public(r) for r in service.restrictions_of(session, person_id)]
 
 
@@ -246,7 +246,7 @@ def api_reconfirm(record_id: str, body: ReconfirmIn, principal: Staff,
 
 @api_router.get("/reconfirmations", response_model=list[ReconfirmationPublic])
 def api_reconfirmations(principal: Staff, session: SessionDep) -> list[ReconfirmationPublic]:
-    return [ReconfirmationPublic(**r.__dict__) for r in service.reconfirmation_due(session)]
+    return [ReconfirmationPublic(**r.__dict__) for r in eligibility.reconfirmation_due(session)]
 
 
 @api_router.get("/receipts/{receipt_id}", response_model=ReceiptPublic)
@@ -286,8 +286,8 @@ def console_search(request: Request, principal: ConsoleStaff, session: SessionDe
     reasons: list[Reason] = []
     if atena_no or name:
         try:
-            found = service.find_persons(session, principal, atena_no=atena_no or None,
-                                         name=name or None)
+            found = people.find_persons(session, principal, atena_no=atena_no or None,
+                                        name=name or None)
         except DomainError as error:
             reasons = error.reasons
     today = rules.local_day(utcnow())
@@ -300,7 +300,7 @@ def console_search(request: Request, principal: ConsoleStaff, session: SessionDe
 def _person_page(request: Request, session: Session, principal: Principal, person_id: str,
                  reasons: list[Reason] | None = None, status_code: int = 200,
                  values: dict[str, Any] | None = None) -> Response:
-    person = service.view_person(session, principal, person_id)
+    person = people.view_person(session, principal, person_id)
     records = [consent_public(session, r) for r in service.history(session, person_id)]
     notices = service.shown_notices(session)
     return render(request, "consent/person.html", {
@@ -394,7 +394,7 @@ def todo_provider(session: Session, principal: Principal) -> list[TodoPanel]:
     """Consents to re-confirm because the child crossed an age threshold (staff of consent)."""
     if not principal.has_role(*STAFF_ROLES):
         return []
-    due = service.reconfirmation_due(session)
+    due = eligibility.reconfirmation_due(session)
     if not due:
         return []
     items = [TodoItem(*messages.both("consent.todo_reconfirm", threshold=r.threshold,

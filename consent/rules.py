@@ -169,7 +169,7 @@ def scope_problems(offered: Offered, items: Iterable[int],
     return problems
 
 
-# ---------------------------------------------------------------- names and dates typed by people
+# ---------------------------------------------------------------- names and codes typed by people
 
 _SPACES = re.compile(r"\s+")
 
@@ -183,31 +183,6 @@ def normalise_kana(text: str) -> str:
     """Kana for hashing: NFKC (half-width to full-width), hiragana as katakana, no spaces."""
     folded = normalise_name(text)
     return "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in folded)
-
-
-_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988, "昭和": 1925, "S": 1925,
-         "大正": 1911, "T": 1911}
-_ERA_DATE = re.compile(r"^(令和|平成|昭和|大正|[RHST])\s*(元|\d{1,2})\s*[年./\-]\s*(\d{1,2})\s*"
-                       r"[月./\-]\s*(\d{1,2})\s*日?$")
-_ISO_DATE = re.compile(r"^(\d{4})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]\s*(\d{1,2})\s*日?$")
-_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-
-
-def parse_date(text: str) -> date | None:
-    """A date as a source system or a person writes it: 2010-04-01, 2010/4/1, 20100401,
-    2010年4月1日, 平成22年4月1日, H22.4.1, 令和元年5月1日. None when it is not a date."""
-    folded = unicodedata.normalize("NFKC", text).strip().upper()
-    try:
-        match = _ERA_DATE.match(folded)
-        if match:
-            era, year, month, day = match.groups()
-            return date(_ERAS[era] + (1 if year == "元" else int(year)), int(month), int(day))
-        match = _ISO_DATE.match(folded) or _COMPACT_DATE.match(folded)
-        if match:
-            return date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-    return None
 
 
 _SEX = {"1": "male", "男": "male", "男性": "male", "M": "male", "MALE": "male",

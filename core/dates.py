@@ -9,15 +9,18 @@ from datetime import date, datetime, timedelta
 
 from core.clock import to_tokyo
 
-_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988, "昭和": 1925, "S": 1925}
-_ERA_DATE = re.compile(r"^(令和|平成|昭和|[RHS])\s*(元|\d{1,2})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]"
-                       r"\s*(\d{1,2})\s*日?$")
+_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988, "昭和": 1925, "S": 1925,
+         "大正": 1911, "T": 1911}
+_ERA_DATE = re.compile(r"^(令和|平成|昭和|大正|[RHST])\s*(元|\d{1,2})\s*[年./\-]\s*(\d{1,2})\s*"
+                       r"[月./\-]\s*(\d{1,2})\s*日?$")
 _ISO_DATE = re.compile(r"^(\d{4})\s*[年./\-]\s*(\d{1,2})\s*[月./\-]\s*(\d{1,2})\s*日?$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 
 
 def parse_date(text: str) -> date | None:
-    """A date as a person types it: 2024-04-01, 2024/4/1, 2024年4月1日, 令和6年4月1日, R6.4.1,
-    H28/4/1, 令和元年5月1日. None when the text is not a date."""
+    """A date as a person or a source system types it: 2024-04-01, 2024/4/1, 20240401,
+    2024年4月1日, 令和6年4月1日, R6.4.1, H28/4/1, 令和元年5月1日 (eras 大正 to 令和, full-width
+    digits too). None when the text is not a date."""
     folded = unicodedata.normalize("NFKC", text).strip().upper()
     try:
         match = _ERA_DATE.match(folded)
@@ -25,7 +28,7 @@ def parse_date(text: str) -> date | None:
             era, year, month, day = match.groups()
             offset = _ERAS[era]
             return date(offset + (1 if year == "元" else int(year)), int(month), int(day))
-        match = _ISO_DATE.match(folded)
+        match = _ISO_DATE.match(folded) or _COMPACT_DATE.match(folded)
         if match:
             return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:

@@ -14,7 +14,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from consent import service as consent
+from consent import eligibility
 from consent.rules import body_recipient, organ_recipient
 from core import audit
 from core.auth import Principal, principal_for
@@ -112,7 +112,7 @@ def subjects_query(purpose: Purpose, at: datetime) -> Any:
     """The purpose's subjects in the person register, as a query of ids (age per 年齢計算法)."""
     rule = parse_json_object(purpose.subjects_rule)
     low, high = int(rule.get("min_age", 0)), int(rule.get("max_age", -1))  # type: ignore[call-overload]
-    return consent.population_of_children(low, high, at)
+    return eligibility.population_of_children(low, high, at)
 
 
 def _consume_runs(session: Session, decision: gate.Decision) -> list[Reason]:
@@ -167,7 +167,7 @@ def _write_population(session: Session, job_id: int, eligible: Any) -> tuple[int
     return _population_hash(session, job_id)
 
 
-def consent_flows(decision: gate.Decision) -> list[consent.Flow]:
+def consent_flows(decision: gate.Decision) -> list[eligibility.Flow]:
     """The (item, recipient) pairs whose people must be filtered by their own consent."""
     recipient = (organ_recipient(decision.to_organ_id) if decision.to_organ_id is not None
                  else body_recipient(decision.to_body_id or 0))
@@ -193,8 +193,8 @@ def start(engine: Engine, job_id: int, at: datetime | None = None) -> gate.Decis
             return gate.Decision(**{**decision.__dict__, "allowed": False, "reasons": problems})
         purpose = session.get(Purpose, job.purpose_id)
         assert purpose is not None and job.id is not None
-        eligible = consent.eligible(session, job.purpose_id, consent_flows(decision),
-                                    subjects_query(purpose, moment), moment)
+        eligible = eligibility.eligible(session, job.purpose_id, consent_flows(decision),
+                                        subjects_query(purpose, moment), moment)
         job.population_count, job.population_hash = _write_population(session, job.id, eligible)
         job.state = JobState.started
         job.start_decision_id = decision.id

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlmodel import Session, select
 
+from consent import eligibility as consent_eligibility
 from consent import importer
+from consent import people as consent_people
 from consent import service as consent
 from consent.models import ChildView, ConsentRecord, Notice, Relation
 from consent.schemas import ConsentIn, NoticeIn, NoticeItemIn, NoticeRecipientIn
@@ -220,7 +222,7 @@ class World:
             lines.append(",".join(values.get(h, "") for h in header))
         importer.import_bytes(self.session, audit.SYSTEM, "\n".join(lines).encode(),
                               at=SHOWN)
-        found = {a: consent.person_by_atena(self.session, a) for a in (r["atena_no"]
+        found = {a: consent_people.person_by_atena(self.session, a) for a in (r["atena_no"]
                                                                          for r in rows)}
         return {a: p.id for a, p in found.items() if p is not None}
 
@@ -252,14 +254,15 @@ class World:
 
     def eligible(self, ids: list[str], at: datetime = AT,
                  flows: list[tuple[int, str]] | None = None, **kwargs: object) -> set[str]:
-        query = consent.eligible(self.session, self.purpose_id,
+        query = consent_eligibility.eligible(self.session, self.purpose_id,
                                  self.flows if flows is None else flows,
-                                 consent.literal_population(ids), at, **kwargs)  # type: ignore[arg-type]
+                                 consent_eligibility.literal_population(ids), at, **kwargs)  # type: ignore[arg-type]
         return set(self.session.exec(query).all())  # type: ignore[call-overload]
 
     def why(self, person: str, at: datetime = AT, **kwargs: object) -> list[str]:
-        return [r.code for r in consent.why_excluded(self.session, person, self.purpose_id,
-                                                     self.flows, at, **kwargs)]  # type: ignore[arg-type]
+        found = consent_eligibility.why_excluded(self.session, person, self.purpose_id,
+                                                 self.flows, at, **kwargs)  # type: ignore[arg-type]
+        return [r.code for r in found]
 
 
 def make_notice(session: Session, purpose_id: int, organ_id: int, items: list[int],

@@ -11,7 +11,7 @@ from sqlalchemy import literal
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
-from consent import rules, service
+from consent import eligibility, rules, service
 from consent.models import ChildView, Person, Relation, RestrictionSource
 from consent.rules import CapacityPolicy
 from consent.schemas import RestrictionIn, WithdrawIn
@@ -39,7 +39,7 @@ def test_one_of_two_parents_is_not_enough(world: World) -> None:
     child, (mother, father) = world.family("2013-05-10")
     world.give(child, mother)
     assert world.eligible([child]) == set()
-    reasons = service.why_excluded(world.session, child, world.purpose_id, world.flows, AT)
+    reasons = eligibility.why_excluded(world.session, child, world.purpose_id, world.flows, AT)
     assert {r.code for r in reasons} == {"consent.excluded_no_guardian_consent"}
     assert {r.refs["guardian_id"] for r in reasons} == {father}
 
@@ -164,7 +164,7 @@ def test_self_consent_from_sixteen_and_guardian_consent_lapsing(world: World) ->
     assert world.eligible([child], at=datetime(2026, 5, 20, 3, tzinfo=UTC)) == set()
     assert world.why(child, at=datetime(2026, 5, 20, 3, tzinfo=UTC)) == [
         "consent.excluded_no_self_consent"] * 2
-    due = {(r.record_id, r.threshold) for r in service.reconfirmation_due(
+    due = {(r.record_id, r.threshold) for r in eligibility.reconfirmation_due(
         world.session, datetime(2026, 5, 20, 3, tzinfo=UTC))}
     assert len([d for d in due if d[1] == 16]) == 2
     world.give(child, at=datetime(2026, 5, 21, tzinfo=UTC))
@@ -189,8 +189,8 @@ def test_a_population_query_passes_through(world: World) -> None:
     child, parents = world.family("2013-05-10")
     for parent in parents:
         world.give(child, parent)
-    population = service.population_of_children(9, 17, AT)
-    query = service.eligible(world.session, world.purpose_id, world.flows, population, AT)
+    population = eligibility.population_of_children(9, 17, AT)
+    query = eligibility.eligible(world.session, world.purpose_id, world.flows, population, AT)
     found = set(world.session.exec(query).all())  # type: ignore[call-overload]
     assert child in found and not set(parents) & found
 
@@ -213,13 +213,13 @@ def test_a_population_with_birth_dates_gives_the_same_people(world: World,
             world.give(child, parent)
         ids.append(child)
 
-    def found(population: service.Population) -> set[str]:
-        query = service.eligible(world.session, world.purpose_id, world.flows, population, AT,
-                                 policy=policy)
+    def found(population: eligibility.Population) -> set[str]:
+        query = eligibility.eligible(world.session, world.purpose_id, world.flows, population, AT,
+                                     policy=policy)
         return set(world.session.exec(query).all()) & set(ids)  # type: ignore[call-overload]
 
-    looked_up = found(service.literal_population(ids))
-    assert found(service.population_of_children(0, 17, AT)) == looked_up
+    looked_up = found(eligibility.literal_population(ids))
+    assert found(eligibility.population_of_children(0, 17, AT)) == looked_up
     forged = sa_select(col(Person.id), literal(date(2000, 1, 1)).label("birth_date")).where(
         col(Person.id).in_(ids))
     assert found(forged) == looked_up

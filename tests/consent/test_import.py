@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from consent import importer, service
+from consent import importer, people
 from consent.models import Guardianship, Person
 from core import audit
 from core.reasons import InvalidInput
@@ -38,11 +38,11 @@ def test_three_encodings_import_the_same_people(db: Session, encoding: str) -> N
     data = _csv(*ROWS).encode(encoding)
     result = importer.import_bytes(db, audit.SYSTEM, data)
     assert (result.created, result.links_added) == (3, 2)
-    child = service.person_by_atena(db, "IMP0003")
+    child = people.person_by_atena(db, "IMP0003")
     assert child is not None and child.name == "山田 健" and child.kana == "ヤマダ ケン"
     assert str(child.birth_date) == "2014-08-01"
-    assert {g.relation for g in service.guardianships(db, child.id)} == {"parent"}
-    found = service.find_persons(db, audit.SYSTEM, name="やまだ　はなこ")
+    assert {g.relation for g in people.guardianships(db, child.id)} == {"parent"}
+    found = people.find_persons(db, audit.SYSTEM, name="やまだ　はなこ")
     assert [p.atena_no for p in found] == ["IMP0002"]
 
 
@@ -56,9 +56,9 @@ def test_importing_again_changes_nothing_and_updates_in_place(db: Session) -> No
     changed = [ROWS[0], ROWS[1].replace("花子", "華子"), ROWS[2].replace("IMP0002,", ",", 1)]
     result = importer.import_bytes(db, audit.SYSTEM, _csv(*changed).encode())
     assert (result.updated, result.links_ended) == (1, 1)
-    assert [p.atena_no for p in service.find_persons(db, audit.SYSTEM, name="山田華子")] == [
+    assert [p.atena_no for p in people.find_persons(db, audit.SYSTEM, name="山田華子")] == [
         "IMP0002"]
-    assert service.find_persons(db, audit.SYSTEM, name="山田花子") == []
+    assert people.find_persons(db, audit.SYSTEM, name="山田花子") == []
 
 
 def test_a_malformed_extract_imports_nothing(db: Session) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
+from consent import eligibility
 from consent import service as consent
 from consent.models import ConsentRecord, Person
 from consent.schemas import WithdrawIn
@@ -145,7 +146,7 @@ def test_the_population_is_the_eligible_set_with_its_hash(
     with Session(city) as session:
         job = jobs.get_job(session, job_id)
         subjects = jobs.subjects_query(purposes.get_purpose(session, purpose), moment)
-        expected = set(session.execute(consent.eligible(
+        expected = set(session.execute(eligibility.eligible(
             session, job.purpose_id, jobs.consent_flows(decision), subjects, moment)).scalars())
         stored = session.execute(select(JobPopulation.person_id)
                                  .where(JobPopulation.job_id == job_id)).scalars().all()

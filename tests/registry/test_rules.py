@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.dates import parse_date
 from registry import rules
 from registry.rules import EntryFacts, RegistryPolicy
 
@@ -158,25 +157,6 @@ def test_missing_statutory_items_name_every_item() -> None:
 )
 def test_my_number_detection(texts: tuple[str, ...], refused: bool) -> None:
     assert rules.is_my_number(*texts) is refused
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2024-04-01", date(2024, 4, 1)),
-        ("2024/4/1", date(2024, 4, 1)),
-        ("2024年4月1日", date(2024, 4, 1)),
-        ("令和6年4月1日", date(2024, 4, 1)),
-        ("R6.4.1", date(2024, 4, 1)),
-        ("H28/4/1", date(2016, 4, 1)),
-        ("令和元年5月1日", date(2019, 5, 1)),
-        ("令和６年４月１日", date(2024, 4, 1)),
-        ("2024-02-30", None),
-        ("そのうち", None),
-    ],
-)
-def test_parse_date(text: str, expected: date | None) -> None:
-    assert parse_date(text) == expected
 
 
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=12),
