@@ -86,12 +86,14 @@ def _duplicates(keys: Sequence[str], path: str, name: str) -> list[Reason]:
     return found
 
 
-def _derive(record: RouteRecord, known: _Known) -> tuple[str | None, RouteKind | Reason | None]:
-    """The holding organ and the derived kind of a route record (None when not derivable)."""
-    organs = {known.items[k][1] for k in record.items if k in known.items}
-    if len(organs) != 1 or (record.to_organ is None) == (record.to_body is None):
-        return None, None
-    from_organ = organs.pop()
+def _at(reason: Reason, field: str) -> Reason:
+    """A rule's Reason, with the bundle's path for the field it concerns."""
+    return replace(reason, field=field)
+
+
+def _derive(record: RouteRecord, from_organ: str, known: _Known) -> RouteKind | Reason:
+    """rules.derive_route on the bundle's keys (organs numbered, bodies as the bundle has them);
+    a Reason's field is the route record's path below the route."""
     ids = {key: number for number, key in enumerate(sorted(known.organs | {from_organ}), 1)}
     if record.to_organ is not None:
         recipient = rules.Recipient(organ_id=ids.get(record.to_organ, -1))
@@ -99,8 +101,10 @@ def _derive(record: RouteRecord, known: _Known) -> tuple[str | None, RouteKind |
         assert record.to_body is not None
         recipient = rules.Recipient(None, record.to_body, record.to_body, record.to_body,
                                     known.bodies.get(record.to_body, False))
-    return from_organ, rules.derive_route(record.basis, record.recurrence, ids[from_organ],
-                                          recipient)
+    derived = rules.derive_route(record.basis, record.recurrence, ids[from_organ], recipient)
+    if isinstance(derived, Reason) and derived.field == "recipient":
+        return replace(derived, field="to_organ" if record.to_organ is not None else "to_body")
+    return derived
 
 
 def _check_workflow(path: str, submitted_by: str | None, approved: Approval | None,
@@ -111,11 +115,13 @@ def _check_workflow(path: str, submitted_by: str | None, approved: Approval | No
     if approved is not None:
         if approved.by not in known.logins:
             problems.append(_unknown(f"{path}.approved.by", "staff account", approved.by))
-        if submitted_by is not None and approved.by == submitted_by:
-            problems.append(Reason.of("governance.self_approval", field=f"{path}.approved.by"))
-        if delegation and not approved.delegation_note.strip():
-            problems.append(Reason.of("governance.missing_delegation",
-                                      field=f"{path}.approved.delegation_note"))
+        self_approval = rules.separation_problem(submitted_by, approved.by)
+        if self_approval is not None:
+            problems.append(_at(self_approval, f"{path}.approved.by"))
+        no_delegation = rules.delegation_problem(approved.delegation_note) if delegation \
+            else None
+        if no_delegation is not None:
+            problems.append(_at(no_delegation, f"{path}.approved.delegation_note"))
     return problems
 
 
@@ -157,7 +163,6 @@ def validate(session: Session, bundle: Bundle) -> list[Reason]:
         for j, role in enumerate(staff.roles):
             organ_known(f"staff[{i}].roles[{j}].organ", role.organ)
             department_in(f"staff[{i}].roles[{j}].department", role.department, role.organ)
-    item_keys: list[str] = []
     db_item_files = {i.key: f.key for i, f in session.exec(
         select(RegistryItem, RegistryFile).join(RegistryFile,
                                                 col(RegistryFile.id) == RegistryItem.file_id))}
@@ -165,7 +170,6 @@ def validate(session: Session, bundle: Bundle) -> list[Reason]:
         organ_known(f"files[{i}].organ", file.organ)
         department_in(f"files[{i}].department", file.department, file.organ)
         for j, item in enumerate(file.items):
-            item_keys.append(item.key)
             owner = db_item_files.get(item.key)
             if owner is not None and owner != file.key:
                 problems.append(_bad("governance.bundle_item_of_other_file",
@@ -192,36 +196,41 @@ def validate(session: Session, bundle: Bundle) -> list[Reason]:
         path = f"routes[{i}]"
         if route.purpose not in known.purpose_items:
             problems.append(_unknown(f"{path}.purpose", "purpose", route.purpose))
-        in_purpose = known.purpose_items.get(route.purpose, set())
-        problems += _duplicates(route.items, f"{path}.items", "item")
+        for j, repeated in rules.repeated_item_problems(route.items).items():
+            problems.append(_at(repeated, f"{path}.items[{j}]"))
         for j, key in enumerate(route.items):
             if key not in known.items:
                 problems.append(_unknown(f"{path}.items[{j}]", "register item", key))
-            elif route.purpose in known.purpose_items and key not in in_purpose:
-                problems.append(Reason.of("governance.item_not_in_purpose", item=key,
-                                          purpose=route.purpose, field=f"{path}.items[{j}]"))
-        holders = sorted({known.items[k][1] for k in route.items if k in known.items})
-        if len(holders) > 1:
-            problems.append(Reason.of("governance.items_from_several_organs",
-                                      organs=", ".join(holders), field=f"{path}.items"))
-        if (route.to_organ is None) == (route.to_body is None):
-            problems.append(Reason.of("governance.one_recipient", field=f"{path}.to_organ"))
+            elif route.purpose in known.purpose_items:
+                outside = rules.item_in_purpose_problem(key, route.purpose,
+                                                        known.purpose_items[route.purpose])
+                if outside is not None:
+                    problems.append(_at(outside, f"{path}.items[{j}]"))
+        holders = [known.items[k][1] for k in route.items if k in known.items]
+        several = rules.one_holder_problem(holders)
+        if several is not None:
+            problems.append(_at(several, f"{path}.items"))
+        recipients = rules.one_recipient_problem(route.to_organ, route.to_body)
+        if recipients is not None:
+            problems.append(_at(recipients, f"{path}.to_organ"))
         elif route.to_organ is not None:
             organ_known(f"{path}.to_organ", route.to_organ)
         elif route.to_body not in known.bodies:
             problems.append(_unknown(f"{path}.to_body", "outside body", route.to_body))
-        _, derived = _derive(route, known)
-        if isinstance(derived, Reason):
-            problems.append(replace(derived, field=f"{path}.{derived.field or 'basis'}"))
-        elif derived is not None:
-            known.route_kinds[route.key] = derived
-            if route.kind is not None and route.kind != derived:
-                problems.append(_bad("governance.bundle_kind_mismatch", f"{path}.kind",
-                                     derived=derived.value, given=route.kind.value))
-            if rules.is_one_off(derived) and (route.submitted_by or route.approved):
-                problems.append(Reason.of(
-                    "governance.route_needs_authorisation",
-                    field=f"{path}.{'approved' if route.approved else 'submitted_by'}"))
+        if holders and several is None and recipients is None:
+            derived = _derive(route, holders[0], known)
+            if isinstance(derived, Reason):
+                problems.append(_at(derived, f"{path}.{derived.field or 'basis'}"))
+            else:
+                known.route_kinds[route.key] = derived
+                if route.kind is not None and route.kind != derived:
+                    problems.append(_bad("governance.bundle_kind_mismatch", f"{path}.kind",
+                                         derived=derived.value, given=route.kind.value))
+                if route.submitted_by or route.approved:
+                    one_off = rules.own_approval_problem(derived)
+                    if one_off is not None:
+                        where = "approved" if route.approved else "submitted_by"
+                        problems.append(_at(one_off, f"{path}.{where}"))
         problems += _check_workflow(path, route.submitted_by, route.approved, known)
     for i, auth in enumerate(bundle.authorisations):
         path = f"authorisations[{i}]"
@@ -229,12 +238,12 @@ def validate(session: Session, bundle: Bundle) -> list[Reason]:
             problems.append(_unknown(f"{path}.route", "route", auth.route))
         else:
             kind = known.route_kinds[auth.route]
-            if kind is not None and not rules.is_one_off(kind):
-                problems.append(Reason.of("governance.route_not_one_off", field=f"{path}.route"))
+            not_one_off = rules.authorised_route_problem(kind) if kind is not None else None
+            if not_one_off is not None:
+                problems.append(_at(not_one_off, f"{path}.route"))
         problems += _check_workflow(path, auth.submitted_by, auth.approved, known,
                                     delegation=True)
     return problems
-
 
 
 def checked(session: Session, bundle: Bundle | Mapping[str, Any]) -> Bundle:

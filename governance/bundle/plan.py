@@ -135,6 +135,19 @@ def _ordered_departments(records: list[DepartmentRecord]) -> list[tuple[int, Dep
     return ordered
 
 
+# The workflow of each kind of record; a one-off route has none of its own (see `routes`).
+_TRANSITIONS: dict[str, Mapping[str, rules.Transition]] = {
+    "purpose": rules.PURPOSE_TRANSITIONS,
+    "route": rules.ROUTE_TRANSITIONS,
+    "authorisation": rules.AUTHORISATION_TRANSITIONS,
+}
+
+
+def _allows(kind: str, action: str, status: str) -> bool:
+    """The service's workflow allows `action` on a record of `kind` in `status`."""
+    return rules.transition_problem(_TRANSITIONS[kind], action, status) is None
+
+
 def _submit(session: Session, principal: Principal, kind: str, key: str) -> None:
     if kind == "purpose":
         purposes.submit_purpose(session, principal, key)
@@ -411,7 +424,7 @@ class _Planner:
              approved: Approval | None) -> None:
         """Submission and approval: each only as the very login the bundle names."""
         principal = self.principal
-        if status in (RecordStatus.draft, RecordStatus.returned):
+        if _allows(kind, "submit", status):
             if submitted_by is None:
                 if approved is not None:
                     self.workflow.append(_not_done(kind, key, path, f"stays {status}: an approval "
@@ -433,7 +446,7 @@ class _Planner:
                     kind, key, path, f"stays submitted: the approval by {approved.by} needs "
                     f"another apply with --as {approved.by} (the submitter cannot approve)"))
             return
-        if status == RecordStatus.submitted and approved is not None:
+        if approved is not None and _allows(kind, "approve", status):
             if self.as_login != approved.by:
                 self.workflow.append(_not_done(
                     kind, key, path, f"stays submitted: the approval by {approved.by} is "
@@ -467,11 +480,12 @@ class _Planner:
                 fields = self.purpose_differs(existing, record)
                 if not fields:
                     self.add(Change("unchanged", "purpose", record.key, path=path))
-                elif status in (PurposeStatus.submitted, PurposeStatus.retired):
+                elif not (_allows("purpose", "edit", status)
+                          or _allows("purpose", "revise", status)):
                     self.add(_not_done("purpose", record.key, path, f"it is {status}; it cannot "
                                        "change until it is returned (or revised)", fields))
                 else:
-                    revise = status in (PurposeStatus.approved, PurposeStatus.suspended)
+                    revise = _allows("purpose", "revise", status)
 
                     def update(session: Session, r: PurposeRecord = record,
                                f: tuple[str, ...] = fields, revise: bool = revise,
@@ -563,7 +577,7 @@ class _Planner:
                 fields = _differs(existing, record, REVIEW_FIELDS)
                 if not fields:
                     self.add(Change("unchanged", "authorisation", record.key, path=path))
-                elif status not in (RecordStatus.draft, RecordStatus.returned):
+                elif not _allows("authorisation", "edit", status):
                     self.add(_not_done("authorisation", record.key, path, f"it is {status}; an "
                                        "authorisation changes only as a draft (give a new "
                                        "authorisation a new key)", fields))

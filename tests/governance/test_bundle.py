@@ -246,6 +246,40 @@ def test_schema_errors_and_a_wrong_kind_give_paths(
     assert by_field["departments[1].organ"].message_en == "unknown organ 'no_such_organ'"
 
 
+def test_route_and_authorisation_problems_are_the_services_rules_at_bundle_paths(
+    db: Session, demo_bundle: dict[str, Any]
+) -> None:
+    broken = copy.deepcopy(demo_bundle)
+    routes = {r["key"]: i for i, r in enumerate(broken["routes"])}
+    auths = {a["key"]: i for i, a in enumerate(broken["authorisations"])}
+    provision = broken["routes"][routes["abuse.boe_provision"]]
+    provision["items"].append(provision["items"][0])
+    provision["to_body"] = "npo"
+    broken["routes"][routes["abuse.mayor_internal"]]["submitted_by"] = "analyst"
+    broken["outside_bodies"].append(
+        {"key": "npo", "kind": "npo", "name_ja": "NPO", "name_en": "An NPO"})
+    broken["routes"].append({
+        "key": "abuse.npo", "purpose": "child_abuse_prevention", "to_body": "npo",
+        "items": broken["routes"][routes["abuse.mayor_internal"]]["items"],
+        "basis": "one_off", "recurrence": "one_off"})
+    internal = broken["authorisations"][auths["abuse.mayor_internal.2026"]]
+    internal["approved"] = {"by": internal["submitted_by"], "comment": "自分で承認"}
+    broken["authorisations"].append({"key": "carers.consent.x", "route": "carers.consent"})
+    with pytest.raises(InvalidInput) as caught:
+        bundle_plan.plan(db, broken)
+    r, a = routes["abuse.boe_provision"], auths["abuse.mayor_internal.2026"]
+    assert {(reason.field, reason.code) for reason in caught.value.reasons} >= {
+        (f"routes[{r}].items[{len(provision['items']) - 1}]", "governance.duplicate_item"),
+        (f"routes[{r}].to_organ", "governance.one_recipient"),
+        (f"routes[{routes['abuse.mayor_internal']}].submitted_by",
+         "governance.route_needs_authorisation"),
+        (f"routes[{len(routes)}].to_body", "governance.provision_to_private_body"),
+        (f"authorisations[{a}].approved.by", "governance.self_approval"),
+        (f"authorisations[{a}].approved.delegation_note", "governance.missing_delegation"),
+        (f"authorisations[{len(auths)}].route", "governance.route_not_one_off"),
+    }
+
+
 def test_a_refusal_during_apply_rolls_everything_back(
     fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path
 ) -> None:
