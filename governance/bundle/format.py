@@ -22,7 +22,9 @@ from governance.models import (
     Recurrence,
     RouteKind,
 )
+from governance.schemas import KEY_PATTERN as GOVERNANCE_KEY
 from governance.schemas import (
+    AuthorisationFields,
     Citation,
     PublicNotice,
     PurposeItemIn,
@@ -37,10 +39,10 @@ from registry.models import (
     RetentionClass,
     SpecialCare,
 )
-from registry.rules import EXCLUSIONS
+from registry.schemas import KEY_PATTERN as REGISTER_KEY
+from registry.schemas import Exclusion
 
 FORMAT_VERSION = 1
-KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
 class _Record(BaseModel):
@@ -115,7 +117,7 @@ class StaffRecord(_Record):
 class ItemRecord(_Stripped):
     """A 記録項目 of a file (registry.schemas.ItemCreate without the change reason)."""
 
-    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+    key: str = Field(min_length=1, max_length=64, pattern=REGISTER_KEY)
     position: int | None = Field(None, description="Order in the file; omitted: appended")
     name_ja: str = Field(min_length=1, max_length=200)
     name_en: str = Field("", max_length=200)
@@ -140,7 +142,7 @@ class ItemRecord(_Stripped):
 class FileRecord(_Stripped):
     """A 個人情報ファイル and its ファイル簿 entry (registry.schemas.FileCreate) with its items."""
 
-    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+    key: str = Field(min_length=1, max_length=64, pattern=REGISTER_KEY)
     name: str = Field(min_length=1, max_length=200)
     organ: str = Field(min_length=1, description="Organ key")
     department: str | None = Field(None, description="Department key (the unit in charge)")
@@ -156,7 +158,7 @@ class FileRecord(_Stripped):
     persons_count: int | None = Field(None, ge=0)
     source_system: str = Field("", max_length=200)
     ordinance_extends: bool = False
-    exclusion: str | None = None
+    exclusion: Exclusion = None
     exclusion_note: str = ""
     withhold_collection_method: bool = False
     withhold_recipients: bool = False
@@ -166,15 +168,6 @@ class FileRecord(_Stripped):
         None, description="Omitted: left as it is (a new file: the day it is created)")
     published: bool = Field(False, description="The entry is published (apply publishes it)")
     items: list[ItemRecord] = Field(default_factory=list)
-
-    @field_validator("exclusion")
-    @classmethod
-    def _known_exclusion(cls, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        if value not in EXCLUSIONS:
-            raise ValueError(f"unknown exclusion {value!r}; one of {', '.join(EXCLUSIONS)}")
-        return value
 
     @field_validator("held_since", mode="before")
     @classmethod
@@ -198,7 +191,7 @@ class Approval(_Record):
 class PurposeRecord(_Record):
     """A 利用目的 with its citations, handling subjects, subjects rule and items."""
 
-    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+    key: str = Field(min_length=1, max_length=64, pattern=GOVERNANCE_KEY)
     status: PurposeStatus | None = Field(None, description="Exported for review; not applied")
     version: int | None = Field(None, description="Exported for review; not applied")
     title_ja: str = Field(min_length=1, max_length=200)
@@ -226,7 +219,7 @@ class PurposeRecord(_Record):
 class RouteRecord(_Record):
     """The legal footing for items of one holding organ going to one recipient (the flows)."""
 
-    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+    key: str = Field(min_length=1, max_length=64, pattern=GOVERNANCE_KEY)
     purpose: str = Field(description="Purpose key")
     status: RecordStatus | None = Field(None, description="Exported for review; not applied")
     items: list[str] = Field(min_length=1, description="Register item keys (one holding organ)")
@@ -244,28 +237,17 @@ class RouteRecord(_Record):
     approved: Approval | None = None
 
 
-class AuthorisationRecord(_Record):
-    """The four-condition authorisation of a one-off (ii)/(iii) route."""
-
-    key: str = Field(min_length=1, max_length=64, pattern=KEY_PATTERN)
+class _AuthorisationKey(_Record):
+    # An authorisation record is the service's AuthorisationFields between these (a base's
+    # fields come first, so the key leads in the file) and the workflow fields.
+    key: str = Field(min_length=1, max_length=64, pattern=GOVERNANCE_KEY)
     route: str = Field(description="Route key")
     status: RecordStatus | None = Field(None, description="Exported for review; not applied")
-    is_temporary: bool = False
-    temporary_reasoning: str = ""
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
-    runs_allowed: int = Field(1, ge=0)
-    within_necessary_extent: bool = False
-    necessity_reasoning: str = ""
-    substantial_reason: bool = False
-    substantial_reasoning: str = ""
-    recipient_task_citation: str = Field("", max_length=300)
-    no_undue_infringement: bool = False
-    infringement_reasoning: str = ""
-    restricting_laws_checked: bool = False
-    restricting_laws_note: str = ""
-    access_limited_to: str = ""
-    recipient_measures: str = ""
+
+
+class AuthorisationRecord(AuthorisationFields, _AuthorisationKey):
+    """The four-condition authorisation of a one-off (ii)/(iii) route."""
+
     submitted_by: str | None = Field(None, description="Login that submits it for approval")
     approved: Approval | None = Field(None, description="With the delegation (専決) recorded")
 
