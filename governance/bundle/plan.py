@@ -207,55 +207,49 @@ class _Planner:
         else:
             self.add(Change("unchanged", "municipality", wanted.key, path="municipality"))
 
-    def organs(self) -> None:
-        have = self.by_key(self.current.organs)
-        for i, record in enumerate(self.bundle.organs):
-            path = f"organs[{i}]"
+    def created_only(self, kind: str, what: str, section: str,
+                     records: Iterable[tuple[int, Any]], have: Mapping[str, BaseModel],
+                     create: Callable[[Session, Any], None]) -> None:
+        """Records core creates but cannot change: the missing ones are created, a difference
+        in an existing one is reported."""
+        for i, record in records:
+            path = f"{section}[{i}]"
             if record.key in have:
                 fields = _differs(have[record.key], record)
-                self.add(_not_done("organ", record.key, path, "core has no operation to change "
-                                   "an organ; change it by hand", fields) if fields
-                         else Change("unchanged", "organ", record.key, path=path))
+                self.add(_not_done(kind, record.key, path, f"core has no operation to change "
+                                   f"{what}; change it by hand", fields) if fields
+                         else Change("unchanged", kind, record.key, path=path))
                 continue
 
-            def run(session: Session, r: OrganRecord = record) -> None:
-                core_service.create_organ(session, self.actor, key=r.key, kind=r.kind,
-                                          name_ja=r.name_ja, name_en=r.name_en)
-            self.add(Change("create", "organ", record.key, path=path, run=run))
+            def run(session: Session, r: Any = record) -> None:
+                create(session, r)
+            self.add(Change("create", kind, record.key, path=path, run=run))
+
+    def organs(self) -> None:
+        def create(session: Session, record: OrganRecord) -> None:
+            core_service.create_organ(session, self.actor, key=record.key, kind=record.kind,
+                                      name_ja=record.name_ja, name_en=record.name_en)
+        self.created_only("organ", "an organ", "organs", enumerate(self.bundle.organs),
+                          self.by_key(self.current.organs), create)
 
     def departments(self) -> None:
-        have = self.by_key(self.current.departments)
-        for i, record in _ordered_departments(self.bundle.departments):
-            path = f"departments[{i}]"
-            if record.key in have:
-                fields = _differs(have[record.key], record)
-                self.add(_not_done("department", record.key, path, "core has no operation to "
-                                   "change a department; change it by hand", fields) if fields
-                         else Change("unchanged", "department", record.key, path=path))
-                continue
-
-            def run(session: Session, r: DepartmentRecord = record) -> None:
-                core_service.create_department(session, self.actor, key=r.key, organ_key=r.organ,
-                                               name_ja=r.name_ja, name_en=r.name_en,
-                                               parent_key=r.parent)
-            self.add(Change("create", "department", record.key, path=path, run=run))
+        def create(session: Session, record: DepartmentRecord) -> None:
+            core_service.create_department(session, self.actor, key=record.key,
+                                           organ_key=record.organ, name_ja=record.name_ja,
+                                           name_en=record.name_en, parent_key=record.parent)
+        self.created_only("department", "a department", "departments",
+                          _ordered_departments(self.bundle.departments),
+                          self.by_key(self.current.departments), create)
 
     def outside_bodies(self) -> None:
-        have = self.by_key(self.current.outside_bodies)
-        for i, record in enumerate(self.bundle.outside_bodies):
-            path = f"outside_bodies[{i}]"
-            if record.key in have:
-                fields = _differs(have[record.key], record)
-                self.add(_not_done("outside_body", record.key, path, "core has no operation to "
-                                   "change an outside body; change it by hand", fields) if fields
-                         else Change("unchanged", "outside_body", record.key, path=path))
-                continue
-
-            def run(session: Session, r: OutsideBodyRecord = record) -> None:
-                core_service.create_outside_body(session, self.actor, key=r.key, kind=r.kind,
-                                                 name_ja=r.name_ja, name_en=r.name_en,
-                                                 is_public_body=r.is_public_body)
-            self.add(Change("create", "outside_body", record.key, path=path, run=run))
+        def create(session: Session, record: OutsideBodyRecord) -> None:
+            core_service.create_outside_body(session, self.actor, key=record.key,
+                                             kind=record.kind, name_ja=record.name_ja,
+                                             name_en=record.name_en,
+                                             is_public_body=record.is_public_body)
+        self.created_only("outside_body", "an outside body", "outside_bodies",
+                          enumerate(self.bundle.outside_bodies),
+                          self.by_key(self.current.outside_bodies), create)
 
     def staff(self) -> None:
         have: dict[str, StaffRecord] = self.by_key(self.current.staff, "login")
