@@ -39,8 +39,9 @@ def require_officer(by: Actor) -> Principal:
 
 
 def require_separation(officer: Principal, submitted_by: int | None) -> None:
-    if submitted_by is not None and submitted_by == officer.account_id:
-        raise Forbidden(Reason.of("governance.self_approval"))
+    problem = rules.separation_problem(submitted_by, officer.account_id)
+    if problem is not None:
+        raise Forbidden(problem)
 
 
 def require_officer_of_organ(session: Session, officer: Principal, organ_id: int) -> None:

@@ -16,7 +16,10 @@ from core.cli import fail, progress_bar, sign_in_as, sub_cli
 from core.clock import as_utc
 from core.db import get_engine, unit_of_work
 from core.reasons import DomainError
-from governance import bundle, gate, jobs
+from governance import gate, jobs
+from governance.bundle import plan as bundle_plan
+from governance.bundle.export import export_bundle
+from governance.bundle.format import json_schema_text, parse_bundle, to_yaml
 
 governance_cli = sub_cli("利用目的・経路・承認 / purposes, routes and authorisations")
 
@@ -33,7 +36,7 @@ def export_command(
 ) -> None:
     """Export organs, staff roles, the register, purposes, routes and authorisations as YAML."""
     with Session(get_engine(), expire_on_commit=False) as session:
-        text = bundle.to_yaml(bundle.export_bundle(session))
+        text = to_yaml(export_bundle(session))
         session.rollback()
     if out is None:
         typer.echo(text, nl=False)
@@ -52,14 +55,14 @@ def apply_command(
 ) -> None:
     """Apply a bundle: all of it or nothing; approvals only as the very approver (--as)."""
     try:
-        parsed = bundle.parse_bundle(file.read_text(encoding="utf-8-sig"))
+        parsed = parse_bundle(file.read_text(encoding="utf-8-sig"))
     except DomainError as error:
         raise _fail(error, "バンドルが正しくありません。何も適用していません。/ The bundle is not "
                            "valid; nothing was applied.") from error
     if dry_run:
         try:
             with Session(get_engine(), expire_on_commit=False) as session:
-                changes = bundle.plan(session, parsed, as_login)
+                changes = bundle_plan.plan(session, parsed, as_login)
                 session.rollback()
         except DomainError as error:
             raise _fail(error, "バンドルが正しくありません。/ The bundle is not valid.") from error
@@ -69,25 +72,25 @@ def apply_command(
         if as_login:
             typer.echo(f"(dry run: --as {as_login} was not signed in; the submit / approve "
                        "lines assume it would be)")
-        typer.echo(f"dry run, nothing written: {bundle.summary(changes)}")
+        typer.echo(f"dry run, nothing written: {bundle_plan.summary(changes)}")
         return
     principal = sign_in_as(as_login) if as_login else None
     try:
         with unit_of_work() as session:
-            changes = bundle.apply(session, audit.SYSTEM, parsed, principal)
+            changes = bundle_plan.apply(session, audit.SYSTEM, parsed, principal)
     except DomainError as error:
         raise _fail(error, "適用を中止しました。何も書き込んでいません。/ Apply aborted; nothing "
                            "was written.") from error
     for change in changes:
         if change.action != "unchanged":
             typer.echo(change.line())
-    typer.echo(f"applied: {bundle.summary(changes)}")
+    typer.echo(f"applied: {bundle_plan.summary(changes)}")
 
 
 @governance_cli.command("schema")
 def schema_command() -> None:
     """Print the bundle's JSON Schema (docs/bundle.schema.json)."""
-    typer.echo(bundle.json_schema_text(), nl=False)
+    typer.echo(json_schema_text(), nl=False)
 
 
 gate_cli = sub_cli("ジョブの可否判定 / the job gate")

@@ -83,14 +83,14 @@ def create_route(session: Session, by: Actor, purpose_key: str, data: RouteCreat
     require_drafter(by)
     purpose = get_purpose(session, purpose_key)
     ensure_key_free(session, Route, data.key)
-    if len(set(data.items)) != len(data.items):
-        duplicate = next(k for k in data.items if data.items.count(k) > 1)
-        raise InvalidInput(Reason.of("governance.duplicate_item", item=duplicate, field="items"))
+    repeated = rules.repeated_item_problems(data.items)
+    if repeated:
+        raise InvalidInput(next(iter(repeated.values())))
     in_purpose = {item.key: item for _, item in purpose_items(session, purpose)}
     problems = [
-        Reason.of("governance.item_not_in_purpose", item=key, purpose=purpose.key, field="items")
+        problem
         for key in data.items
-        if key not in in_purpose
+        if (problem := rules.item_in_purpose_problem(key, purpose.key, in_purpose)) is not None
     ]
     if problems:
         raise InvalidInput(problems)
@@ -101,15 +101,16 @@ def create_route(session: Session, by: Actor, purpose_key: str, data: RouteCreat
             select(RegistryFile).where(col(RegistryFile.id).in_({i.file_id for i in items}))
         )
     }
-    organs = {files[i.file_id].organ_id for i in items}
-    if len(organs) != 1:
-        names = ", ".join(
-            sorted(o.key for o in session.exec(select(Organ).where(col(Organ.id).in_(organs))))
+    holders = {
+        o.id: o.key
+        for o in session.exec(
+            select(Organ).where(col(Organ.id).in_({f.organ_id for f in files.values()}))
         )
-        raise InvalidInput(
-            Reason.of("governance.items_from_several_organs", organs=names, field="items")
-        )
-    from_organ_id = organs.pop()
+    }
+    several = rules.one_holder_problem(holders[files[i.file_id].organ_id] for i in items)
+    if several is not None:
+        raise InvalidInput(several)
+    from_organ_id = files[items[0].file_id].organ_id
     recipient, to_organ, to_body = _recipient(session, data.to_organ, data.to_body)
     kind = rules.derive_route(data.basis, data.recurrence, from_organ_id, recipient)
     if isinstance(kind, Reason):
@@ -192,8 +193,9 @@ def submit_route(session: Session, by: Actor, key: str) -> Route:
 def approve_route(session: Session, by: Actor, key: str, decision: Decision) -> Route:
     require_officer(by)
     route = get_route(session, key)
-    if rules.is_one_off(route.kind):
-        raise Conflict(Reason.of("governance.route_needs_authorisation"))
+    one_off = rules.own_approval_problem(route.kind)
+    if one_off is not None:
+        raise Conflict(one_off)
     officer = take_officer_step(session, by, workflow_of(session, route), "approve")
     now = utcnow()
     if route.kind == RouteKind.purpose_change:
@@ -314,8 +316,9 @@ def _apply_authorisation(auth: Authorisation, data: AuthorisationFields) -> None
 def create_authorisation(session: Session, by: Actor, data: AuthorisationCreate) -> Authorisation:
     require_drafter(by)
     route = get_route(session, data.route)
-    if not rules.is_one_off(route.kind):
-        raise InvalidInput(Reason.of("governance.route_not_one_off", field="route"))
+    not_one_off = rules.authorised_route_problem(route.kind)
+    if not_one_off is not None:
+        raise InvalidInput(not_one_off)
     ensure_key_free(session, Authorisation, data.key)
     assert route.id is not None
     auth = Authorisation(key=data.key, route_id=route.id, created_by=account_id(by))
@@ -436,8 +439,9 @@ def approve_authorisation(
     officer = take_officer_step(session, by, workflow_of(session, auth), "approve")
     route = session.get(Route, auth.route_id)
     assert route is not None
-    if not decision.delegation_note.strip():
-        raise InvalidInput(Reason.of("governance.missing_delegation", field="delegation_note"))
+    no_delegation = rules.delegation_problem(decision.delegation_note)
+    if no_delegation is not None:
+        raise InvalidInput(no_delegation)
     now = utcnow()
     problems = authorisation_problems(session, auth, now)
     # The fourth condition links to the purpose's PIA: approved and current (issue 6).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -370,6 +370,57 @@ def one_recipient_problem(to_organ: str | None, to_body: str | None,
     return None
 
 
+def repeated_item_problems(item_keys: Sequence[str]) -> dict[int, Reason]:
+    """A route lists each item once: the position of every repetition, with its Reason."""
+    seen: set[str] = set()
+    found: dict[int, Reason] = {}
+    for position, key in enumerate(item_keys):
+        if key in seen:
+            found[position] = _reason("governance.duplicate_item", "items", item=key)
+        seen.add(key)
+    return found
+
+
+def item_in_purpose_problem(item_key: str, purpose_key: str, purpose_item_keys: Collection[str],
+                            field_name: str = "items") -> Reason | None:
+    """A route carries only items its purpose names."""
+    if item_key not in purpose_item_keys:
+        return _reason("governance.item_not_in_purpose", field_name, item=item_key,
+                       purpose=purpose_key)
+    return None
+
+
+def one_holder_problem(holders: Iterable[str], field_name: str = "items") -> Reason | None:
+    """A route carries the items of one holding organ only (`holders`: each item's organ)."""
+    organs = sorted(set(holders))
+    if len(organs) > 1:
+        return _reason("governance.items_from_several_organs", field_name,
+                       organs=", ".join(organs))
+    return None
+
+
+def own_approval_problem(kind: RouteKind | str, field_name: str | None = None) -> Reason | None:
+    """A one-off route is submitted and approved through its authorisation, never on its own."""
+    if is_one_off(kind):
+        return _reason("governance.route_needs_authorisation", field_name)
+    return None
+
+
+def authorised_route_problem(kind: RouteKind | str, field_name: str = "route") -> Reason | None:
+    """A four-condition authorisation belongs only to a one-off (ii)/(iii) route."""
+    if not is_one_off(kind):
+        return _reason("governance.route_not_one_off", field_name)
+    return None
+
+
+def delegation_problem(delegation_note: str, field_name: str = "delegation_note"
+                       ) -> Reason | None:
+    """An authorisation is approved under a recorded delegation (専決)."""
+    if _blank(delegation_note):
+        return _reason("governance.missing_delegation", field_name)
+    return None
+
+
 def authorisation_standing(valid_from: datetime | None, valid_until: datetime | None,
                            runs_used: int, runs_allowed: int, at: datetime) -> str | None:
     """Why an approved authorisation cannot carry a run at `at` ("not_yet", "expired",
@@ -463,6 +514,14 @@ AUTHORISATION_TRANSITIONS = _transitions(
     ("approve", (_R.submitted,), _R.approved, Actor.officer),
     ("return", (_R.submitted,), _R.returned, Actor.officer),
 )
+
+
+def separation_problem(submitted_by: object, approver: object) -> Reason | None:
+    """The submitter of a record cannot approve it (separation of duties); `submitted_by` and
+    `approver` name people the same way (account ids, or logins)."""
+    if submitted_by is not None and submitted_by == approver:
+        return _reason("governance.self_approval")
+    return None
 
 
 def transition_problem(transitions: Mapping[str, Transition], action: str,

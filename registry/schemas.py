@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from registry.models import (
     FileType,
@@ -17,6 +17,18 @@ from registry.models import (
 from registry.rules import EXCLUSIONS
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+def _known_exclusion(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in EXCLUSIONS:
+        raise ValueError(f"unknown exclusion {value!r}; one of {', '.join(EXCLUSIONS)}")
+    return value
+
+
+# An exclusion from the ファイル簿 (registry.rules.EXCLUSIONS) by its code; empty is none.
+Exclusion = Annotated[str | None, AfterValidator(_known_exclusion)]
 
 
 class _Strict(BaseModel):
@@ -41,22 +53,13 @@ class FileFields(_Strict):
     persons_count: int | None = Field(None, ge=0)
     source_system: str | None = Field(None, max_length=200)
     ordinance_extends: bool | None = None
-    exclusion: str | None = None
+    exclusion: Exclusion = None
     exclusion_note: str | None = None
     withhold_collection_method: bool | None = None
     withhold_recipients: bool | None = None
     withhold_entire: bool | None = None
     withheld_reason: str | None = None
     held_since: datetime | date | None = None
-
-    @field_validator("exclusion")
-    @classmethod
-    def _known_exclusion(cls, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        if value not in EXCLUSIONS:
-            raise ValueError(f"unknown exclusion {value!r}; one of {', '.join(EXCLUSIONS)}")
-        return value
 
 
 class FileCreate(FileFields):

@@ -21,8 +21,10 @@ from core.auth import issue_staff_token
 from core.db import unit_of_work
 from core.models import AuditEvent, StaffAccount
 from core.reasons import InvalidInput
-from governance import bundle
 from governance import demo as governance_demo
+from governance.bundle import plan as bundle_plan
+from governance.bundle.export import export_bundle
+from governance.bundle.format import dump, json_schema_text, parse_bundle, to_yaml
 from governance.models import Authorisation, Purpose, PurposeStatus, RecordStatus, Route
 from main import cli
 from registry import demo as registry_demo
@@ -44,7 +46,7 @@ def demo_bundle() -> Iterator[dict[str, Any]]:
             registry_demo.load(session)
             governance_demo.load(session)
         with Session(engine) as session:
-            yield bundle.export_bundle(session)
+            yield export_bundle(session)
     finally:
         engine.dispose()
 
@@ -69,7 +71,7 @@ def _load_core(engine: Engine) -> None:
 
 def _write(tmp_path: Path, data: dict[str, Any]) -> Path:
     path = tmp_path / "bundle.yaml"
-    path.write_text(bundle.to_yaml(data), encoding="utf-8")
+    path.write_text(to_yaml(data), encoding="utf-8")
     return path
 
 
@@ -89,9 +91,9 @@ def test_demo_bundle_has_every_section(demo_bundle: dict[str, Any]) -> None:
     for section in ("organs", "departments", "outside_bodies", "staff", "files", "purposes",
                     "routes", "authorisations"):
         assert demo_bundle[section], section
-    text = bundle.to_yaml(demo_bundle)
+    text = to_yaml(demo_bundle)
     assert "password" not in text
-    assert bundle.dump(bundle.parse_bundle(text)) == demo_bundle
+    assert dump(parse_bundle(text)) == demo_bundle
     routes = {r["key"]: r for r in demo_bundle["routes"]}
     assert routes["abuse.mayor_internal"]["kind"] == "69-2-2"
     assert routes["abuse.boe_provision"]["kind"] == "69-2-3"
@@ -103,7 +105,7 @@ def test_demo_bundle_has_every_section(demo_bundle: dict[str, Any]) -> None:
 
 def test_committed_json_schema_is_the_generated_one() -> None:
     committed = (ROOT / "docs" / "bundle.schema.json").read_text(encoding="utf-8")
-    assert committed == bundle.json_schema_text(), (
+    assert committed == json_schema_text(), (
         "docs/bundle.schema.json is stale: kodomo governance schema > docs/bundle.schema.json")
     assert json.loads(committed)["title"] == "Kodomo governance bundle"
 
@@ -116,7 +118,7 @@ def test_round_trip_into_a_fresh_database(
 ) -> None:
     _load_core(fresh_engine)
     with unit_of_work(fresh_engine) as session:
-        changes = bundle.apply(session, audit.SYSTEM, demo_bundle)
+        changes = bundle_plan.apply(session, audit.SYSTEM, demo_bundle)
     created = {(c.kind, c.key) for c in changes if c.action == "create"}
     assert ("purpose", "child_abuse_prevention") in created
     assert ("file", "juki") in created and ("item", "juki.atena_no") in created
@@ -128,7 +130,7 @@ def test_round_trip_into_a_fresh_database(
         assert {str(r.status) for r in session.exec(select(Route))} == {"draft"}
         assert _count(session, RegistryItem) == sum(
             len(f["items"]) for f in demo_bundle["files"])
-        again = bundle.export_bundle(session)
+        again = export_bundle(session)
     assert _without_workflow(again) == _without_workflow(demo_bundle)
     assert {p["status"] for p in again["purposes"]} == {"draft"}
 
@@ -138,13 +140,13 @@ def test_applying_twice_changes_nothing(
 ) -> None:
     _load_core(fresh_engine)
     with unit_of_work(fresh_engine) as session:
-        bundle.apply(session, audit.SYSTEM, demo_bundle)
+        bundle_plan.apply(session, audit.SYSTEM, demo_bundle)
     with Session(fresh_engine) as session:
         events = _count(session, AuditEvent)
-        changes = bundle.plan(session, demo_bundle)
+        changes = bundle_plan.plan(session, demo_bundle)
     assert [c.line() for c in changes if c.writes] == []
     with unit_of_work(fresh_engine) as session:
-        second = bundle.apply(session, audit.SYSTEM, demo_bundle)
+        second = bundle_plan.apply(session, audit.SYSTEM, demo_bundle)
     assert [c.line() for c in second if c.writes] == []
     with Session(fresh_engine) as session:
         assert _count(session, AuditEvent) == events
@@ -153,7 +155,7 @@ def test_applying_twice_changes_nothing(
 def test_the_demo_database_already_matches_its_own_bundle(db: Session) -> None:
     registry_demo.load(db)
     governance_demo.load(db)
-    changes = bundle.plan(db, bundle.export_bundle(db))
+    changes = bundle_plan.plan(db, export_bundle(db))
     assert [c.line() for c in changes if c.writes] == []
     # The demo's approvals are facts there already: nothing to submit or approve.
     assert not [c for c in changes if c.action == "not_done"]
@@ -162,26 +164,26 @@ def test_the_demo_database_already_matches_its_own_bundle(db: Session) -> None:
 def test_an_edit_is_planned_as_an_update_with_its_fields(
     db: Session, demo_bundle: dict[str, Any]
 ) -> None:
-    bundle.apply(db, audit.SYSTEM, demo_bundle)
+    bundle_plan.apply(db, audit.SYSTEM, demo_bundle)
     edited = copy.deepcopy(demo_bundle)
     draft = next(p for p in edited["purposes"] if p["key"] == "all_children_scoring")
     draft["necessity"] = "検討のため"
     edited["files"][0]["items"][0]["name_en"] = "Full name"
-    changes = {(c.action, c.kind, c.key): c for c in bundle.plan(db, edited)}
+    changes = {(c.action, c.kind, c.key): c for c in bundle_plan.plan(db, edited)}
     assert changes[("update", "purpose", "all_children_scoring")].fields == ("necessity",)
     item = edited["files"][0]["items"][0]["key"]
     assert changes[("update", "item", item)].fields == ("name_en",)
-    bundle.apply(db, audit.SYSTEM, edited)
+    bundle_plan.apply(db, audit.SYSTEM, edited)
     assert db.exec(select(Purpose).where(Purpose.key == "all_children_scoring")).one() \
         .necessity == "検討のため"
-    assert [c.line() for c in bundle.plan(db, edited) if c.writes] == []
+    assert [c.line() for c in bundle_plan.plan(db, edited) if c.writes] == []
 
 
 def test_what_cannot_be_changed_is_reported_not_done(db: Session) -> None:
-    edited = bundle.export_bundle(db)
+    edited = export_bundle(db)
     edited["organs"][0]["kind"] = "other"
     edited["staff"][0]["roles"] = []
-    changes = bundle.plan(db, edited)
+    changes = bundle_plan.plan(db, edited)
     assert [c.line() for c in changes if c.writes] == []
     not_done = {(c.kind, c.key): c for c in changes if c.action == "not_done"}
     assert not_done[("organ", edited["organs"][0]["key"])].fields == ("kind",)
@@ -197,7 +199,7 @@ def test_an_approved_purpose_is_revised_as_a_draft(
     edited = copy.deepcopy(demo_bundle)
     purpose = next(p for p in edited["purposes"] if p["key"] == "young_carers_outreach")
     purpose["necessity"] += "（改訂）"
-    changes = bundle.apply(db, audit.SYSTEM, edited)
+    changes = bundle_plan.apply(db, audit.SYSTEM, edited)
     update = next(c for c in changes if c.kind == "purpose" and c.action == "update")
     assert "version 2" in update.note
     found = db.exec(select(Purpose).where(Purpose.key == "young_carers_outreach")).one()
@@ -221,7 +223,7 @@ def test_a_bad_reference_names_its_path_and_nothing_is_written(
         assert _count(session, RegistryFile) == 0
         assert _count(session, Purpose) == 0
     with Session(fresh_engine) as session, pytest.raises(InvalidInput) as caught:
-        bundle.plan(session, broken)
+        bundle_plan.plan(session, broken)
     assert {r.field for r in caught.value.reasons} >= {"purposes[2].items[0].item"}
 
 
@@ -234,14 +236,48 @@ def test_schema_errors_and_a_wrong_kind_give_paths(
     broken["departments"][1]["organ"] = "no_such_organ"
     broken["files"][0]["items"][0]["category"] = "nonsense"
     with pytest.raises(InvalidInput) as caught:
-        bundle.plan(db, broken)
+        bundle_plan.plan(db, broken)
     assert [r.field for r in caught.value.reasons] == ["files[0].items[0].category"]
     del broken["files"][0]["items"][0]["category"]
     with pytest.raises(InvalidInput) as caught:
-        bundle.plan(db, broken)
+        bundle_plan.plan(db, broken)
     by_field = {r.field: r for r in caught.value.reasons}
     assert by_field["routes[0].kind"].code == "governance.bundle_kind_mismatch"
     assert by_field["departments[1].organ"].message_en == "unknown organ 'no_such_organ'"
+
+
+def test_route_and_authorisation_problems_are_the_services_rules_at_bundle_paths(
+    db: Session, demo_bundle: dict[str, Any]
+) -> None:
+    broken = copy.deepcopy(demo_bundle)
+    routes = {r["key"]: i for i, r in enumerate(broken["routes"])}
+    auths = {a["key"]: i for i, a in enumerate(broken["authorisations"])}
+    provision = broken["routes"][routes["abuse.boe_provision"]]
+    provision["items"].append(provision["items"][0])
+    provision["to_body"] = "npo"
+    broken["routes"][routes["abuse.mayor_internal"]]["submitted_by"] = "analyst"
+    broken["outside_bodies"].append(
+        {"key": "npo", "kind": "npo", "name_ja": "NPO", "name_en": "An NPO"})
+    broken["routes"].append({
+        "key": "abuse.npo", "purpose": "child_abuse_prevention", "to_body": "npo",
+        "items": broken["routes"][routes["abuse.mayor_internal"]]["items"],
+        "basis": "one_off", "recurrence": "one_off"})
+    internal = broken["authorisations"][auths["abuse.mayor_internal.2026"]]
+    internal["approved"] = {"by": internal["submitted_by"], "comment": "自分で承認"}
+    broken["authorisations"].append({"key": "carers.consent.x", "route": "carers.consent"})
+    with pytest.raises(InvalidInput) as caught:
+        bundle_plan.plan(db, broken)
+    r, a = routes["abuse.boe_provision"], auths["abuse.mayor_internal.2026"]
+    assert {(reason.field, reason.code) for reason in caught.value.reasons} >= {
+        (f"routes[{r}].items[{len(provision['items']) - 1}]", "governance.duplicate_item"),
+        (f"routes[{r}].to_organ", "governance.one_recipient"),
+        (f"routes[{routes['abuse.mayor_internal']}].submitted_by",
+         "governance.route_needs_authorisation"),
+        (f"routes[{len(routes)}].to_body", "governance.provision_to_private_body"),
+        (f"authorisations[{a}].approved.by", "governance.self_approval"),
+        (f"authorisations[{a}].approved.delegation_note", "governance.missing_delegation"),
+        (f"authorisations[{len(auths)}].route", "governance.route_not_one_off"),
+    }
 
 
 def test_a_refusal_during_apply_rolls_everything_back(
@@ -349,7 +385,7 @@ def test_approvals_only_with_the_very_approver(
 
     # The database says what the bundle says, but for the statuses it could not reach.
     with Session(fresh_engine) as session:
-        again = bundle.export_bundle(session)
+        again = export_bundle(session)
     assert _without_workflow(again) == _without_workflow(demo_bundle)
     assert again["purposes"] == demo_bundle["purposes"]
     last = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])

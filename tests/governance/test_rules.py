@@ -19,8 +19,12 @@ from governance.rules import (
     completeness,
     derive_route,
     four_condition_problems,
+    item_in_purpose_problem,
+    one_holder_problem,
+    repeated_item_problems,
     repeats_within_window,
     route_fields_problems,
+    separation_problem,
 )
 
 COMPLETE = PurposeFacts(
@@ -274,3 +278,23 @@ def test_repeat_window() -> None:
         is None
     )
     assert repeats_within_window([], now) is None
+
+
+def test_a_routes_items_once_each_of_its_purpose_and_of_one_holder() -> None:
+    repeated = repeated_item_problems(["a", "b", "a", "a"])
+    assert list(repeated) == [2, 3]
+    assert {r.code for r in repeated.values()} == {"governance.duplicate_item"}
+    assert repeated_item_problems(["a", "b"]) == {}
+    outside = item_in_purpose_problem("z", "p", {"a"}, field_name="items[1]")
+    assert outside is not None and outside.field == "items[1]" and "z" in outside.message_en
+    assert item_in_purpose_problem("a", "p", {"a"}) is None
+    several = one_holder_problem(["mayor", "board", "mayor"])
+    assert several is not None and "board, mayor" in several.message_en
+    assert one_holder_problem(["mayor", "mayor"]) is None
+
+
+def test_the_submitter_cannot_approve() -> None:
+    refused = separation_problem("analyst", "analyst")
+    assert refused is not None and refused.code == "governance.self_approval"
+    assert separation_problem("analyst", "privacy") is None
+    assert separation_problem(None, "privacy") is None
