@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
@@ -17,6 +15,7 @@ from core.auth import Principal
 from core.clock import TOKYO, as_utc, utcnow
 from core.documents import render_pdf
 from core.models import Department, Organ, Role
+from core.policies import policy
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
 from core.service import get_municipality, list_organs
 from registry import rules
@@ -126,44 +125,6 @@ messages.register(
 Editor = Principal | audit.Actor
 
 
-# ---------------------------------------------------------------- policy
-
-
-class _PolicySettings(BaseSettings):
-    """KODOMO_REGISTRY_* variables; unset means the conservative default of rules.py."""
-
-    model_config = SettingsConfigDict(env_prefix="KODOMO_REGISTRY_", extra="ignore")
-
-    immediate_days: int = rules.DEFAULT_POLICY.immediate_days
-    without_delay_days: int = rules.DEFAULT_POLICY.without_delay_days
-    stale_blocks: Literal["at_once", "after_allowance"] = rules.DEFAULT_POLICY.stale_blocks
-    closed_dates: list[date] = []
-
-
-_policy_override: rules.RegistryPolicy | None = None
-
-
-@lru_cache(maxsize=1)
-def _policy_from_env() -> rules.RegistryPolicy:
-    loaded = _PolicySettings()
-    return rules.RegistryPolicy(
-        immediate_days=loaded.immediate_days,
-        without_delay_days=loaded.without_delay_days,
-        stale_blocks=loaded.stale_blocks,
-        closed_dates=frozenset(loaded.closed_dates),
-    )
-
-
-def policy() -> rules.RegistryPolicy:
-    return _policy_override or _policy_from_env()
-
-
-def set_policy(value: rules.RegistryPolicy | None) -> None:
-    """Replace the policy (tests, or a deployment's start-up code); None restores the default."""
-    global _policy_override
-    _policy_override = value
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -261,7 +222,7 @@ def version_snapshot(session: Session, file: RegistryFile, version: int) -> dict
 
 
 def publication_required(file: RegistryFile, pol: rules.RegistryPolicy | None = None) -> bool:
-    pol = pol or policy()
+    pol = pol or policy(rules.RegistryPolicy)
     return rules.publication_required(file.persons_count, ordinance_extends=file.ordinance_extends,
                                       exclusion=file.exclusion,
                                       threshold=pol.publication_threshold)
@@ -652,7 +613,7 @@ def status(session: Session, file_or_item: RegistryFile | RegistryItem | str,
     """Usable or not, with every reason: registered, not ceased, entry not stale, published where
     required; for an item also not retired. Withheld items stay usable."""
     at = as_utc(at or utcnow())
-    pol = policy()
+    pol = policy(rules.RegistryPolicy)
     target: RegistryFile | RegistryItem | None
     if isinstance(file_or_item, str):
         target = session.exec(select(RegistryFile).where(RegistryFile.key == file_or_item)).first()
@@ -689,7 +650,7 @@ def item_statuses(session: Session, items: list[RegistryItem],
                   at: datetime | None = None) -> dict[int, Status]:
     """`status()` of many items by item id, reading their files with one query."""
     at = as_utc(at or utcnow())
-    pol = policy()
+    pol = policy(rules.RegistryPolicy)
     file_ids = {item.file_id for item in items}
     files = ({f.id: f for f in session.exec(select(RegistryFile)
                                              .where(col(RegistryFile.id).in_(file_ids)))}
@@ -722,7 +683,7 @@ def entry_facts(file: RegistryFile, pol: rules.RegistryPolicy | None = None) -> 
 def overdue_entries(session: Session, at: datetime | None = None,
                     organ_ids: frozenset[int] | None = None) -> list[rules.Overdue]:
     at = as_utc(at or utcnow())
-    pol = policy()
+    pol = policy(rules.RegistryPolicy)
     found: list[rules.Overdue] = []
     for file in list_files(session):
         if organ_ids is not None and file.organ_id not in organ_ids:

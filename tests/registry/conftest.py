@@ -24,13 +24,6 @@ def register(db: Session) -> Iterator[Session]:
     yield db
 
 
-@pytest.fixture(autouse=True)
-def _default_policy() -> Iterator[None]:
-    service.set_policy(None)
-    yield
-    service.set_policy(None)
-
-
 def complete_file(session: Session, key: str, persons: int = 1500, *,
                   at: datetime | None = None, items: int = 2, **fields: Any) -> RegistryFile:
     """A file with every statutory item filled in, and `items` data items."""
