@@ -10,6 +10,7 @@ from typing import Any
 
 from core import messages
 from core.clock import as_utc
+from core.policies import Policy
 from core.reasons import Reason
 from governance.models import Basis, Recurrence, RouteKind, SubjectRole
 
@@ -366,8 +367,7 @@ def route_fields_problems(
     return reasons
 
 
-@dataclass(frozen=True)
-class GovernancePolicy:
+class GovernancePolicy(Policy, env_prefix="KODOMO_GOVERNANCE_"):
     """Configurable choices LAW.md marks [I]; the defaults are the conservative ones."""
 
     # A second one-off authorisation of the same pattern inside this window is refused.

@@ -7,8 +7,12 @@ from typing import Literal
 import pytest
 from pydantic import ValidationError
 
+from consent.rules import CapacityPolicy
 from core.policies import Policy, load_policies, override_policy, policy
 from core.settings import SettingsError
+from governance.rules import GovernancePolicy
+from pia.rules import PiaPolicy
+from registry.rules import RegistryPolicy
 
 
 class SamplePolicy(Policy, env_prefix="KODOMO_SAMPLE_"):
@@ -75,3 +79,19 @@ def test_an_override_is_restored_when_the_block_raises() -> None:
     with pytest.raises(RuntimeError), override_policy(SamplePolicy(days=1)):
         raise RuntimeError
     assert policy(SamplePolicy).days == 14
+
+
+@pytest.mark.parametrize(("model", "prefix"), [
+    (RegistryPolicy, "KODOMO_REGISTRY_"), (PiaPolicy, "KODOMO_PIA_"),
+    (CapacityPolicy, "KODOMO_CONSENT_"), (GovernancePolicy, "KODOMO_GOVERNANCE_"),
+])
+def test_each_package_reads_its_own_prefix_and_keeps_its_defaults(
+        model: type[Policy], prefix: str) -> None:
+    assert model.variable("x") == f"{prefix}X"
+    assert model.from_environment() == model()
+
+
+def test_a_rule_across_fields_names_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KODOMO_CONSENT_CHILD_VIEW_FROM", "17")
+    with pytest.raises(SettingsError, match=r"KODOMO_CONSENT_\*"):
+        CapacityPolicy.from_environment()
