@@ -643,8 +643,7 @@ def section_problems(session: Session, pia: Assessment) -> dict[str, list[Reason
     out["risks"].extend(rules.risk_problems(risks, special, policy(rules.PiaPolicy)))
     if level == Level.full:
         out["procedure"].extend(rules.comment_period_problems(
-            as_utc(pia.comment_start) if pia.comment_start else None,
-            as_utc(pia.comment_end) if pia.comment_end else None,
+            pia.comment_start, pia.comment_end,
             pia.comment_short_reason, policy(rules.PiaPolicy)))
         if not pia.third_party_body or not pia.third_party_opinion:
             out["procedure"].append(Reason.of("pia.third_party_missing",
@@ -725,8 +724,7 @@ def start_public_comment(session: Session, by: Actor, pia_id: int, version: int,
         raise Conflict(Reason.of("pia.bad_transition", status=STATE_LABELS[current.status],
                                  action="start_public_comment"))
     found = rules.comment_period_problems(
-        as_utc(current.comment_start) if current.comment_start else None,
-        as_utc(current.comment_end) if current.comment_end else None,
+        current.comment_start, current.comment_end,
         current.comment_short_reason, policy(rules.PiaPolicy))
     if found:
         raise InvalidInput(found)
@@ -743,9 +741,9 @@ def to_third_party(session: Session, by: Actor, pia_id: int, version: int,
     officer = _officer(by)
     current = get(session, pia_id)
     moment = as_utc(at or utcnow())
-    if current.comment_end is not None and as_utc(current.comment_end) > moment:
+    if current.comment_end is not None and current.comment_end > moment:
         raise Conflict(Reason.of("pia.comment_period_open",
-                                 end=as_utc(current.comment_end).date().isoformat(),
+                                 end=current.comment_end.date().isoformat(),
                                  field="comment_end"))
     pia = _lock(session, pia_id, version, officer, (State.public_comment,), "to_third_party")
     pia.status = State.third_party_review
@@ -823,7 +821,7 @@ def status(session: Session, purpose_id: int, current_hash: str,
     reasons: list[Reason] = []
     if pia.design_hash != current_hash:
         reasons.append(Reason.of("pia.design_changed", id=pia.id, refs=refs))
-    due = as_utc(pia.next_review_due) if pia.next_review_due else None
+    due = pia.next_review_due
     if due is not None and due < moment and policy(rules.PiaPolicy).refuse_overdue_review:
         reasons.append(Reason.of("pia.review_overdue", id=pia.id, due=due.date().isoformat(),
                                  refs=refs))
@@ -914,4 +912,4 @@ def reviews_due(session: Session, within_days: int = 60,
                 at: datetime | None = None) -> list[Assessment]:
     limit = as_utc(at or utcnow()) + timedelta(days=within_days)
     return [p for p in public_summaries(session)
-            if p.next_review_due is not None and as_utc(p.next_review_due) <= limit]
+            if p.next_review_due is not None and p.next_review_due <= limit]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from core.clock import as_utc, to_tokyo
+from core.clock import to_tokyo
 from core.dates import deadline
 from core.policies import Policy
 
@@ -95,7 +95,7 @@ def is_stale(
         return True
     if entry_updated_at is None:
         return False
-    return as_utc(last_changed_at) > as_utc(entry_updated_at)
+    return last_changed_at > entry_updated_at
 
 
 def stale_since(
@@ -105,9 +105,9 @@ def stale_since(
 ) -> datetime | None:
     if not is_stale(last_changed_at, entry_updated_at, pending_change_at):
         return None
-    moments = [as_utc(last_changed_at)]
+    moments = [last_changed_at]
     if pending_change_at is not None:
-        moments.append(as_utc(pending_change_at))
+        moments.append(pending_change_at)
     return min(moments)
 
 

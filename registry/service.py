@@ -161,7 +161,7 @@ def _check_may_publish(by: Editor) -> None:
 def _date_text(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return as_utc(moment).astimezone(TOKYO).strftime("%Y-%m-%d")
+    return moment.astimezone(TOKYO).strftime("%Y-%m-%d")
 
 
 def _as_moment(value: datetime | date | None) -> datetime | None:
@@ -592,9 +592,9 @@ class Status:
 def _file_reasons(file: RegistryFile, at: datetime, pol: rules.RegistryPolicy) -> list[Reason]:
     refs = {"file": file.key}
     reasons: list[Reason] = []
-    if as_utc(file.created_at) > at:
+    if file.created_at > at:
         return [Reason.of("registry.not_registered", key=file.key, refs=refs)]
-    if file.ceased_at is not None and as_utc(file.ceased_at) <= at:
+    if file.ceased_at is not None and file.ceased_at <= at:
         reasons.append(Reason.of("registry.file_ceased", name=file.name, key=file.key,
                                  date=_date_text(file.ceased_at), refs=refs))
         return reasons
@@ -634,13 +634,13 @@ def status(session: Session, file_or_item: RegistryFile | RegistryItem | str,
 def _item_status(item: RegistryItem, file: RegistryFile, at: datetime,
                  pol: rules.RegistryPolicy) -> Status:
     refs = {"file": file.key, "item": item.key}
-    if as_utc(item.created_at) > at:
+    if item.created_at > at:
         reasons = [Reason.of("registry.not_registered", key=item.key, refs=refs)]
         return Status(False, reasons)
     reasons = [Reason(r.code, r.message_ja, r.message_en, {**r.refs, "item": item.key},
                       r.field, r.row) for r in _file_reasons(file, at, pol)]
     if item.status == ItemStatus.retired and (item.retired_at is None
-                                              or as_utc(item.retired_at) <= at):
+                                              or item.retired_at <= at):
         reasons.append(Reason.of("registry.item_retired", name=item.name_ja, key=item.key,
                                  date=_date_text(item.retired_at), refs=refs))
     return Status(not reasons, reasons)
@@ -723,9 +723,9 @@ def public_entry(snap: dict[str, Any], file: RegistryFile, organ: Organ,
         file_type=file_type,
         file_type_label=rules.FILE_TYPE_LABELS.get(file_type, ""),
         persons_count=snap["persons_count"],
-        entry_created_at=as_utc(file.entry_created_at).astimezone(TOKYO)
+        entry_created_at=file.entry_created_at.astimezone(TOKYO)
         if file.entry_created_at else None,
-        entry_updated_at=as_utc(file.entry_updated_at).astimezone(TOKYO)
+        entry_updated_at=file.entry_updated_at.astimezone(TOKYO)
         if file.entry_updated_at else None,
         version=file.published_version or 0,
     )
@@ -778,6 +778,6 @@ def register_pdf(session: Session, organ_key: str | None = None,
 def register_context(register: PublicRegister) -> dict[str, Any]:
     return {
         "register": register,
-        "generated": as_utc(register.generated_at).astimezone(TOKYO).strftime("%Y年%m月%d日"),
+        "generated": register.generated_at.astimezone(TOKYO).strftime("%Y年%m月%d日"),
         "labels": rules.STATUTORY_LABELS,
     }
