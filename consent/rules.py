@@ -12,9 +12,12 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Self
+
+from pydantic import model_validator
 
 from core.clock import to_tokyo
+from core.policies import Policy
 
 # ---------------------------------------------------------------- age (年齢計算ニ関スル法律)
 #
@@ -65,8 +68,7 @@ def local_day(at: datetime) -> date:
 # ---------------------------------------------------------------- capacity policy
 
 
-@dataclass(frozen=True)
-class CapacityPolicy:
+class CapacityPolicy(Policy, env_prefix="KODOMO_CONSENT_"):
     """`consent_capacity_policy` of LAW.md §12.2 [I]: every number is a design choice.
 
     guardian_required_below: below this age the 法定代理人 consents (default 16, conservative:
@@ -90,12 +92,12 @@ class CapacityPolicy:
     guardian_consent_after_threshold: bool = False
     withdrawal_restricts_purpose: bool = True
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> Self:
         if not 0 <= self.child_view_from <= self.guardian_required_below <= MAJORITY_AGE:
             raise ValueError("policy ages must satisfy 0 <= child_view_from <= "
                              "guardian_required_below <= 18")
-        if self.parents not in ("all", "any"):
-            raise ValueError("parents must be 'all' or 'any'")
+        return self
 
     def thresholds(self) -> tuple[int, ...]:
         """Ages at which a consent given for a younger child is to be re-confirmed."""

@@ -15,7 +15,7 @@ from jose import JWTError, jwt
 from sqlmodel import Session, col, select
 
 from core import audit, messages
-from core.clock import as_utc, utcnow
+from core.clock import utcnow
 from core.models import Role, RoleGrant, StaffAccount
 from core.reasons import NotAuthenticated, Reason
 from core.settings import Settings, get_settings
@@ -234,7 +234,7 @@ def authenticate(session: Session, login: str, password: str) -> StaffAccount:
         raise _invalid()
     matches = _password_matches(account.password_hash, password)
     now = utcnow()
-    locked = account.locked_until is not None and as_utc(account.locked_until) > now
+    locked = account.locked_until is not None and account.locked_until > now
     if matches and account.is_active and not locked:
         account.failed_logins = 0
         account.locked_until = None

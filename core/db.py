@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import MetaData, String, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import DateTime, MetaData, String, event
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable, Select
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 
 from core.settings import Settings, get_settings
@@ -34,6 +36,33 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # made the sorts and merge joins of a population several times slower, and a locale could order
 # them differently from Python, which hashes populations in id order. SQLite is bytewise already.
 TOKEN_ID = String(32).with_variant(String(32, collation="C"), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment stored in UTC and read back aware, in UTC, on SQLite and PostgreSQL alike.
+
+    SQLite keeps no offset (it returns naive values) and PostgreSQL answers in the session's time
+    zone; both come back as UTC here. A naive value is refused on write rather than taken as UTC:
+    it is as likely Tokyo wall time, and guessing would shift it by nine hours without a trace.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} for a UTC column; "
+                             "pass an aware value (core.clock.utcnow, as_utc)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Index, String, Text
+from sqlalchemy import CheckConstraint, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
+from core.db import UtcDateTime
 
 
 def utc_column(nullable: bool = False) -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=nullable)
+    """Every datetime column of every package: stored in UTC, read back aware."""
+    return Column(UtcDateTime(), nullable=nullable)
 
 
 class Role(enum.StrEnum):

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.clock import as_utc
 from core.models import Role
+from core.policies import Policy
 from core.reasons import Reason
 from governance.models import (
     Basis,
@@ -252,8 +253,7 @@ def route_fields_problems(
     return reasons
 
 
-@dataclass(frozen=True)
-class GovernancePolicy:
+class GovernancePolicy(Policy, env_prefix="KODOMO_GOVERNANCE_"):
     """Configurable choices LAW.md marks [I]; the defaults are the conservative ones."""
 
     # A second one-off authorisation of the same pattern inside this window is refused.

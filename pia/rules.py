@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.policies import Policy
 from core.reasons import Reason
 from pia.models import Level, Residual, SelfRating, Stage, State
 
@@ -212,8 +213,9 @@ def heat_map(cells: Iterable[tuple[int | None, int | None]]) -> dict[tuple[int, 
 # ---------------------------------------------------------------- policy
 
 
-@dataclass(frozen=True)
-class PiaPolicy:
+class PiaPolicy(Policy, env_prefix="KODOMO_PIA_"):
+    """Configurable choices LAW.md marks [I] or [R]; the defaults are the conservative ones."""
+
     threshold_rules: tuple[ThresholdRule, ...] = DEFAULT_THRESHOLD_RULES
     # A full assessment's public comment period (指針 第5の3 [S]): shorter needs a reason.
     min_comment_days: int = 30

@@ -20,6 +20,7 @@ from core.auth import Principal
 from core.clock import as_utc, utcnow
 from core.documents import render_pdf
 from core.models import Role, StaffAccount
+from core.policies import policy
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
 from pia import rules
 from pia.models import Assessment, Level, Measure, PublicComment, Risk, State, Step
@@ -224,18 +225,6 @@ class PiaStatus:
     pia_id: int | None
     version: int | None
     reasons: list[Reason] = field(default_factory=list)
-
-
-_policy = rules.DEFAULT_POLICY
-
-
-def policy() -> rules.PiaPolicy:
-    return _policy
-
-
-def set_policy(value: rules.PiaPolicy | None) -> None:
-    global _policy
-    _policy = value or rules.DEFAULT_POLICY
 
 
 # ---------------------------------------------------------------- helpers
@@ -472,7 +461,7 @@ def save_threshold(session: Session, by: Actor, pia_id: int, version: int,
     officer = _officer(by)
     pia = _lock(session, pia_id, version, officer)
     parsed = rules.ThresholdAnswers.from_mapping(answers)
-    result = rules.threshold_level(parsed, policy().threshold_rules)
+    result = rules.threshold_level(parsed, policy(rules.PiaPolicy).threshold_rules)
     pia.threshold = dumps(parsed.as_dict())
     pia.level = result.level
     pia.threshold_rules = ",".join(result.matched)[:300]
@@ -651,12 +640,11 @@ def section_problems(session: Session, pia: Assessment) -> dict[str, list[Reason
                                                   label=label, field=f"{section}.{name}"))
         if not risks:
             out["risks"].append(Reason.of("pia.no_risks", field="risks"))
-    out["risks"].extend(rules.risk_problems(risks, special, policy()))
+    out["risks"].extend(rules.risk_problems(risks, special, policy(rules.PiaPolicy)))
     if level == Level.full:
         out["procedure"].extend(rules.comment_period_problems(
-            as_utc(pia.comment_start) if pia.comment_start else None,
-            as_utc(pia.comment_end) if pia.comment_end else None,
-            pia.comment_short_reason, policy()))
+            pia.comment_start, pia.comment_end,
+            pia.comment_short_reason, policy(rules.PiaPolicy)))
         if not pia.third_party_body or not pia.third_party_opinion:
             out["procedure"].append(Reason.of("pia.third_party_missing",
                                               field="third_party_opinion"))
@@ -754,9 +742,8 @@ def start_public_comment(session: Session, by: Actor, pia_id: int, version: int,
         raise Conflict(Reason.of("pia.bad_transition", status=STATE_LABELS[current.status],
                                  action="start_public_comment"))
     found = rules.comment_period_problems(
-        as_utc(current.comment_start) if current.comment_start else None,
-        as_utc(current.comment_end) if current.comment_end else None,
-        current.comment_short_reason, policy())
+        current.comment_start, current.comment_end,
+        current.comment_short_reason, policy(rules.PiaPolicy))
     if found:
         raise InvalidInput(found)
     pia = _lock(session, pia_id, version, officer,
@@ -774,9 +761,9 @@ def to_third_party(session: Session, by: Actor, pia_id: int, version: int,
     officer = _officer(by)
     current = get(session, pia_id)
     moment = as_utc(at or utcnow())
-    if current.comment_end is not None and as_utc(current.comment_end) > moment:
+    if current.comment_end is not None and current.comment_end > moment:
         raise Conflict(Reason.of("pia.comment_period_open",
-                                 end=as_utc(current.comment_end).date().isoformat(),
+                                 end=current.comment_end.date().isoformat(),
                                  field="comment_end"))
     pia = _lock(session, pia_id, version, officer,
                 rules.workflow_sources("to_third_party", current.level), "to_third_party")
@@ -818,7 +805,7 @@ def approve(session: Session, by: Actor, pia_id: int, version: int, *,
     pia.residual_accepted = True
     pia.residual_accepted_by = officer.account_id
     pia.next_review_due = (as_utc(next_review_due) if next_review_due
-                           else now + timedelta(days=policy().review_interval_days))
+                           else now + timedelta(days=policy(rules.PiaPolicy).review_interval_days))
     session.add(pia)
     _step(session, pia, "approve", officer, comment, at=now)
     _audit(session, "pia.approved", officer, pia,
@@ -855,8 +842,8 @@ def status(session: Session, purpose_id: int, current_hash: str,
     reasons: list[Reason] = []
     if pia.design_hash != current_hash:
         reasons.append(Reason.of("pia.design_changed", id=pia.id, refs=refs))
-    due = as_utc(pia.next_review_due) if pia.next_review_due else None
-    if due is not None and due < moment and policy().refuse_overdue_review:
+    due = pia.next_review_due
+    if due is not None and due < moment and policy(rules.PiaPolicy).refuse_overdue_review:
         reasons.append(Reason.of("pia.review_overdue", id=pia.id, due=due.date().isoformat(),
                                  refs=refs))
     if not pia.residual_accepted:
@@ -946,4 +933,4 @@ def reviews_due(session: Session, within_days: int = 60,
                 at: datetime | None = None) -> list[Assessment]:
     limit = as_utc(at or utcnow()) + timedelta(days=within_days)
     return [p for p in public_summaries(session)
-            if p.next_review_due is not None and as_utc(p.next_review_due) <= limit]
+            if p.next_review_due is not None and p.next_review_due <= limit]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from core.clock import as_utc, to_tokyo
+from core.clock import to_tokyo
 from core.dates import deadline
+from core.policies import Policy
 
 # 施行令 on 74(2)(ix): files with fewer persons than this need not be published [S].
 PUBLICATION_THRESHOLD = 1000
@@ -38,8 +39,7 @@ EXCLUSIONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class RegistryPolicy:
+class RegistryPolicy(Policy, env_prefix="KODOMO_REGISTRY_"):
     """Configurable policy; every default is the conservative reading of LAW.md §7."""
 
     # 施行令 20: 直ちに (create / correct the entry) and 遅滞なく (delete / publish), in days.
@@ -50,7 +50,7 @@ class RegistryPolicy:
     stale_blocks: Literal["at_once", "after_allowance"] = "at_once"
     publication_threshold: int = PUBLICATION_THRESHOLD
     # Municipal closed days besides Saturdays and Sundays (年末年始, 祝日), as dates.
-    closed_dates: frozenset[date] = field(default_factory=frozenset)
+    closed_dates: frozenset[date] = frozenset()
 
 
 DEFAULT_POLICY = RegistryPolicy()
@@ -95,7 +95,7 @@ def is_stale(
         return True
     if entry_updated_at is None:
         return False
-    return as_utc(last_changed_at) > as_utc(entry_updated_at)
+    return last_changed_at > entry_updated_at
 
 
 def stale_since(
@@ -105,9 +105,9 @@ def stale_since(
 ) -> datetime | None:
     if not is_stale(last_changed_at, entry_updated_at, pending_change_at):
         return None
-    moments = [as_utc(last_changed_at)]
+    moments = [last_changed_at]
     if pending_change_at is not None:
-        moments.append(as_utc(pending_change_at))
+        moments.append(pending_change_at)
     return min(moments)
 
 

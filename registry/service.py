@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
@@ -17,6 +15,7 @@ from core.auth import Principal
 from core.clock import TOKYO, as_utc, utcnow
 from core.documents import render_pdf
 from core.models import Department, Organ, Role
+from core.policies import policy
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
 from core.service import get_municipality, list_organs
 from registry import rules
@@ -126,44 +125,6 @@ messages.register(
 Editor = Principal | audit.Actor
 
 
-# ---------------------------------------------------------------- policy
-
-
-class _PolicySettings(BaseSettings):
-    """KODOMO_REGISTRY_* variables; unset means the conservative default of rules.py."""
-
-    model_config = SettingsConfigDict(env_prefix="KODOMO_REGISTRY_", extra="ignore")
-
-    immediate_days: int = rules.DEFAULT_POLICY.immediate_days
-    without_delay_days: int = rules.DEFAULT_POLICY.without_delay_days
-    stale_blocks: Literal["at_once", "after_allowance"] = rules.DEFAULT_POLICY.stale_blocks
-    closed_dates: list[date] = []
-
-
-_policy_override: rules.RegistryPolicy | None = None
-
-
-@lru_cache(maxsize=1)
-def _policy_from_env() -> rules.RegistryPolicy:
-    loaded = _PolicySettings()
-    return rules.RegistryPolicy(
-        immediate_days=loaded.immediate_days,
-        without_delay_days=loaded.without_delay_days,
-        stale_blocks=loaded.stale_blocks,
-        closed_dates=frozenset(loaded.closed_dates),
-    )
-
-
-def policy() -> rules.RegistryPolicy:
-    return _policy_override or _policy_from_env()
-
-
-def set_policy(value: rules.RegistryPolicy | None) -> None:
-    """Replace the policy (tests, or a deployment's start-up code); None restores the default."""
-    global _policy_override
-    _policy_override = value
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -200,7 +161,7 @@ def _check_may_publish(by: Editor) -> None:
 def _date_text(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return as_utc(moment).astimezone(TOKYO).strftime("%Y-%m-%d")
+    return moment.astimezone(TOKYO).strftime("%Y-%m-%d")
 
 
 def _as_moment(value: datetime | date | None) -> datetime | None:
@@ -261,7 +222,7 @@ def version_snapshot(session: Session, file: RegistryFile, version: int) -> dict
 
 
 def publication_required(file: RegistryFile, pol: rules.RegistryPolicy | None = None) -> bool:
-    pol = pol or policy()
+    pol = pol or policy(rules.RegistryPolicy)
     return rules.publication_required(file.persons_count, ordinance_extends=file.ordinance_extends,
                                       exclusion=file.exclusion,
                                       threshold=pol.publication_threshold)
@@ -631,9 +592,9 @@ class Status:
 def _file_reasons(file: RegistryFile, at: datetime, pol: rules.RegistryPolicy) -> list[Reason]:
     refs = {"file": file.key}
     reasons: list[Reason] = []
-    if as_utc(file.created_at) > at:
+    if file.created_at > at:
         return [Reason.of("registry.not_registered", key=file.key, refs=refs)]
-    if file.ceased_at is not None and as_utc(file.ceased_at) <= at:
+    if file.ceased_at is not None and file.ceased_at <= at:
         reasons.append(Reason.of("registry.file_ceased", name=file.name, key=file.key,
                                  date=_date_text(file.ceased_at), refs=refs))
         return reasons
@@ -652,7 +613,7 @@ def status(session: Session, file_or_item: RegistryFile | RegistryItem | str,
     """Usable or not, with every reason: registered, not ceased, entry not stale, published where
     required; for an item also not retired. Withheld items stay usable."""
     at = as_utc(at or utcnow())
-    pol = policy()
+    pol = policy(rules.RegistryPolicy)
     target: RegistryFile | RegistryItem | None
     if isinstance(file_or_item, str):
         target = session.exec(select(RegistryFile).where(RegistryFile.key == file_or_item)).first()
@@ -673,13 +634,13 @@ def status(session: Session, file_or_item: RegistryFile | RegistryItem | str,
 def _item_status(item: RegistryItem, file: RegistryFile, at: datetime,
                  pol: rules.RegistryPolicy) -> Status:
     refs = {"file": file.key, "item": item.key}
-    if as_utc(item.created_at) > at:
+    if item.created_at > at:
         reasons = [Reason.of("registry.not_registered", key=item.key, refs=refs)]
         return Status(False, reasons)
     reasons = [Reason(r.code, r.message_ja, r.message_en, {**r.refs, "item": item.key},
                       r.field, r.row) for r in _file_reasons(file, at, pol)]
     if item.status == ItemStatus.retired and (item.retired_at is None
-                                              or as_utc(item.retired_at) <= at):
+                                              or item.retired_at <= at):
         reasons.append(Reason.of("registry.item_retired", name=item.name_ja, key=item.key,
                                  date=_date_text(item.retired_at), refs=refs))
     return Status(not reasons, reasons)
@@ -689,7 +650,7 @@ def item_statuses(session: Session, items: list[RegistryItem],
                   at: datetime | None = None) -> dict[int, Status]:
     """`status()` of many items by item id, reading their files with one query."""
     at = as_utc(at or utcnow())
-    pol = policy()
+    pol = policy(rules.RegistryPolicy)
     file_ids = {item.file_id for item in items}
     files = ({f.id: f for f in session.exec(select(RegistryFile)
                                              .where(col(RegistryFile.id).in_(file_ids)))}
@@ -722,7 +683,7 @@ def entry_facts(file: RegistryFile, pol: rules.RegistryPolicy | None = None) -> 
 def overdue_entries(session: Session, at: datetime | None = None,
                     organ_ids: frozenset[int] | None = None) -> list[rules.Overdue]:
     at = as_utc(at or utcnow())
-    pol = policy()
+    pol = policy(rules.RegistryPolicy)
     found: list[rules.Overdue] = []
     for file in list_files(session):
         if organ_ids is not None and file.organ_id not in organ_ids:
@@ -762,9 +723,9 @@ def public_entry(snap: dict[str, Any], file: RegistryFile, organ: Organ,
         file_type=file_type,
         file_type_label=rules.FILE_TYPE_LABELS.get(file_type, ""),
         persons_count=snap["persons_count"],
-        entry_created_at=as_utc(file.entry_created_at).astimezone(TOKYO)
+        entry_created_at=file.entry_created_at.astimezone(TOKYO)
         if file.entry_created_at else None,
-        entry_updated_at=as_utc(file.entry_updated_at).astimezone(TOKYO)
+        entry_updated_at=file.entry_updated_at.astimezone(TOKYO)
         if file.entry_updated_at else None,
         version=file.published_version or 0,
     )
@@ -817,6 +778,6 @@ def register_pdf(session: Session, organ_key: str | None = None,
 def register_context(register: PublicRegister) -> dict[str, Any]:
     return {
         "register": register,
-        "generated": as_utc(register.generated_at).astimezone(TOKYO).strftime("%Y年%m月%d日"),
+        "generated": register.generated_at.astimezone(TOKYO).strftime("%Y年%m月%d日"),
         "labels": rules.STATUTORY_LABELS,
     }

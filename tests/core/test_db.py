@@ -1,17 +1,34 @@
-"""Database helpers: the temporary table built from a query (PostgreSQL only)."""
+"""Database helpers: the temporary table built from a query, and UTC moments on both backends."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import column, event, func, literal, select, table
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    column,
+    event,
+    func,
+    literal,
+    select,
+    table,
+)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import CompileError
+from sqlalchemy.exc import CompileError, StatementError
 from sqlmodel import Session
+from sqlmodel import select as sqlmodel_select
 
 from consent.models import Relation
-from core.db import TemporaryTableAs, is_postgres
+from core.clock import TOKYO
+from core.db import TemporaryTableAs, UtcDateTime, is_postgres
+from core.models import Organ, Role, RoleGrant, StaffAccount
 
 HOSTILE = "b'; DROP TABLE consent_person; --"
 
@@ -46,3 +63,51 @@ def test_a_temporary_table_binds_the_query_values_and_goes_at_commit(engine: Eng
         assert session.execute(select(func.to_regclass("pg_temp.staged_values"))).scalar() is None
         # The session goes on after the commit, and the table the value names is still there.
         assert session.execute(select(func.to_regclass("consent_person"))).scalar() is not None
+
+
+
+_probe = Table("probe_utc", MetaData(), Column("id", Integer, primary_key=True),
+               Column("at", UtcDateTime(), nullable=True))
+_moments = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 12, 31),
+                        timezones=st.sampled_from([UTC, TOKYO, timezone(timedelta(hours=-11))]))
+
+
+def _round_trip(engine: Engine, moment: datetime) -> datetime:
+    """Write and read one moment in a transaction that is rolled back, table and all."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            _probe.create(connection)
+            connection.execute(_probe.insert().values(id=1, at=moment))
+            back: datetime = connection.execute(select(_probe.c.at)).scalar_one()
+            return back
+        finally:
+            transaction.rollback()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moment=_moments)
+def test_a_stored_moment_comes_back_aware_in_utc_and_equal(engine: Engine,
+                                                           moment: datetime) -> None:
+    back = _round_trip(engine, moment)
+    assert back.tzinfo is UTC and back == moment
+
+
+def test_a_model_column_reads_back_aware_in_utc(db: Session) -> None:
+    tokyo_noon = datetime(2026, 4, 1, 12, 0, tzinfo=TOKYO)
+    account = db.exec(sqlmodel_select(StaffAccount)).first()
+    organ = db.exec(sqlmodel_select(Organ)).first()
+    assert account is not None and account.id is not None and organ is not None
+    assert organ.id is not None and account.created_at.tzinfo is UTC
+    grant = RoleGrant(account_id=account.id, role=Role.auditor, organ_id=organ.id,
+                      granted_at=tokyo_noon)
+    db.add(grant)
+    db.flush()
+    db.expire(grant)
+    assert grant.granted_at.tzinfo is UTC and grant.granted_at == tokyo_noon
+
+
+def test_a_naive_moment_is_refused_on_write(engine: Engine) -> None:
+    with pytest.raises(StatementError, match="naive datetime"):
+        _round_trip(engine, datetime(2026, 4, 1, 3, 0))

@@ -82,3 +82,11 @@ def test_design_facts() -> None:
     assert rules.special_care_items(snapshot) == ["k"]
     within = {"design": {"flows": [{"from": "mayor", "to": "organ:mayor"}]}}
     assert rules.design_facts(within)["cross_organ"] is False
+
+
+def test_the_policy_is_set_by_kodomo_pia_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KODOMO_PIA_REFUSE_OVERDUE_REVIEW", "false")
+    monkeypatch.setenv("KODOMO_PIA_REVIEW_INTERVAL_DAYS", "180")
+    read = rules.PiaPolicy.from_environment()
+    assert (read.refuse_overdue_review, read.review_interval_days) == (False, 180)
+    assert read.threshold_rules == rules.DEFAULT_THRESHOLD_RULES

@@ -11,6 +11,7 @@ from pypdf import PdfReader
 from sqlmodel import Session
 
 from core.clock import utcnow
+from core.policies import override_policy
 from core.reasons import Conflict, Forbidden, InvalidInput
 from governance import assessment, footing, purposes
 from governance.models import Basis, Recurrence
@@ -97,11 +98,8 @@ def test_routine_records_do_not_make_it_stale(db: Session) -> None:
 def test_review_overdue_is_a_policy(db: Session) -> None:
     late = utcnow() + timedelta(days=400)
     assert codes(InvalidInput(abuse_status(db, late).reasons)) == ["pia.review_overdue"]
-    pia.set_policy(rules.PiaPolicy(refuse_overdue_review=False))
-    try:
+    with override_policy(rules.PiaPolicy(refuse_overdue_review=False)):
         assert abuse_status(db, late).usable
-    finally:
-        pia.set_policy(None)
 
 
 def test_a_draft_reassessment_does_not_replace_the_approved_pia(db: Session) -> None:

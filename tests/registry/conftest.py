@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlmodel import Session
 
-from registry import demo, service
+from registry import demo
 
 
 @pytest.fixture
@@ -19,8 +19,3 @@ def register(db: Session) -> Iterator[Session]:
     yield db
 
 
-@pytest.fixture(autouse=True)
-def _default_policy() -> Iterator[None]:
-    service.set_policy(None)
-    yield
-    service.set_policy(None)

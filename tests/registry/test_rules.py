@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.settings import SettingsError
 from registry import rules
 from registry.rules import EntryFacts, RegistryPolicy
 
@@ -192,3 +193,19 @@ def test_withheld_things_never_reach_a_public_entry(flags: list[tuple[bool, bool
         assert (f'"{item["name_ja"]}"' in text) is shown
     assert ("秘密の方法" in text) is not hide_method
     assert ("秘密の提供先" in text) is not hide_recipients
+
+
+def test_the_documented_variables_set_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KODOMO_REGISTRY_IMMEDIATE_DAYS", "2")
+    monkeypatch.setenv("KODOMO_REGISTRY_WITHOUT_DELAY_DAYS", "10")
+    monkeypatch.setenv("KODOMO_REGISTRY_STALE_BLOCKS", "after_allowance")
+    monkeypatch.setenv("KODOMO_REGISTRY_CLOSED_DATES", '["2026-12-29", "2026-12-30"]')
+    assert RegistryPolicy.from_environment() == RegistryPolicy(
+        immediate_days=2, without_delay_days=10, stale_blocks="after_allowance",
+        closed_dates=frozenset({date(2026, 12, 29), date(2026, 12, 30)}))
+
+
+def test_a_bad_registry_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KODOMO_REGISTRY_STALE_BLOCKS", "later")
+    with pytest.raises(SettingsError, match="KODOMO_REGISTRY_STALE_BLOCKS"):
+        RegistryPolicy.from_environment()

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.auth import Grant, Principal
 from core.models import AuditEvent, Organ, Role
+from core.policies import override_policy
 from core.reasons import Conflict, Forbidden, InvalidInput
 from registry import rules, service
 from registry.schemas import FileUpdate, ItemCreate, ItemUpdate
@@ -81,13 +82,13 @@ def test_an_item_change_also_makes_the_entry_stale(db: Session) -> None:
 
 
 def test_stale_policy_after_allowance(db: Session) -> None:
-    service.set_policy(rules.RegistryPolicy(stale_blocks="after_allowance", immediate_days=1))
-    file = complete_file(db, "grace", at=T0)
-    service.publish(db, audit.SYSTEM, file, "公表", at=T0)
-    service.update_file(db, audit.SYSTEM, file, FileUpdate(persons_count=1600, reason="更新"),
-                        at=T0 + timedelta(hours=1))
-    assert service.status(db, file, T0 + timedelta(hours=2)).usable
-    assert codes(service.status(db, file, T0 + timedelta(days=3))) == ["registry.entry_stale"]
+    with override_policy(rules.RegistryPolicy(stale_blocks="after_allowance", immediate_days=1)):
+        file = complete_file(db, "grace", at=T0)
+        service.publish(db, audit.SYSTEM, file, "公表", at=T0)
+        service.update_file(db, audit.SYSTEM, file, FileUpdate(persons_count=1600, reason="更新"),
+                            at=T0 + timedelta(hours=1))
+        assert service.status(db, file, T0 + timedelta(hours=2)).usable
+        assert codes(service.status(db, file, T0 + timedelta(days=3))) == ["registry.entry_stale"]
 
 
 def test_record_change_keeps_the_entry_stale_until_edited_and_republished(db: Session) -> None:
