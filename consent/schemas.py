@@ -10,15 +10,6 @@ from pydantic import BaseModel, Field
 from consent.models import Channel, ChildView, GuardianRelation, Relation, RestrictionSource
 
 
-class ReasonPublic(BaseModel):
-    code: str
-    message_ja: str
-    message_en: str
-    refs: dict[str, Any] = Field(default_factory=dict)
-    field: str | None = None
-    row: int | None = None
-
-
 class NoticeItemIn(BaseModel):
     item_id: int
     label_ja: str = Field(min_length=1, max_length=200)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from core.schemas import ReasonPublic
 from registry.models import (
     FileType,
     ItemCategory,
@@ -111,14 +112,6 @@ class ChangeBody(_Strict):
     what: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1)
 
-
-class ReasonPublic(BaseModel):
-    code: str
-    message_ja: str
-    message_en: str
-    refs: dict[str, Any] = {}
-    field: str | None = None
-    row: int | None = None
 
 
 class StatusPublic(BaseModel):
