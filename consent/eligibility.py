@@ -13,7 +13,7 @@ from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 import consent.messages  # noqa: F401  (registers the messages)
-from consent import rules, service
+from consent import rules
 from consent.models import (
     ChildView,
     ConsentRecord,
@@ -28,6 +28,7 @@ from consent.people import get_person, guardianships
 from consent.rules import CapacityPolicy
 from core import messages
 from core.clock import as_utc, utcnow
+from core.policies import policy as configured
 from core.reasons import Reason
 
 Flow = tuple[int, str]  # (registry_item.id, recipient key)
@@ -274,7 +275,7 @@ def eligible(session: Session | None, purpose_id: int, consent_flows: Sequence[F
     is one SELECT the caller can run or use in `INSERT … SELECT`; no per-person work in Python.
     `session` tells the backend, whose planner picks the formulation (the rule is the same).
     """
-    policy = policy or service.get_policy()
+    policy = policy or configured(CapacityPolicy)
     moment = as_utc(at)
     pop = population.subquery("population")
     person_id = next(iter(pop.c))
@@ -311,7 +312,7 @@ def why_excluded(session: Session, person_id: str, purpose_id: int,
     The unsuitable mark is named only with `reveal_unsuitable` (privacy officers); anyone
     else is told only that the consent route is not available.
     """
-    policy = policy or service.get_policy()
+    policy = policy or configured(CapacityPolicy)
     moment = as_utc(at)
     day = rules.local_day(moment)
     person = get_person(session, person_id)
@@ -461,7 +462,7 @@ def reconfirmation_due(session: Session, at: datetime | None = None,
                        policy: CapacityPolicy | None = None) -> list[Reconfirmation]:
     """Consents in force given (or last confirmed) for a younger child who has since crossed a
     threshold (the view age, the guardian age, majority): to be re-confirmed."""
-    policy = policy or service.get_policy()
+    policy = policy or configured(CapacityPolicy)
     moment = as_utc(at or utcnow())
     day = rules.local_day(moment)
     found: list[Reconfirmation] = []

@@ -34,25 +34,14 @@ from consent.models import (
     UnsuitableMark,
 )
 from consent.people import Acting, audit_actor, get_person, guardianships
-from consent.rules import DEFAULT_POLICY, CapacityPolicy
+from consent.rules import CapacityPolicy
 from consent.schemas import ConsentIn, NoticeIn, RestrictionIn, WithdrawIn
 from core import audit, messages
 from core.auth import Principal
 from core.clock import as_utc, utcnow
 from core.models import Organ, OutsideBody, Role
+from core.policies import policy as configured
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
-
-_policy: CapacityPolicy = DEFAULT_POLICY
-
-
-def set_policy(policy: CapacityPolicy | None) -> None:
-    """Configure the capacity policy (None restores the defaults)."""
-    global _policy
-    _policy = policy or DEFAULT_POLICY
-
-
-def get_policy() -> CapacityPolicy:
-    return _policy
 
 
 def _staff_id(acting: Acting) -> int | None:
@@ -223,7 +212,7 @@ def record_consent(session: Session, acting: Acting, data: ConsentIn,
     Refused with Reasons: a notice never shown, a scope outside the notice, a giver the register
     does not show as having authority, a child alone below the guardian age, a missing view.
     """
-    policy = policy or _policy
+    policy = policy or configured(CapacityPolicy)
     at = as_utc(data.at or utcnow())
     day = rules.local_day(at)
     child = get_person(session, data.principal_id)
@@ -316,7 +305,7 @@ def withdraw(session: Session, acting: Acting, record_id: str, data: WithdrawIn,
     """Withdraw a consent from `data.at` (default now): the giver, the child (of age to decide)
     or another legal representative in force may withdraw. With the policy's default a
     restriction on the purpose follows (source "withdrawal") until consent is given again."""
-    policy = policy or _policy
+    policy = policy or configured(CapacityPolicy)
     at = as_utc(data.at or utcnow())
     day = rules.local_day(at)
     record = get_record(session, record_id)

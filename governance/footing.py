@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.clock import as_utc, utcnow
 from core.models import Organ, OutsideBody, Role
+from core.policies import policy
 from core.reasons import Conflict, InvalidInput, NotFound, Reason
 from core.service import organ_by_key
 from governance import rules
@@ -276,18 +277,6 @@ def _pia_reasons(session: Session, purpose_id: int, at: datetime) -> list[Reason
     return pia.status(session, purpose_id, current_design_hash(session, purpose), at).reasons
 
 
-def policy() -> rules.GovernancePolicy:
-    return _policy
-
-
-_policy = rules.DEFAULT_POLICY
-
-
-def set_policy(value: rules.GovernancePolicy | None) -> None:
-    global _policy
-    _policy = value or rules.DEFAULT_POLICY
-
-
 def _conditions(auth: Authorisation) -> rules.FourConditions:
     return rules.FourConditions(
         is_temporary=auth.is_temporary,
@@ -386,17 +375,18 @@ def authorisation_problems(session: Session, auth: Authorisation, at: datetime) 
     justified = frozenset(
         item.key for link, item in purpose_items(session, purpose) if link.necessity_reason.strip()
     )
+    in_force = policy(rules.GovernancePolicy)
     problems = rules.four_condition_problems(
-        _conditions(auth), [i.key for i in route_items(session, route)], justified, policy()
+        _conditions(auth), [i.key for i in route_items(session, route)], justified, in_force
     )
     earlier = rules.repeats_within_window(
-        _same_pattern_approvals(session, route, auth.id), at, policy()
+        _same_pattern_approvals(session, route, auth.id), at, in_force
     )
     if earlier is not None:
         problems.append(
             Reason.of(
                 "governance.repeated_one_off",
-                months=policy().repeat_window_days // 30,
+                months=in_force.repeat_window_days // 30,
                 other=earlier,
                 field="is_temporary",
                 refs={"authorisation": earlier},

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from core.auth import Principal
 from core.clock import TOKYO
 from core.models import Role
+from core.policies import policy
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.web import SessionDep, console_staff, record_refusal, render
 from governance import approvals, assessment, footing, gate, jobs, purposes, rules, views
@@ -30,6 +31,7 @@ from governance.forms import (
     validation_reasons,
 )
 from governance.models import Authorisation, Route
+from governance.rules import GovernancePolicy
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
@@ -447,7 +449,7 @@ def _auth_form(request: Request, session: Session, principal: Principal, key: st
     return render(request, "governance/authorisation_form.html", {
         "purpose": purpose, "route": route, "entry": entry, "auth": auth, "values": values,
         "reasons": reasons or [], "errors": views.errors_by_field(reasons or []),
-        "conditions": CONDITIONS, "policy": footing.policy(),
+        "conditions": CONDITIONS, "policy": policy(GovernancePolicy),
         "words": words, "labels": words.FIELD_LABELS, **_abilities(principal),
     }, status_code=status_code)
 

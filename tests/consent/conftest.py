@@ -8,7 +8,6 @@ from datetime import date
 import pytest
 from sqlmodel import Session, col, select
 
-from consent import service
 from consent.rules import organ_recipient
 from core.models import Organ
 from governance.models import Purpose
@@ -24,10 +23,8 @@ def world(db: Session) -> Iterator[World]:
     assert purpose.id and organ.id and len(items) == 3
     notice = make_notice(db, purpose.id, organ.id, [i for i in items[:2] if i],
                          organ_recipient(organ.id))
-    service.set_policy(None)
     yield World(db, purpose.id, organ.id, [i for i in items[:2] if i],
                 organ_recipient(organ.id), notice)
-    service.set_policy(None)
 
 
 @pytest.fixture
