@@ -357,11 +357,11 @@ def _records_for(session: Session, person_id: str, purpose_id: int,
 
 
 def _counts(record: ConsentRecord, at: datetime, policy: CapacityPolicy) -> bool:
-    if record.given_at is None or as_utc(record.given_at) > at:
+    if record.given_at is None or record.given_at > at:
         return False
-    if record.valid_until is not None and as_utc(record.valid_until) <= at:
+    if record.valid_until is not None and record.valid_until <= at:
         return False
-    if record.withdrawn_at is not None and as_utc(record.withdrawn_at) <= at:
+    if record.withdrawn_at is not None and record.withdrawn_at <= at:
         return False
     return not (policy.child_objection_blocks and record.child_view == ChildView.objection)
 
@@ -372,11 +372,11 @@ def _lapse_reasons(records: Iterable[ConsentRecord], at: datetime, policy: Capac
     found: list[Reason] = []
     codes: set[str] = set()
     for record in records:
-        if record.given_at is None or as_utc(record.given_at) > at:
+        if record.given_at is None or record.given_at > at:
             continue
-        if record.withdrawn_at is not None and as_utc(record.withdrawn_at) <= at:
+        if record.withdrawn_at is not None and record.withdrawn_at <= at:
             codes.add("consent.excluded_withdrawn")
-        elif record.valid_until is not None and as_utc(record.valid_until) <= at:
+        elif record.valid_until is not None and record.valid_until <= at:
             codes.add("consent.excluded_expired")
         elif policy.child_objection_blocks and record.child_view == ChildView.objection:
             codes.add("consent.excluded_child_objected")
@@ -402,10 +402,10 @@ def _flow_reasons(session: Session, person: Person, purpose_id: int, flow: Flow,
             r.given_by_id == link.guardian_id and _counts(r, at, policy) for r in by_guardian)]
         ok = len(have) == len(links) if policy.parents == "all" else bool(have)
         if ok and policy.parents == "any" and policy.withdrawal_by_either_withdraws:
-            latest_withdrawal = max((as_utc(r.withdrawn_at) for r in by_guardian
-                                     if r.withdrawn_at and as_utc(r.withdrawn_at) <= at),
+            latest_withdrawal = max((r.withdrawn_at for r in by_guardian
+                                     if r.withdrawn_at and r.withdrawn_at <= at),
                                     default=None)
-            latest_given = max((as_utc(r.given_at) for r in by_guardian
+            latest_given = max((r.given_at for r in by_guardian
                                 if r.given_at and _counts(r, at, policy)), default=None)
             if latest_withdrawal is not None and (latest_given is None
                                                   or latest_given <= latest_withdrawal):

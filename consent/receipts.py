@@ -61,7 +61,7 @@ def build(session: Session, record: ConsentRecord, event: ConsentEvent,
         select(NoticeItem).where(NoticeItem.notice_id == notice.id)).all()}
     recipient_labels = {r.recipient: r.label_ja for r in session.exec(
         select(NoticeRecipient).where(NoticeRecipient.notice_id == notice.id)).all()}
-    moment = as_utc(event.at)
+    moment = event.at
     return {
         # Kantara Consent Receipt v1.1
         "version": KANTARA_VERSION,
@@ -110,7 +110,7 @@ def build(session: Session, record: ConsentRecord, event: ConsentEvent,
             "event_type": str(event.type),
             "event_state": str(record.state),
             "entity_id": event.person_id,
-            "validity_duration": (as_utc(record.valid_until).isoformat()
+            "validity_duration": (record.valid_until.isoformat()
                                   if record.valid_until else None),
             "channel": str(event.channel),
         },

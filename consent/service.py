@@ -224,7 +224,7 @@ def record_consent(session: Session, acting: Acting, data: ConsentIn,
     refs = {"notice_id": notice.id, "principal_id": child.id}
     if at > utcnow() + timedelta(minutes=5):
         reasons.append(Reason.of("consent.in_the_future", refs=refs, field="at"))
-    if notice.first_shown_at is None or as_utc(notice.first_shown_at) > at:
+    if notice.first_shown_at is None or notice.first_shown_at > at:
         reasons.append(Reason.of("consent.notice_never_shown", refs=refs, field="notice_id",
                                  key=notice.key, version=notice.version))
     for code, name, detail in rules.scope_problems(offered(session, notice.id or 0),
@@ -353,7 +353,7 @@ def expire_due(session: Session, acting: Acting, at: datetime | None = None) -> 
     for record in due:
         record.state = ConsentState.expired
         session.add(record)
-        _add_event(session, record, EventType.expired, as_utc(record.valid_until or moment),
+        _add_event(session, record, EventType.expired, record.valid_until or moment,
                    acting, None, record.collection_method, "")
         audit.append(session, "consent.expired", actor=audit_actor(acting),
                      target_type="consent_record", target_id=record.id,

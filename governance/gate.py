@@ -95,7 +95,7 @@ class Decision:
             "kind": self.kind.value,
             "purpose": self.purpose_key,
             "recipient": self.recipient,
-            "at": as_utc(self.at).isoformat(),
+            "at": self.at.isoformat(),
             "reasons": [r.to_dict() for r in self.reasons],
             "flows": [f.to_dict() for f in self.flows],
             "consent_flows": [f.to_dict() for f in self.consent_flows],
@@ -115,7 +115,7 @@ def _inputs_hash(request: JobRequest, recipient: str, at: datetime,
         "items": sorted(request.items),
         "recipient": recipient,
         "principal": request.principal.account_id,
-        "at": as_utc(at).isoformat(),
+        "at": at.isoformat(),
     })
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

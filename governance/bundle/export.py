@@ -9,7 +9,6 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core import service as core_service
-from core.clock import as_utc
 from core.models import (
     Department,
     Organ,
@@ -136,7 +135,7 @@ def _item_record(item: RegistryItem) -> ItemRecord:
 def _file_record(session: Session, file: RegistryFile) -> FileRecord:
     data = registry.snapshot(session, file)
     data.pop("items")
-    data["held_since"] = as_utc(file.held_since) if file.held_since else None
+    data["held_since"] = file.held_since
     return FileRecord.model_validate({
         **data, "published": registry.has_live_entry(file),
         "items": [_item_record(i) for i in registry.items_of(session, file)],
@@ -213,9 +212,6 @@ def _authorisation_record(session: Session, auth: Authorisation, names: Names
                             comment=_approval_comment(session, "authorisation", auth.id),
                             delegation_note=auth.delegation_note)
     fields = {name: getattr(auth, name) for name in AuthorisationFields.model_fields}
-    for name in ("valid_from", "valid_until"):
-        if fields[name] is not None:
-            fields[name] = as_utc(fields[name])
     return AuthorisationRecord(
         key=auth.key, route=names.routes[auth.route_id], status=status, **fields,
         submitted_by=names.login(auth.submitted_by), approved=approved,
