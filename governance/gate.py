@@ -235,7 +235,7 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
         return _decision(request, None, (recipient, to_organ, to_body), at, reasons, [], None,
                          None)
     judged = _judge(session, purpose, subjects, request.kind, request.items, (to_organ, to_body),
-                    recipient, at)
+                    (recipient, recipient), at)
     reasons.extend(judged.reasons)
     return _decision(request, purpose, (recipient, to_organ, to_body), at, reasons, judged.flows,
                      judged.pia_ref, judged.design_hash)
@@ -250,8 +250,8 @@ class _Judgement:
 
 
 def _judge(session: Session, purpose: Purpose, subjects: Sequence[PurposeSubject], kind: JobKind,
-           wanted_items: Sequence[str], to: tuple[int | None, int | None], recipient: str,
-           at: datetime) -> _Judgement:
+           wanted_items: Sequence[str], to: tuple[int | None, int | None],
+           recipient: tuple[str, str], at: datetime) -> _Judgement:
     """The checks after the principal's: the purpose, each item with its route to the
     recipient, and the PIA."""
     to_organ, to_body = to
@@ -318,7 +318,8 @@ def _judge(session: Session, purpose: Purpose, subjects: Sequence[PurposeSubject
                 break
             problems.extend(route_problems)
         if basis is None:
-            reasons.append(Reason.of("gate.no_route", item=key, recipient=recipient,
+            reasons.append(Reason.of("gate.no_route", item=key, recipient=recipient[0],
+                                     recipient_en=recipient[1],
                                      refs={"purpose": purpose.key, "item": key}))
             reasons.extend(problems)
         else:
@@ -431,7 +432,9 @@ def usability(session: Session, purpose: Purpose, at: datetime | None = None) ->
             names = "、".join(sorted(messages.text(f"gate.subject.{r.value}") for r in roles))
             names_en = ", ".join(sorted(messages.text(f"gate.subject.{r.value}", "en")
                                         for r in roles))
-            judged = _judge(session, purpose, subjects, kind, items, (None, None), "?", moment)
+            nobody = (messages.text("gate.ui.no_subject_recipient"),
+                      messages.text("gate.ui.no_subject_recipient", "en"))
+            judged = _judge(session, purpose, subjects, kind, items, (None, None), nobody, moment)
             kinds.append(KindUsability(kind, False, [Reason.of(
                 "gate.no_subject_for_kind", kind=messages.text(f"gate.kind.{kind.value}"),
                 kind_en=kind.value, subject=names, subject_en=names_en, field="subjects",
@@ -439,8 +442,9 @@ def usability(session: Session, purpose: Purpose, at: datetime | None = None) ->
             continue
         first: list[Reason] | None = None
         for organ_id in targets:
+            name = f"organ:{organs[organ_id].key}"
             judged = _judge(session, purpose, subjects, kind, items, (organ_id, None),
-                            f"organ:{organs[organ_id].key}", moment)
+                            (name, name), moment)
             if not judged.reasons:
                 first = []
                 break

@@ -206,6 +206,8 @@ messages.register(
         "governance.ui.usable": ("利用できる", "usable"),
         "governance.ui.not_usable": ("利用できない", "not usable"),
         "governance.ui.not_usable_because": ("利用できない理由", "Not usable because…"),
+        "governance.ui.jobs_allowed": ("今日実行できるジョブ", "Jobs allowed today"),
+        "gate.ui.no_subject_recipient": ("取扱主体（未登録）", "a handling subject (none yet)"),
         "governance.ui.usable_now": (
             "この利用目的は現在、利用できます。",
             "This purpose can be used now.",
@@ -364,7 +366,7 @@ messages.register(
         ),
         "gate.no_route": (
             "データ項目「{item}」を「{recipient}」へ流す承認済みの経路がありません。",
-            "Item {item!r} has no approved route to {recipient}.",
+            "Item {item!r} has no approved route to {recipient_en}.",
         ),
         "gate.authorisation_missing": (
             "経路「{route}」に承認済みの目的外利用・提供の承認がありません。",

@@ -63,6 +63,8 @@ def fix_link(purpose: Purpose, reason: Reason) -> str | None:
         return f"{base}#authorisation-{refs.get('authorisation', '')}"
     if reason.code == "gate.no_route":
         return f"{base}/routes/new?item={q(str(refs.get('item', '')))}"
+    if reason.code.startswith("pia."):
+        return f"{base}/pia"
     if reason.code == "gate.no_subject_for_kind":
         return f"{base}/edit#field-subjects" if editable else f"{base}#actions"
     if top == "items":
