@@ -1,4 +1,4 @@
-"""API schemas of core: sign-in, the signed-in principal, staff and grants, audit events."""
+"""API schemas of core: sign-in, the principal, staff and grants, audit events, Reasons."""
 
 from __future__ import annotations
 
@@ -11,6 +11,22 @@ from pydantic import BaseModel, Field
 from core.audit import VerifyReport
 from core.auth import Principal
 from core.models import AuditEvent, Role, RoleGrant, StaffAccount
+from core.reasons import Reason
+
+
+class ReasonPublic(BaseModel):
+    """A Reason as every package's API returns it (see Reason.to_dict)."""
+
+    code: str
+    message_ja: str
+    message_en: str
+    refs: dict[str, Any] = Field(default_factory=dict)
+    field: str | None = None
+    row: int | None = None
+
+    @classmethod
+    def of(cls, reason: Reason) -> ReasonPublic:
+        return cls(**reason.to_dict())
 
 
 class LoginRequest(BaseModel):

@@ -18,6 +18,7 @@ from core.dates import parse_date
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.routes import TodoItem, TodoPanel
+from core.schemas import ReasonPublic
 from core.web import SessionDep, api_staff, console_staff, public, record_refusal, render
 from pia import rules, service
 from pia.models import Assessment, Level, State
@@ -30,7 +31,6 @@ from pia.schemas import (
     PiaPublic,
     ProcedureIn,
     ProgressPublic,
-    ReasonPublic,
     RiskIn,
     RiskPublic,
     SectionIn,
@@ -92,7 +92,7 @@ def pia_public(session: Session, pia: Assessment) -> PiaPublic:
         residual_accepted=pia.residual_accepted, next_review_due=pia.next_review_due,
         progress=[ProgressPublic(section=s, done=d, total=t)
                   for s, d, t in service.progress(session, pia)],
-        problems=[ReasonPublic(**r.to_dict()) for r in service.problems(session, pia)],
+        problems=[ReasonPublic.of(r) for r in service.problems(session, pia)],
     )
 
 

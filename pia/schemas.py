@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.schemas import ReasonPublic
 from pia.models import Residual, SelfRating, Stage
 
 
@@ -76,15 +77,6 @@ class StepIn(Versioned):
 class ApproveIn(StepIn):
     accept_residual_risk: bool = False
     next_review_due: datetime | None = None
-
-
-class ReasonPublic(BaseModel):
-    code: str
-    message_ja: str
-    message_en: str
-    refs: dict[str, Any] = Field(default_factory=dict)
-    field: str | None = None
-    row: int | None = None
 
 
 class MeasurePublic(BaseModel):

@@ -17,6 +17,7 @@ from core.dates import parse_date
 from core.models import Department, Organ, Role
 from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
+from core.schemas import ReasonPublic
 from core.service import list_departments, list_organs
 from core.web import SessionDep, api_staff, console_staff, public, render
 from registry import rules, service
@@ -40,7 +41,6 @@ from registry.schemas import (
     ItemUpdate,
     PublicRegister,
     ReasonBody,
-    ReasonPublic,
     StatusPublic,
     VersionPublic,
 )
@@ -131,7 +131,7 @@ def file_public(session: Session, file: RegistryFile) -> FilePublic:
 
 def _status_public(result: service.Status, at: datetime) -> StatusPublic:
     return StatusPublic(usable=result.usable, at=at,
-                        reasons=[ReasonPublic(**r.to_dict()) for r in result.reasons])
+                        reasons=[ReasonPublic.of(r) for r in result.reasons])
 
 
 # ---------------------------------------------------------------- JSON API

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.schemas import ReasonPublic
 from registry.models import (
     FileType,
     ItemCategory,
@@ -107,15 +107,6 @@ class CeaseBody(ReasonBody):
 class ChangeBody(_Strict):
     what: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1)
-
-
-class ReasonPublic(BaseModel):
-    code: str
-    message_ja: str
-    message_en: str
-    refs: dict[str, Any] = {}
-    field: str | None = None
-    row: int | None = None
 
 
 class StatusPublic(BaseModel):
