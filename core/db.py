@@ -1,22 +1,26 @@
-"""Database engine, naming convention, and the unit of work owned by a request or CLI command."""
+"""Database engine, naming convention, column types, get-or-NotFound, and the unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, String, event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable, Select
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, create_engine, select
 
+from core.reasons import NotFound, Reason
 from core.settings import Settings, get_settings
+
+M = TypeVar("M", bound=SQLModel)
 
 # Stable constraint names let alembic diff and drop constraints on every backend.
 NAMING_CONVENTION = {
@@ -143,6 +147,23 @@ def is_postgres(session_or_engine: OrmSession | Engine) -> bool:
         else (session_or_engine)
     )
     return bind.dialect.name == "postgresql"
+
+
+def get_by(session: Session, model: type[M], code: str, /, *, field: str | None = None,
+           params: Mapping[str, Any] | None = None, **where: Any) -> M:
+    """The row of `model` whose columns equal `where`, or NotFound(Reason `code`).
+
+    The message is given `params`, or else the values looked for (`key=...`). By the primary
+    key alone the session answers from what it already holds, without a query.
+    """
+    primary = [column.key for column in sa_inspect(model).primary_key]
+    if list(where) == primary and len(primary) == 1:
+        found = session.get(model, where[primary[0]])
+    else:
+        found = session.exec(select(model).filter_by(**where)).first()
+    if found is None:
+        raise NotFound(Reason.of(code, field=field, **(where if params is None else params)))
+    return found
 
 
 @contextmanager

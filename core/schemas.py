@@ -1,4 +1,4 @@
-"""API schemas of core: sign-in, the signed-in principal, staff and grants, audit events."""
+"""API schemas of core: sign-in, the principal, staff and grants, audit events, Reasons."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 from core.audit import VerifyReport
 from core.auth import Principal
 from core.models import AuditEvent, Role, RoleGrant, StaffAccount
+from core.reasons import Reason
 
 
 class ReasonPublic(BaseModel):
-    """A refusal or validation error as every API returns it (core.reasons.Reason)."""
+    """A Reason as every package's API returns it (see Reason.to_dict)."""
 
     code: str
     message_ja: str
@@ -22,6 +23,10 @@ class ReasonPublic(BaseModel):
     refs: dict[str, Any] = Field(default_factory=dict)
     field: str | None = None
     row: int | None = None
+
+    @classmethod
+    def of(cls, reason: Reason) -> ReasonPublic:
+        return cls(**reason.to_dict())
 
 
 class LoginRequest(BaseModel):

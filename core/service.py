@@ -7,6 +7,7 @@ from sqlmodel import Session, col, select
 from core import audit, messages
 from core.auth import hash_password, revoke_tokens
 from core.clock import utcnow
+from core.db import get_by
 from core.models import (
     Department,
     Municipality,
@@ -18,7 +19,7 @@ from core.models import (
     RoleGrant,
     StaffAccount,
 )
-from core.reasons import Conflict, InvalidInput, NotFound, Reason
+from core.reasons import Conflict, InvalidInput, Reason
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -115,17 +116,11 @@ def create_organ(
 
 
 def organ_by_key(session: Session, key: str) -> Organ:
-    organ = session.exec(select(Organ).where(Organ.key == key)).first()
-    if organ is None:
-        raise NotFound(Reason.of("core.unknown_organ", key=key, field="organ"))
-    return organ
+    return get_by(session, Organ, "core.unknown_organ", field="organ", key=key)
 
 
 def department_by_key(session: Session, key: str) -> Department:
-    department = session.exec(select(Department).where(Department.key == key)).first()
-    if department is None:
-        raise NotFound(Reason.of("core.unknown_department", key=key, field="department"))
-    return department
+    return get_by(session, Department, "core.unknown_department", field="department", key=key)
 
 
 def create_department(
@@ -199,10 +194,7 @@ def create_outside_body(
 
 
 def account_by_login(session: Session, login: str) -> StaffAccount:
-    account = session.exec(select(StaffAccount).where(StaffAccount.login == login)).first()
-    if account is None:
-        raise NotFound(Reason.of("core.unknown_account", login=login, field="login"))
-    return account
+    return get_by(session, StaffAccount, "core.unknown_account", field="login", login=login)
 
 
 def _check_password(password: str) -> None:
@@ -322,9 +314,7 @@ def grant_role(
 
 
 def revoke_role(session: Session, actor: audit.Actor, grant_id: int) -> RoleGrant:
-    grant = session.get(RoleGrant, grant_id)
-    if grant is None or grant.revoked_at is not None:
-        raise NotFound(Reason.of("core.unknown_grant", id=grant_id))
+    grant = get_by(session, RoleGrant, "core.unknown_grant", id=grant_id, revoked_at=None)
     grant.revoked_at = utcnow()
     grant.revoked_by = actor.id if actor.type == "staff" else None
     session.add(grant)

@@ -39,6 +39,7 @@ messages.register(
             "The request is not valid ({where}): {detail}",
         ),
         "core.not_found": ("ページが見つかりません。", "Page not found."),
+        "core.fix": ("修正する", "fix"),
     }
 )
 

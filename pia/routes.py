@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
-from pydantic import ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from core import messages
 from core.auth import Principal
 from core.clock import TOKYO, format_tokyo
 from core.dates import parse_date
+from core.forms import by_field, parse_form, text
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.routes import TodoItem, TodoPanel
+from core.schemas import ReasonPublic
 from core.web import SessionDep, api_staff, console_staff, public, record_refusal, render
 from pia import rules, service
 from pia.models import Assessment, Level, State
@@ -30,7 +32,6 @@ from pia.schemas import (
     PiaPublic,
     ProcedureIn,
     ProgressPublic,
-    ReasonPublic,
     RiskIn,
     RiskPublic,
     SectionIn,
@@ -57,6 +58,8 @@ Public = Depends(public())
 api_router = APIRouter(prefix="/api/pia", tags=["pia"])
 console_router = APIRouter(prefix="/pia")
 public_router = APIRouter()
+
+M = TypeVar("M", bound=BaseModel)
 
 
 # ---------------------------------------------------------------- output
@@ -92,7 +95,7 @@ def pia_public(session: Session, pia: Assessment) -> PiaPublic:
         residual_accepted=pia.residual_accepted, next_review_due=pia.next_review_due,
         progress=[ProgressPublic(section=s, done=d, total=t)
                   for s, d, t in service.progress(session, pia)],
-        problems=[ReasonPublic(**r.to_dict()) for r in service.problems(session, pia)],
+        problems=[ReasonPublic.of(r) for r in service.problems(session, pia)],
     )
 
 
@@ -236,22 +239,8 @@ FIELD_LABELS: dict[str, str] = {
 }
 
 
-def _validation_reasons(error: ValidationError) -> list[Reason]:
-    reasons = []
-    for problem in error.errors():
-        loc = [str(p) for p in problem.get("loc", ())]
-        name = loc[0] if loc else ""
-        reasons.append(Reason.of("pia.invalid_field", field=name, name=name,
-                                 label=FIELD_LABELS.get(name, name),
-                                 detail=problem.get("msg", "")))
-    return reasons
-
-
-def _by_field(reasons: list[Reason]) -> dict[str, list[Reason]]:
-    grouped: dict[str, list[Reason]] = {}
-    for reason in reasons:
-        grouped.setdefault(reason.field or "", []).append(reason)
-    return grouped
+def _parse(model: type[M], data: dict[str, Any]) -> M:
+    return parse_form(model, data, FIELD_LABELS, code="pia.invalid_field")
 
 
 def _heat_svg(heat: dict[tuple[int, int], int]) -> str:
@@ -302,7 +291,7 @@ def _page(request: Request, session: Session, pia: Assessment, *,
         "safeguards": service.safeguards_of(snapshot),
         "heat_svg": Markup(_heat_svg(context["heat"])),  # noqa: S704 (built from numbers)
         "reasons": reasons or [],
-        "errors": _by_field(reasons or []),
+        "errors": by_field(reasons or []),
         "values": values or {},
         "levels": rules.LEVEL_LABELS,
         "editable": pia.status in service.EDITABLE,
@@ -364,14 +353,11 @@ async def console_threshold(pia_id: int, request: Request, principal: ConsoleOff
     form = await request.form()
     values: dict[str, Any] = {name: form.get(name) == "on" for name in rules.THRESHOLD_QUESTIONS
                               if name not in ("persons", "handlers")}
-    values["persons"] = str(form.get("persons", "0")).strip() or "0"
-    values["handlers"] = str(form.get("handlers", "0")).strip() or "0"
+    values["persons"] = text(form, "persons") or "0"
+    values["handlers"] = text(form, "handlers") or "0"
     try:
-        body = ThresholdIn.model_validate({**values, "version": _version(form)})
+        body = _parse(ThresholdIn, {**values, "version": _version(form)})
         service.save_threshold(session, principal, pia_id, body.version, body.answers())
-    except ValidationError as error:
-        failure = InvalidInput(_validation_reasons(error))
-        return _failed(request, session, pia_id, failure, {"threshold": values})
     except DomainError as error:
         return _failed(request, session, pia_id, error, {"threshold": values})
     return _saved(pia_id, "threshold")
@@ -397,9 +383,8 @@ def _risk_from_form(form: Any, snapshot_safeguards: list[tuple[str, str]]) -> di
     measures += [{"text": line.strip()}
                  for line in str(form.get("measures", "")).splitlines() if line.strip()]
 
-    def blank(name: str) -> Any:
-        value = str(form.get(name, "")).strip()
-        return value or None
+    def blank(name: str) -> str | None:
+        return text(form, name) or None
 
     return {
         "stage": form.get("stage", ""), "title": str(form.get("title", "")),
@@ -419,15 +404,13 @@ async def _save_risk(request: Request, session: Session, principal: Principal, p
     data = _risk_from_form(form, service.safeguards_of(service.loads(pia.snapshot)))
     key = f"risk-{risk_id}" if risk_id else "risk-new"
     try:
-        body = RiskIn.model_validate({**data, "version": _version(form),
-                                      "measures": [MeasureIn(**m) for m in data["measures"]]})
+        # Each measure first, so that a bad one is named by its own field, as it always was.
+        measures = [_parse(MeasureIn, m) for m in data["measures"]]
+        body = _parse(RiskIn, {**data, "version": _version(form), "measures": measures})
         if risk_id is None:
             service.add_risk(session, principal, pia_id, body)
         else:
             service.update_risk(session, principal, pia_id, risk_id, body)
-    except ValidationError as error:
-        return _failed(request, session, pia_id, InvalidInput(_validation_reasons(error)),
-                       {key: data})
     except DomainError as error:
         return _failed(request, session, pia_id, error, {key: data})
     return _saved(pia_id, "risks")
@@ -464,17 +447,10 @@ async def console_procedure(pia_id: int, request: Request, principal: ConsoleOff
         "comment_start", "comment_end", "comment_short_reason", "third_party_body",
         "third_party_members", "third_party_opinion", "conclusion")}
     try:
-        body = ProcedureIn(
-            version=_version(form), comment_start=_date(values["comment_start"]),
-            comment_end=_date(values["comment_end"], end_of_day=True),
-            comment_short_reason=values["comment_short_reason"],
-            third_party_body=values["third_party_body"],
-            third_party_members=values["third_party_members"],
-            third_party_opinion=values["third_party_opinion"], conclusion=values["conclusion"])
+        body = _parse(ProcedureIn, {
+            **values, "version": _version(form), "comment_start": _date(values["comment_start"]),
+            "comment_end": _date(values["comment_end"], end_of_day=True)})
         service.save_procedure(session, principal, pia_id, body)
-    except ValidationError as error:
-        return _failed(request, session, pia_id, InvalidInput(_validation_reasons(error)),
-                       {"procedure": values})
     except DomainError as error:
         return _failed(request, session, pia_id, error, {"procedure": values})
     return _saved(pia_id, "procedure")
@@ -486,11 +462,8 @@ async def console_comment(pia_id: int, request: Request, principal: ConsoleOffic
     form = await request.form()
     values = {"comment": str(form.get("comment", "")), "response": str(form.get("response", ""))}
     try:
-        body = CommentIn(version=_version(form), **values)
+        body = _parse(CommentIn, {"version": _version(form), **values})
         service.add_comment(session, principal, pia_id, body)
-    except ValidationError as error:
-        return _failed(request, session, pia_id, InvalidInput(_validation_reasons(error)),
-                       {"comment": values})
     except DomainError as error:
         return _failed(request, session, pia_id, error, {"comment": values})
     return _saved(pia_id, "procedure")

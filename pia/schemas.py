@@ -79,7 +79,6 @@ class ApproveIn(StepIn):
     next_review_due: datetime | None = None
 
 
-
 class MeasurePublic(BaseModel):
     text: str
     safeguard_category: str

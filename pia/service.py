@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from core import audit, messages
 from core.auth import Principal
 from core.clock import as_utc, utcnow
+from core.db import get_by
 from core.documents import render_pdf
 from core.models import Role, StaffAccount
 from core.policies import policy
@@ -260,10 +261,7 @@ def dumps(value: Any) -> str:
 
 
 def get(session: Session, pia_id: int) -> Assessment:
-    pia = session.get(Assessment, pia_id)
-    if pia is None:
-        raise NotFound(Reason.of("pia.unknown", id=pia_id))
-    return pia
+    return get_by(session, Assessment, "pia.unknown", id=pia_id)
 
 
 def of_purpose(session: Session, purpose_id: int) -> list[Assessment]:
@@ -544,10 +542,7 @@ def add_risk(session: Session, by: Actor, pia_id: int, data: RiskIn) -> Risk:
 
 
 def _risk(session: Session, pia_id: int, risk_id: int) -> Risk:
-    risk = session.get(Risk, risk_id)
-    if risk is None or risk.assessment_id != pia_id:
-        raise NotFound(Reason.of("pia.unknown_risk", id=risk_id))
-    return risk
+    return get_by(session, Risk, "pia.unknown_risk", id=risk_id, assessment_id=pia_id)
 
 
 def update_risk(session: Session, by: Actor, pia_id: int, risk_id: int, data: RiskIn) -> Risk:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from core import messages
 from core.auth import Principal
 from core.clock import as_utc, to_tokyo, utcnow
 from core.dates import parse_date
+from core.forms import by_field, field_reason, parse_form, text
 from core.models import Department, Organ, Role
 from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
+from core.schemas import ReasonPublic
 from core.service import list_departments, list_organs
 from core.web import SessionDep, api_staff, console_staff, public, render
 from registry import rules, service
@@ -40,7 +42,6 @@ from registry.schemas import (
     ItemUpdate,
     PublicRegister,
     ReasonBody,
-    ReasonPublic,
     StatusPublic,
     VersionPublic,
 )
@@ -83,6 +84,8 @@ Public = Depends(public())
 api_router = APIRouter(prefix="/api/registry", tags=["registry"])
 console_router = APIRouter(prefix="/registry")
 public_router = APIRouter()
+
+M = TypeVar("M", bound=BaseModel)
 
 
 # ---------------------------------------------------------------- output helpers
@@ -131,7 +134,7 @@ def file_public(session: Session, file: RegistryFile) -> FilePublic:
 
 def _status_public(result: service.Status, at: datetime) -> StatusPublic:
     return StatusPublic(usable=result.usable, at=at,
-                        reasons=[ReasonPublic(**r.to_dict()) for r in result.reasons])
+                        reasons=[ReasonPublic.of(r) for r in result.reasons])
 
 
 # ---------------------------------------------------------------- JSON API
@@ -314,14 +317,8 @@ FILE_FLAG_FIELDS = ("ordinance_extends", "withhold_collection_method", "withhold
                     "withhold_entire")
 
 
-def _validation_reasons(error: ValidationError) -> list[Reason]:
-    reasons = []
-    for problem in error.errors():
-        field = ".".join(str(p) for p in problem.get("loc", ()))
-        top = field.split(".")[0]
-        reasons.append(Reason.of("registry.invalid_field", field=top, name=top,
-                                 label=FIELD_LABELS.get(top, top), detail=problem.get("msg", "")))
-    return reasons
+def _parse(model: type[M], data: dict[str, Any]) -> M:
+    return parse_form(model, data, FIELD_LABELS, code="registry.invalid_field")
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -364,13 +361,6 @@ def _form_context(session: Session, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _errors_by_field(reasons: list[Reason]) -> dict[str, list[Reason]]:
-    grouped: dict[str, list[Reason]] = {}
-    for reason in reasons:
-        grouped.setdefault(reason.field or "", []).append(reason)
-    return grouped
-
-
 def _file_rows(session: Session, principal: Principal) -> list[dict[str, Any]]:
     organs = {o.id: o for o in list_organs(session)}
     departments = {d.id: d for d in list_departments(session)}
@@ -405,9 +395,7 @@ async def console_create(request: Request, principal: ConsoleEditor,
     data["key"] = form.get("key", "")
     data["reason"] = data["reason"] or "新規登録"
     try:
-        file = service.create_file(session, principal, FileCreate.model_validate(data))
-    except ValidationError as error:
-        return _form_error(request, session, None, data, _validation_reasons(error))
+        file = service.create_file(session, principal, _parse(FileCreate, data))
     except DomainError as error:
         session.rollback()
         return _form_error(request, session, None, data, error.reasons)
@@ -418,7 +406,7 @@ def _form_error(request: Request, session: Session, file: RegistryFile | None,
                 values: dict[str, Any], reasons: list[Reason]) -> Response:
     return render(request, "registry/file_form.html",
                   _form_context(session, file=file, values=values,
-                                errors=_errors_by_field(reasons), reasons=reasons),
+                                errors=by_field(reasons), reasons=reasons),
                   status_code=422)
 
 
@@ -476,9 +464,7 @@ async def console_update(key: str, request: Request, principal: ConsoleEditor,
     data = _file_form_data(form)
     file = service.get_file(session, key)
     try:
-        service.update_file(session, principal, file, FileUpdate.model_validate(data))
-    except ValidationError as error:
-        return _form_error(request, session, file, data, _validation_reasons(error))
+        service.update_file(session, principal, file, _parse(FileUpdate, data))
     except DomainError as error:
         session.rollback()
         return _form_error(request, session, service.get_file(session, key), data,
@@ -487,11 +473,10 @@ async def console_update(key: str, request: Request, principal: ConsoleEditor,
 
 
 async def _reason_of(request: Request) -> str:
-    form = await request.form()
-    reason = str(form.get("reason", "")).strip()
+    reason = text(await request.form(), "reason")
     if not reason:
-        raise InvalidInput(Reason.of("registry.invalid_field", field="reason", name="reason",
-                                     label=FIELD_LABELS["reason"], detail="必須です / required"))
+        raise InvalidInput(field_reason("registry.invalid_field", "reason", FIELD_LABELS,
+                                        "必須です / required"))
     return reason
 
 
@@ -552,7 +537,7 @@ def _item_form(request: Request, session: Session, file: RegistryFile,
                reasons: list[Reason] | None = None, status_code: int = 200) -> Response:
     return render(request, "registry/item_form.html",
                   _form_context(session, file=file, item=item, values=values,
-                                errors=_errors_by_field(reasons or []), reasons=reasons or []),
+                                errors=by_field(reasons or []), reasons=reasons or []),
                   status_code=status_code)
 
 
@@ -572,9 +557,7 @@ async def console_add_item(key: str, request: Request, principal: ConsoleEditor,
     data["reason"] = data["reason"] or "記録項目の追加"
     file = service.get_file(session, key)
     try:
-        service.add_item(session, principal, file, ItemCreate.model_validate(data))
-    except ValidationError as error:
-        return _item_form(request, session, file, None, data, _validation_reasons(error), 422)
+        service.add_item(session, principal, file, _parse(ItemCreate, data))
     except DomainError as error:
         session.rollback()
         return _item_form(request, session, service.get_file(session, key), None, data,
@@ -599,9 +582,7 @@ async def console_update_item(key: str, request: Request, principal: ConsoleEdit
     item = service.get_item(session, key)
     file = service.get_file(session, item.file_id)
     try:
-        service.update_item(session, principal, key, ItemUpdate.model_validate(data))
-    except ValidationError as error:
-        return _item_form(request, session, file, item, data, _validation_reasons(error), 422)
+        service.update_item(session, principal, key, _parse(ItemUpdate, data))
     except DomainError as error:
         session.rollback()
         item = service.get_item(session, key)

@@ -113,7 +113,6 @@ class ChangeBody(_Strict):
     reason: str = Field(min_length=1)
 
 
-
 class StatusPublic(BaseModel):
     usable: bool
     at: datetime

@@ -13,11 +13,12 @@ from sqlmodel import Session, col, select
 from core import audit, messages
 from core.auth import Principal
 from core.clock import TOKYO, as_utc, utcnow
+from core.db import get_by
 from core.documents import render_pdf
 from core.models import Department, Organ, Role
 from core.policies import policy
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
-from core.service import get_municipality, list_organs
+from core.service import department_by_key, get_municipality, list_organs, organ_by_key
 from registry import rules
 from registry.models import (
     ItemStatus,
@@ -173,20 +174,13 @@ def _as_moment(value: datetime | date | None) -> datetime | None:
 
 
 def get_file(session: Session, key_or_id: str | int) -> RegistryFile:
-    if isinstance(key_or_id, int):
-        found = session.get(RegistryFile, key_or_id)
-    else:
-        found = session.exec(select(RegistryFile).where(RegistryFile.key == key_or_id)).first()
-    if found is None:
-        raise NotFound(Reason.of("registry.unknown_file", key=str(key_or_id), field="file"))
-    return found
+    where = {"id": key_or_id} if isinstance(key_or_id, int) else {"key": key_or_id}
+    return get_by(session, RegistryFile, "registry.unknown_file", field="file",
+                  params={"key": str(key_or_id)}, **where)
 
 
 def get_item(session: Session, key: str) -> RegistryItem:
-    found = session.exec(select(RegistryItem).where(RegistryItem.key == key)).first()
-    if found is None:
-        raise NotFound(Reason.of("registry.unknown_item", key=key, field="item"))
-    return found
+    return get_by(session, RegistryItem, "registry.unknown_item", field="item", key=key)
 
 
 def items_of(session: Session, file: RegistryFile, *, include_retired: bool = True
@@ -213,10 +207,8 @@ def history(session: Session, file: RegistryFile) -> list[RegistryVersion]:
 
 
 def version_snapshot(session: Session, file: RegistryFile, version: int) -> dict[str, Any]:
-    row = session.exec(select(RegistryVersion).where(
-        RegistryVersion.file_id == file.id, RegistryVersion.version == version)).first()
-    if row is None:
-        raise NotFound(Reason.of("registry.unknown_file", key=f"{file.key}@{version}"))
+    row = get_by(session, RegistryVersion, "registry.unknown_file",
+                 params={"key": f"{file.key}@{version}"}, file_id=file.id, version=version)
     data: dict[str, Any] = json.loads(row.snapshot)
     return data
 
@@ -356,20 +348,14 @@ def _apply_file_fields(session: Session, file: RegistryFile, data: FileFields,
     for name in sorted(fields):
         value = getattr(data, name)
         if name == "organ":
-            organ = session.exec(select(Organ).where(Organ.key == value)).first()
-            if organ is None:
-                raise NotFound(Reason.of("core.unknown_organ", key=str(value), field="organ"))
+            organ = organ_by_key(session, str(value))
             assert organ.id is not None
             file.organ_id = organ.id
         elif name == "department":
             if value in (None, ""):
                 file.department_id = None
                 continue
-            department = session.exec(select(Department).where(Department.key == value)).first()
-            if department is None:
-                raise NotFound(Reason.of("core.unknown_department", key=str(value),
-                                         field="department"))
-            file.department_id = department.id
+            file.department_id = department_by_key(session, str(value)).id
         elif name == "held_since":
             file.held_since = _as_moment(value)
         elif name in {"special_procedure", "file_type", "persons_count", "exclusion"}:

@@ -27,8 +27,9 @@ from sqlmodel import select as sqlmodel_select
 
 from consent.models import Relation
 from core.clock import TOKYO
-from core.db import TemporaryTableAs, UtcDateTime, is_postgres
+from core.db import TemporaryTableAs, UtcDateTime, get_by, is_postgres
 from core.models import Organ, Role, RoleGrant, StaffAccount
+from core.reasons import NotFound
 
 HOSTILE = "b'; DROP TABLE consent_person; --"
 
@@ -111,3 +112,19 @@ def test_a_model_column_reads_back_aware_in_utc(db: Session) -> None:
 def test_a_naive_moment_is_refused_on_write(engine: Engine) -> None:
     with pytest.raises(StatementError, match="naive datetime"):
         _round_trip(engine, datetime(2026, 4, 1, 3, 0))
+
+
+def test_get_by_finds_the_row_or_names_what_was_missing(db: Session) -> None:
+    mayor = get_by(db, Organ, "core.unknown_organ", field="organ", key="mayor")
+    assert mayor.key == "mayor" and mayor.id is not None
+    assert get_by(db, Organ, "core.unknown_organ", id=mayor.id) is mayor  # identity map
+    with pytest.raises(NotFound) as missing:
+        get_by(db, Organ, "core.unknown_organ", field="organ", key="nowhere")
+    reason = missing.value.reasons[0]
+    assert (reason.code, reason.field) == ("core.unknown_organ", "organ")
+    assert "nowhere" in reason.message_ja and "nowhere" in reason.message_en
+    with pytest.raises(NotFound) as by_id:
+        get_by(db, Organ, "core.unknown_organ", params={"key": "#0"}, id=0)
+    assert "#0" in by_id.value.reasons[0].message_en and by_id.value.reasons[0].field is None
+    with pytest.raises(NotFound):  # every column must match
+        get_by(db, Organ, "core.unknown_organ", key="mayor", municipality_id=-1)

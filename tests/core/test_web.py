@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,8 @@ import main
 from core import audit, messages
 from core import demo as core_demo
 from core.models import Role
+from core.reasons import Reason
+from core.schemas import ReasonPublic
 from core.settings import KNOWN_DEFAULT_SECRETS, Settings, SettingsError, check_settings
 from core.web import (
     CSRF_COOKIE,
@@ -28,6 +31,7 @@ from core.web import (
     include_router,
     public,
     route_access,
+    templates,
     undeclared_routes,
 )
 from tests.databases import session_on
@@ -493,3 +497,21 @@ def test_the_app_refuses_to_start_with_a_default_secret(
     use_env(KODOMO_DEMO="0", KODOMO_SECRET_KEY="changeme", KODOMO_KEY_FILE=str(key_file))
     with pytest.raises(SettingsError, match="KODOMO_SECRET_KEY"):
         main.create_app("all", session_factory=lambda: session_on(connection))
+
+
+def test_the_public_reason_is_the_reason_as_a_dict() -> None:
+    reason = Reason.of("core.invalid_request", where="body", detail="d", field="n",
+                       refs={"file": "juki"})
+    assert ReasonPublic.of(reason).model_dump(exclude_none=True) == reason.to_dict()
+
+
+def test_the_reasons_partial_lists_each_reason_and_links_it_when_asked() -> None:
+    template = templates().env.get_template("core/_reasons.html")
+    reasons = [Reason("x.one", "一", "one", {}, "name"), Reason("x.two", "二", "two")]
+    plain = template.render(reasons=reasons)
+    assert 'role="alert" id="refusal"' in plain and "<a " not in plain
+    assert '<li data-code="x.one" data-field="name">一<span class="en">one</span>' in plain
+    assert '<li data-code="x.two">二<span class="en">two</span>' in plain
+    linked = template.render(reasons=reasons, reason_views=[SimpleNamespace(href="/fix#name")])
+    assert linked.count("<a ") == 1 and '<a href="/fix#name">修正する</a>' in linked
+    assert template.render(reasons=[]).strip() == ""

@@ -80,3 +80,24 @@ def test_console_form_saves_and_shows_conflicts(client: TestClient, db: Session)
     assert "他の担当者" in again.text and "私の入力" in again.text
     home = client.get("/")
     assert home.status_code == 200
+
+
+def test_console_names_each_bad_field_by_its_label(client: TestClient, db: Session) -> None:
+    _, draft = _ids(db)
+    sign_in(client, "privacy")
+    page = client.get(f"/pia/{draft}")
+    base = {"csrf_token": csrf_from(page.text), "version": str(pia.get(db, draft).version)}
+    risk = client.post(f"/pia/{draft}/risks",
+                       data={**base, "stage": "use", "title": "", "likelihood": "9"})
+    assert risk.status_code == 422
+    for label in ("リスク", "発生可能性"):
+        assert f"「{label}」の値が正しくありません" in risk.text
+    assert 'data-code="pia.invalid_field" data-field="title"' in risk.text
+    long_measure = client.post(f"/pia/{draft}/risks",
+                               data={**base, "stage": "use", "title": "t", "measures": "x" * 2001})
+    assert long_measure.status_code == 422 and 'data-field="text"' in long_measure.text
+    threshold = client.post(f"/pia/{draft}/threshold", data={**base, "persons": "many"})
+    assert threshold.status_code == 422
+    assert "「対象となる本人の数（ファイルに記録される人数）」の値が正しくありません" in (
+        threshold.text)
+    assert pia.get(db, draft).version == int(base["version"])  # nothing was saved
