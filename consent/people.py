@@ -20,7 +20,8 @@ from consent.models import (
 from core import audit
 from core.auth import Principal
 from core.crypto import keyed_hash_candidates
-from core.reasons import InvalidInput, NotFound, Reason
+from core.db import get_by
+from core.reasons import InvalidInput, Reason
 
 Acting = Principal | audit.Actor
 
@@ -41,10 +42,8 @@ def person_by_atena(session: Session, atena_no: str) -> Person | None:
 
 
 def get_person(session: Session, person_id: str) -> Person:
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFound(Reason.of("consent.person_not_found", refs={"person_id": person_id}))
-    return person
+    return get_by(session, Person, "consent.person_not_found",
+                  params={"refs": {"person_id": person_id}}, id=person_id)
 
 
 def find_persons(session: Session, acting: Acting, *, atena_no: str | None = None,

@@ -39,9 +39,10 @@ from consent.schemas import ConsentIn, NoticeIn, RestrictionIn, WithdrawIn
 from core import audit, messages
 from core.auth import Principal
 from core.clock import as_utc, utcnow
+from core.db import get_by
 from core.models import Organ, OutsideBody, Role
 from core.policies import policy as configured
-from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
+from core.reasons import Conflict, Forbidden, InvalidInput, Reason
 
 
 def _staff_id(acting: Acting) -> int | None:
@@ -97,10 +98,8 @@ def _notices_stay_as_shown(session: OrmSession, _context: Any, _instances: Any) 
 
 
 def get_notice(session: Session, notice_id: int) -> Notice:
-    notice = session.get(Notice, notice_id)
-    if notice is None:
-        raise NotFound(Reason.of("consent.notice_not_found", refs={"notice_id": notice_id}))
-    return notice
+    return get_by(session, Notice, "consent.notice_not_found",
+                  params={"refs": {"notice_id": notice_id}}, id=notice_id)
 
 
 def notice_items(session: Session, notice_id: int) -> list[NoticeItem]:
@@ -178,10 +177,8 @@ def offered(session: Session, notice_id: int) -> rules.Offered:
 
 
 def get_record(session: Session, record_id: str) -> ConsentRecord:
-    record = session.get(ConsentRecord, record_id)
-    if record is None:
-        raise NotFound(Reason.of("consent.record_not_found", refs={"record_id": record_id}))
-    return record
+    return get_by(session, ConsentRecord, "consent.record_not_found",
+                  params={"refs": {"record_id": record_id}}, id=record_id)
 
 
 def _authority(session: Session, child_id: str, giver_id: str, relation: Relation,
@@ -378,10 +375,8 @@ def events_of(session: Session, record_id: str) -> list[ConsentEvent]:
 
 
 def get_receipt(session: Session, receipt_id: str) -> Receipt:
-    found = session.get(Receipt, receipt_id)
-    if found is None:
-        raise NotFound(Reason.of("consent.receipt_not_found", refs={"receipt_id": receipt_id}))
-    return found
+    return get_by(session, Receipt, "consent.receipt_not_found",
+                  params={"refs": {"receipt_id": receipt_id}}, id=receipt_id)
 
 
 # ---------------------------------------------------------------- re-confirmation
@@ -440,9 +435,8 @@ def add_restriction(session: Session, acting: Acting, data: RestrictionIn, *,
 def lift_restriction(session: Session, acting: Acting, restriction_id: int,
                      at: datetime | None = None) -> Restriction:
     _require_privacy_officer(acting)
-    restriction = session.get(Restriction, restriction_id)
-    if restriction is None:
-        raise NotFound(Reason.of("consent.restriction_not_found"))
+    restriction = get_by(session, Restriction, "consent.restriction_not_found", params={},
+                         id=restriction_id)
     restriction.lifted_at = as_utc(at or utcnow())
     restriction.lifted_by = _staff_id(acting)
     session.add(restriction)
@@ -496,9 +490,7 @@ def mark_unsuitable(session: Session, acting: Acting, person_id: str, reason: st
 def lift_unsuitable(session: Session, acting: Acting, mark_id: int,
                     at: datetime | None = None) -> UnsuitableMark:
     _require_privacy_officer(acting)
-    mark = session.get(UnsuitableMark, mark_id)
-    if mark is None:
-        raise NotFound(Reason.of("consent.mark_not_found"))
+    mark = get_by(session, UnsuitableMark, "consent.mark_not_found", params={}, id=mark_id)
     mark.lifted_at = as_utc(at or utcnow())
     mark.lifted_by = _staff_id(acting)
     session.add(mark)

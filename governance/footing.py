@@ -8,9 +8,10 @@ from sqlmodel import Session, col, select
 
 from core import audit
 from core.clock import as_utc, utcnow
+from core.db import get_by
 from core.models import Organ, OutsideBody, Role
 from core.policies import policy
-from core.reasons import Conflict, InvalidInput, NotFound, Reason
+from core.reasons import Conflict, InvalidInput, Reason
 from core.service import organ_by_key
 from governance import rules
 from governance.approvals import (
@@ -47,17 +48,11 @@ from registry.models import RegistryFile, RegistryItem
 
 
 def get_route(session: Session, key: str) -> Route:
-    route = session.exec(select(Route).where(Route.key == key)).first()
-    if route is None:
-        raise NotFound(Reason.of("governance.unknown_route", key=key, field="route"))
-    return route
+    return get_by(session, Route, "governance.unknown_route", field="route", key=key)
 
 
 def get_authorisation(session: Session, key: str) -> Authorisation:
-    found = session.exec(select(Authorisation).where(Authorisation.key == key)).first()
-    if found is None:
-        raise NotFound(Reason.of("governance.unknown_authorisation", key=key))
-    return found
+    return get_by(session, Authorisation, "governance.unknown_authorisation", key=key)
 
 
 def _recipient(

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core import forms
 from core.clock import TOKYO
 from core.dates import parse_date
 from core.reasons import Reason
@@ -14,32 +15,18 @@ from governance import messages as words
 from governance.rules import SAFEGUARD_CATEGORIES
 
 
-def text_of(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def texts_of(form: Any, name: str) -> list[str]:
-    return [v.strip() if isinstance(v, str) else "" for v in form.getlist(name)]
-
-
 def label_of(name: str) -> str:
     return words.FIELD_LABELS.get(name, name)
 
 
 def validation_reasons(error: ValidationError) -> list[Reason]:
-    reasons = []
-    for problem in error.errors():
-        loc = [str(p) for p in problem.get("loc", ())]
-        top = loc[0] if loc else ""
-        field = ".".join(loc[:2]) if top == "safeguards" and len(loc) > 1 else top
-        reasons.append(Reason.of("governance.ui.invalid_field", field=field, name=top,
-                                 label=label_of(top), detail=problem.get("msg", "")))
-    return reasons
+    """The schema's complaints about a purpose or authorisation form, at their fields."""
+    return forms.validation_reasons(error, words.FIELD_LABELS, code="governance.ui.invalid_field",
+                                    nested=("safeguards",))
 
 
 def required(form: Any, name: str) -> Reason | None:
-    if text_of(form, name):
+    if forms.text(form, name):
         return None
     return Reason.of("governance.ui.required", field=name, name=name, label=label_of(name))
 
@@ -49,14 +36,14 @@ def purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[R
     simple = ("title_ja", "title_en", "purpose_text", "necessity", "acquisition_note",
               "handling_extraction", "handling_matching_key", "handling_logic",
               "handling_logic_version", "handling_result_viewers", "handling_human_assessment")
-    data: dict[str, Any] = {name: text_of(form, name) for name in simple}
-    data["acquisition_method"] = text_of(form, "acquisition_method") or "reuse"
+    data: dict[str, Any] = {name: forms.text(form, name) for name in simple}
+    data["acquisition_method"] = forms.text(form, "acquisition_method") or "reuse"
     values: dict[str, Any] = dict(data)
     problems: list[Reason] = []
     # 事務の根拠 (Art. 61(1)): rows of kind, law, article, note; empty rows are ignored.
     citations = []
-    rows = zip(texts_of(form, "citation_kind"), texts_of(form, "citation_law_name"),
-               texts_of(form, "citation_article"), texts_of(form, "citation_note"), strict=False)
+    rows = zip(*(forms.texts(form, f"citation_{part}")
+                 for part in ("kind", "law_name", "article", "note")), strict=False)
     for kind, law_name, article, note in rows:
         if law_name or article or note:
             citations.append({"kind": kind or "statute", "law_name": law_name,
@@ -66,7 +53,7 @@ def purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[R
     # 取り扱う主体: an organ or "organ/department", with its governance role.
     subjects = []
     shown = []
-    for unit, role in zip(texts_of(form, "subject_unit"), texts_of(form, "subject_role"),
+    for unit, role in zip(forms.texts(form, "subject_unit"), forms.texts(form, "subject_role"),
                           strict=False):
         if not unit:
             continue
@@ -80,7 +67,7 @@ def purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[R
     values["safeguards"] = {}
     values["safeguards_other"] = {}
     for category in SAFEGUARD_CATEGORIES:
-        ticked = [v for v in texts_of(form, f"safeguards.{category}") if v]
+        ticked = [v for v in forms.texts(form, f"safeguards.{category}") if v]
         other_text = form.get(f"safeguards_other.{category}")
         other_text = other_text if isinstance(other_text, str) else ""
         others = [line.strip() for line in other_text.splitlines() if line.strip()]
@@ -88,11 +75,12 @@ def purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[R
         values["safeguards"][category] = ticked
         values["safeguards_other"][category] = other_text
     data["safeguards"] = safeguards
-    notice = {name: text_of(form, f"public_notice.{name}") for name in words.PUBLIC_NOTICE_LABELS}
+    notice = {name: forms.text(form, f"public_notice.{name}")
+              for name in words.PUBLIC_NOTICE_LABELS}
     data["public_notice"] = notice
     values["public_notice"] = notice
     # 対象者: an age range over the person register; both blank means not yet decided.
-    low, high = text_of(form, "min_age"), text_of(form, "max_age")
+    low, high = forms.text(form, "min_age"), forms.text(form, "max_age")
     values["min_age"], values["max_age"] = low, high
     if not low and not high:
         data["subjects_rule"] = None
@@ -125,21 +113,21 @@ def tokyo_day(text: str, end: bool) -> datetime | None:
 
 
 def auth_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Reason]]:
-    values: dict[str, Any] = {name: text_of(form, name) for name in AUTH_TEXTS}
+    values: dict[str, Any] = {name: forms.text(form, name) for name in AUTH_TEXTS}
     data: dict[str, Any] = dict(values)
     problems: list[Reason] = []
     for name in (*CONDITIONS, "restricting_laws_checked"):
-        answer = text_of(form, name)
+        answer = forms.text(form, name)
         values[name] = answer
         data[name] = answer == "yes"
     for name, end in (("valid_from", False), ("valid_until", True)):
-        typed = text_of(form, name)
+        typed = forms.text(form, name)
         values[name] = typed
         data[name] = tokyo_day(typed, end) if typed else None
         if typed and data[name] is None:
             problems.append(Reason.of("governance.ui.not_a_date", field=name, name=name,
                                       label=label_of(name)))
-    runs = text_of(form, "runs_allowed")
+    runs = forms.text(form, "runs_allowed")
     values["runs_allowed"] = runs
     try:
         data["runs_allowed"] = int(runs) if runs else 1

@@ -19,9 +19,9 @@ from consent.rules import body_recipient, organ_recipient
 from core import audit
 from core.auth import Principal, principal_for
 from core.clock import as_utc, utcnow
-from core.db import TemporaryTableAs, is_postgres, unit_of_work
+from core.db import TemporaryTableAs, get_by, is_postgres, unit_of_work
 from core.models import StaffAccount
-from core.reasons import Conflict, Forbidden, NotFound, Reason
+from core.reasons import Conflict, Forbidden, Reason
 from governance import gate
 from governance.models import (
     Authorisation,
@@ -68,10 +68,7 @@ def handler_for(kind: str) -> Handler | None:
 
 
 def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(Reason.of("jobs.unknown_job", id=job_id))
-    return job
+    return get_by(session, Job, "jobs.unknown_job", id=job_id)
 
 
 def list_jobs(session: Session, limit: int = 100) -> list[Job]:

@@ -212,7 +212,6 @@ messages.register(
             "この利用目的は現在、利用できます。",
             "This purpose can be used now.",
         ),
-        "governance.ui.fix": ("修正する", "fix"),
         "governance.ui.saved": ("保存しました。", "Saved."),
         "governance.ui.route_created": (
             "経路「{key}」を作成しました。法的な区分：{kind}",

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from core import forms
 from core.auth import Principal
 from core.clock import TOKYO
 from core.models import Role
@@ -26,8 +27,6 @@ from governance.forms import (
     auth_form_data,
     purpose_form_data,
     required,
-    text_of,
-    texts_of,
     validation_reasons,
 )
 from governance.models import Authorisation, Route
@@ -116,7 +115,7 @@ async def console_create(request: Request, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
     form = await request.form()
     data, values, problems = purpose_form_data(form)
-    data["key"] = values["key"] = text_of(form, "key")
+    data["key"] = values["key"] = forms.text(form, "key")
     if problems:
         return _purpose_form(request, session, principal, None, values, problems, 422)
     try:
@@ -157,7 +156,7 @@ async def console_update(key: str, request: Request, principal: ConsoleDrafter,
         reasons = _refused(request, session, error)
         return _purpose_form(request, session, principal, purposes.get_purpose(session, key),
                              values, reasons, error.status_code)
-    if text_of(form, "then") == "submit":
+    if forms.text(form, "then") == "submit":
         return _then_submit(f"/purposes/{_q(key)}/submit")
     return _back(key, done="saved")
 
@@ -199,7 +198,7 @@ def console_detail(key: str, request: Request, principal: ConsoleStaff,
 async def console_set_item(key: str, request: Request, principal: ConsoleDrafter,
                            session: SessionDep) -> Response:
     form = await request.form()
-    values = {name: text_of(form, name)
+    values = {name: forms.text(form, name)
               for name in ("item", "necessity_reason", "relevance_to_difficulty")}
     missing = required(form, "item")
     if missing is not None:
@@ -272,7 +271,7 @@ _OFFICER_ACTIONS = {
 async def _officer_decision(action: str, key: str, request: Request, principal: Principal,
                             session: Session) -> Response:
     form = await request.form()
-    values = {"comment": text_of(form, "comment"), "action": action}
+    values = {"comment": forms.text(form, "comment"), "action": action}
     missing = required(form, "comment")
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)
@@ -356,10 +355,10 @@ def console_new_route(key: str, request: Request, principal: ConsoleDrafter,
 async def console_create_route(key: str, request: Request, principal: ConsoleDrafter,
                                session: SessionDep) -> Response:
     form = await request.form()
-    values: dict[str, Any] = {name: text_of(form, name) for name in (
+    values: dict[str, Any] = {name: forms.text(form, name) for name in (
         "key", "basis", "recurrence", "recipient", "reasoning", "changed_purpose_text",
         "law_citation")}
-    values["items"] = [v for v in texts_of(form, "items") if v]
+    values["items"] = [v for v in forms.texts(form, "items") if v]
     kind, _, recipient = values["recipient"].partition(":")
     data: dict[str, Any] = {
         "key": values["key"], "items": values["items"], "basis": values["basis"] or None,
@@ -387,7 +386,7 @@ async def console_create_route(key: str, request: Request, principal: ConsoleDra
 async def _console_route_action(action: str, key: str, route_key: str, request: Request,
                         principal: Principal, session: Session) -> Response:
     form = await request.form()
-    values = {"comment": text_of(form, "comment"), "action": f"route:{route_key}:{action}"}
+    values = {"comment": forms.text(form, "comment"), "action": f"route:{route_key}:{action}"}
     try:
         _own_route(session, key, route_key)
         if action == "submit":
@@ -471,7 +470,7 @@ async def console_create_authorisation(key: str, route_key: str, request: Reques
     route = _own_route(session, key, route_key)
     form = await request.form()
     data, values, problems = auth_form_data(form)
-    data["key"] = values["key"] = text_of(form, "key")
+    data["key"] = values["key"] = forms.text(form, "key")
     data["route"] = route_key
     if problems:
         return _auth_form(request, session, principal, key, route, None, values, problems, 422)
@@ -485,7 +484,7 @@ async def console_create_authorisation(key: str, route_key: str, request: Reques
         reasons = _refused(request, session, error)
         return _auth_form(request, session, principal, key, _own_route(session, key, route_key),
                           None, values, reasons, error.status_code)
-    if text_of(form, "then") == "submit":
+    if forms.text(form, "then") == "submit":
         return _then_submit(f"/purposes/{_q(key)}/authorisations/{_q(auth.key)}/submit")
     return _back(key, f"authorisation-{auth.key}", done="saved")
 
@@ -528,7 +527,7 @@ async def console_update_authorisation(key: str, auth_key: str, request: Request
         route, auth = _own_authorisation(session, key, auth_key)
         return _auth_form(request, session, principal, key, route, auth, values, reasons,
                           error.status_code)
-    if text_of(form, "then") == "submit":
+    if forms.text(form, "then") == "submit":
         return _then_submit(f"/purposes/{_q(key)}/authorisations/{_q(auth_key)}/submit")
     return _back(key, f"authorisation-{auth_key}", done="saved")
 
@@ -563,8 +562,8 @@ async def console_approve_authorisation(key: str, auth_key: str, request: Reques
                                         session: SessionDep) -> Response:
     _own_authorisation(session, key, auth_key)
     form = await request.form()
-    values = {"comment": text_of(form, "comment"),
-              "delegation_note": text_of(form, "delegation_note"),
+    values = {"comment": forms.text(form, "comment"),
+              "delegation_note": forms.text(form, "delegation_note"),
               "action": f"authorisation:{auth_key}:approve"}
     missing = [r for r in (required(form, "comment"), required(form, "delegation_note"))
                if r is not None]
@@ -587,7 +586,7 @@ async def console_return_authorisation(key: str, auth_key: str, request: Request
                                        session: SessionDep) -> Response:
     _own_authorisation(session, key, auth_key)
     form = await request.form()
-    values = {"comment": text_of(form, "comment"), "action": f"authorisation:{auth_key}:return"}
+    values = {"comment": forms.text(form, "comment"), "action": f"authorisation:{auth_key}:return"}
     missing = required(form, "comment")
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.auth import Principal
 from core.clock import utcnow
+from core.db import get_by
 from core.models import Role
 from core.reasons import Conflict, InvalidInput, NotFound, Reason
 from core.service import department_by_key, organ_by_key
@@ -47,17 +48,12 @@ def ensure_key_free(session: Session, model: type, key: str) -> None:
 
 
 def get_purpose(session: Session, key: str) -> Purpose:
-    purpose = session.exec(select(Purpose).where(Purpose.key == key)).first()
-    if purpose is None:
-        raise NotFound(Reason.of("governance.unknown_purpose", key=key, field="purpose"))
-    return purpose
+    return get_by(session, Purpose, "governance.unknown_purpose", field="purpose", key=key)
 
 
 def get_purpose_by_id(session: Session, purpose_id: int) -> Purpose:
-    purpose = session.get(Purpose, purpose_id)
-    if purpose is None:
-        raise NotFound(Reason.of("governance.unknown_purpose", key=str(purpose_id)))
-    return purpose
+    return get_by(session, Purpose, "governance.unknown_purpose",
+                  params={"key": str(purpose_id)}, id=purpose_id)
 
 
 def list_purposes(session: Session) -> list[Purpose]:
