@@ -79,7 +79,7 @@ from core.db import make_engine, unit_of_work  # noqa: E402
 from core.models import Organ, OutsideBody, StaffAccount  # noqa: E402
 from core.settings import get_settings  # noqa: E402
 from core.startup import prepare  # noqa: E402
-from governance import footing, gate, jobs, purposes  # noqa: E402
+from governance import design, footing, gate, jobs, purposes  # noqa: E402
 from governance.demo import NOTICE, SAFEGUARDS  # noqa: E402
 from governance.design import canonical_json, design_hash, design_of, pia_snapshot  # noqa: E402
 from governance.models import (  # noqa: E402
@@ -337,7 +337,7 @@ def build_small(session: Session, rng: random.Random) -> World:
     consent.mark_notice_shown(session, audit.SYSTEM, notice.id or 0, at=now - timedelta(days=400))
     world.notice_id = notice.id or 0
     world.purposes.update({
-        p.key: [i.key for _link, i in purposes.purpose_items(session, p)]
+        p.key: [i.key for _link, i in design.purpose_items(session, p)]
         for p in session.exec(select(Purpose)).all() if p.key not in world.purposes})
     return world
 

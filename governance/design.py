@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -38,54 +38,61 @@ def _keys(session: Session, model: type, ids: set[int]) -> dict[int, str]:
     return {row.id: row.key for row in rows}
 
 
-def design_of(
-    session: Session,
-    purpose: Purpose,
-    *,
-    citations: Sequence[PurposeCitation] | None = None,
-    subjects: Sequence[PurposeSubject] | None = None,
-    items: Sequence[tuple[PurposeItem, RegistryItem]] | None = None,
-    routes: Sequence[Route] | None = None,
-    flows: Sequence[Flow] | None = None,
-) -> dict[str, Any]:
+def purpose_items(session: Session, purpose: Purpose
+                  ) -> list[tuple[PurposeItem, RegistryItem]]:
+    """The purpose's items with their register items, in key order."""
+    rows = session.exec(
+        select(PurposeItem, RegistryItem)
+        .join(RegistryItem, col(RegistryItem.id) == PurposeItem.item_id)
+        .where(PurposeItem.purpose_id == purpose.id)
+        .order_by(col(RegistryItem.key))
+    ).all()
+    return [(link, item) for link, item in rows]
+
+
+@dataclass(frozen=True)
+class PurposeParts:
+    """A purpose's records, read once and shared by completeness, the design and the gate."""
+
+    citations: list[PurposeCitation]
+    subjects: list[PurposeSubject]
+    items: list[tuple[PurposeItem, RegistryItem]]
+    routes: list[Route]  # every route, revoked ones included
+    flows: list[Flow]  # the flows of the routes that are not revoked
+
+    @property
+    def live_routes(self) -> list[Route]:
+        return [r for r in self.routes if r.status != RecordStatus.revoked]
+
+
+def read_parts(session: Session, purpose: Purpose) -> PurposeParts:
+    assert purpose.id is not None
+    routes = list(session.exec(select(Route).where(Route.purpose_id == purpose.id)
+                               .order_by(col(Route.key))).all())
+    live = [r.id for r in routes if r.status != RecordStatus.revoked and r.id is not None]
+    return PurposeParts(
+        citations=list(session.exec(
+            select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)).all()),
+        subjects=list(session.exec(
+            select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)).all()),
+        items=purpose_items(session, purpose),
+        routes=routes,
+        flows=(list(session.exec(select(Flow).where(col(Flow.route_id).in_(live))).all())
+               if live else []),
+    )
+
+
+def design_of(session: Session, purpose: Purpose,
+              parts: PurposeParts | None = None) -> dict[str, Any]:
     """What a PIA assesses: never authorisation ids, windows, run counters or register facts.
 
-    A caller that has already read the purpose's citations, subjects, items (with their
-    register items), routes (all of them) or the flows of its routes that are not revoked may
-    pass them, so they are not read twice; the design is the same.
+    A caller that has read the purpose's parts already passes them; the design is the same.
     """
-    assert purpose.id is not None
-    if citations is None:
-        citations = session.exec(
-            select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
-        ).all()
-    if subjects is None:
-        subjects = session.exec(
-            select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
-        ).all()
-    known: dict[int, str] = {}
-    if items is None:
-        purpose_items: Sequence[PurposeItem] = session.exec(
-            select(PurposeItem).where(PurposeItem.purpose_id == purpose.id)
-        ).all()
-    else:
-        purpose_items = [link for link, _item in items]
-        known = {item.id: item.key for _link, item in items if item.id is not None}
-    if routes is None:
-        routes = session.exec(
-            select(Route).where(
-                Route.purpose_id == purpose.id, col(Route.status) != RecordStatus.revoked.value
-            )
-        ).all()
-    else:
-        routes = [r for r in routes if r.status != RecordStatus.revoked]
-    route_ids = {r.id for r in routes if r.id is not None}
-    if flows is None:
-        flows = (
-            session.exec(select(Flow).where(col(Flow.route_id).in_(route_ids))).all()
-            if route_ids
-            else []
-        )
+    parts = parts or read_parts(session, purpose)
+    citations, subjects, flows = parts.citations, parts.subjects, parts.flows
+    routes = parts.live_routes
+    purpose_items = [link for link, _item in parts.items]
+    known = {item.id: item.key for _link, item in parts.items if item.id is not None}
     item_ids = {p.item_id for p in purpose_items} | {f.item_id for f in flows}
     item_keys = {**known, **_keys(session, RegistryItem, item_ids - set(known))}
     organ_keys = _keys(

@@ -25,7 +25,7 @@ from governance.approvals import (
     take_step,
     workflow_of,
 )
-from governance.design import current_design_hash
+from governance.design import current_design_hash, purpose_items
 from governance.models import (
     Authorisation,
     Flow,
@@ -34,7 +34,7 @@ from governance.models import (
     Route,
     RouteKind,
 )
-from governance.purposes import ensure_key_free, get_purpose, get_purpose_by_id, purpose_items
+from governance.purposes import ensure_key_free, get_purpose, get_purpose_by_id
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,

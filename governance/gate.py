@@ -16,20 +16,23 @@ from core.auth import Principal
 from core.clock import as_utc, to_tokyo, utcnow
 from core.models import Organ, OutsideBody
 from core.reasons import Reason
-from governance.design import canonical_json, design_hash, design_of
-from governance.footing import routes_of
+from governance.design import (
+    PurposeParts,
+    canonical_json,
+    design_hash,
+    design_of,
+    read_parts,
+)
 from governance.models import (
     Authorisation,
-    Flow,
     Purpose,
-    PurposeCitation,
     PurposeStatus,
     PurposeSubject,
     RecordStatus,
     Route,
     RouteKind,
 )
-from governance.purposes import missing, purpose_items
+from governance.purposes import missing
 from governance.rules import JOB_ROLES, JobKind, authorisation_standing, is_one_off
 from pia import service as pia
 from registry import service as registry
@@ -224,17 +227,17 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
     purpose = session.exec(select(Purpose).where(Purpose.key == request.purpose)).first()
     # The purpose's records are read once here and shared by every check below (one query per
     # table, never one per item or route).
-    subjects = [] if purpose is None else list(session.exec(
-        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)).all())
+    parts = None if purpose is None else read_parts(session, purpose)
+    subjects = [] if parts is None else parts.subjects
     role_reasons, acting_organ = _role_reasons(request, purpose, subjects)
     reasons.extend(role_reasons)
     to_organ, to_body, recipient, recipient_reasons = _recipient(session, request, acting_organ)
     reasons.extend(recipient_reasons)
-    if purpose is None:
+    if purpose is None or parts is None:
         reasons.append(Reason.of("gate.unknown_purpose", key=request.purpose, field="purpose"))
         return _decision(request, None, (recipient, to_organ, to_body), at, reasons, [], None,
                          None)
-    judged = _judge(session, purpose, subjects, request.kind, request.items, (to_organ, to_body),
+    judged = _judge(session, purpose, parts, request.kind, request.items, (to_organ, to_body),
                     (recipient, recipient), at)
     reasons.extend(judged.reasons)
     return _decision(request, purpose, (recipient, to_organ, to_body), at, reasons, judged.flows,
@@ -249,7 +252,7 @@ class _Judgement:
     design_hash: str
 
 
-def _judge(session: Session, purpose: Purpose, subjects: Sequence[PurposeSubject], kind: JobKind,
+def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKind,
            wanted_items: Sequence[str], to: tuple[int | None, int | None],
            recipient: tuple[str, str], at: datetime) -> _Judgement:
     """The checks after the principal's: the purpose, each item with its route to the
@@ -259,22 +262,16 @@ def _judge(session: Session, purpose: Purpose, subjects: Sequence[PurposeSubject
     if purpose.status != PurposeStatus.approved:
         reasons.append(Reason.of("gate.purpose_not_in_force", key=purpose.key,
                                  status=purpose.status, refs={"purpose": purpose.key}))
-    in_purpose = purpose_items(session, purpose)
-    citations = list(session.exec(
-        select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)).all())
-    reasons.extend(missing(session, purpose, citations=citations, subjects=subjects,
-                                   items=in_purpose))
+    in_purpose = parts.items
+    reasons.extend(missing(session, purpose, parts))
 
     flows: list[FlowBasis] = []
     if not wanted_items:
         reasons.append(Reason.of("gate.no_items", field="items"))
     seen: set[str] = set()
     justified = {item.key: (item, link) for link, item in in_purpose}
-    all_routes = routes_of(session, purpose)
-    live_ids = {r.id for r in all_routes if r.status != RecordStatus.revoked and r.id is not None}
-    route_flows = (list(session.exec(select(Flow).where(col(Flow.route_id).in_(live_ids))).all())
-                   if live_ids else [])
-    routes = [r for r in all_routes
+    route_flows = parts.flows
+    routes = [r for r in parts.routes
               if r.status == RecordStatus.approved
               and r.to_organ_id == to_organ and r.to_body_id == to_body]
     authorisations = _approved_authorisations(session, routes)
@@ -325,8 +322,7 @@ def _judge(session: Session, purpose: Purpose, subjects: Sequence[PurposeSubject
         else:
             flows.append(basis)
 
-    current_hash = design_hash(design_of(session, purpose, citations=citations, subjects=subjects,
-                                         items=in_purpose, routes=all_routes, flows=route_flows))
+    current_hash = design_hash(design_of(session, purpose, parts))
     assert purpose.id is not None
     pia_status = pia.status(session, purpose.id, current_hash, at)
     reasons.extend(pia_status.reasons)
@@ -420,9 +416,9 @@ class Usability:
 def usability(session: Session, purpose: Purpose, at: datetime | None = None) -> Usability:
     """For each job kind: allowed for some handling subject of the kind's roles, or why not."""
     moment = as_utc(at or utcnow())
-    subjects = list(session.exec(
-        select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)).all())
-    items = [item.key for _link, item in purpose_items(session, purpose)]
+    parts = read_parts(session, purpose)
+    subjects = parts.subjects
+    items = [item.key for _link, item in parts.items]
     organs = {o.id: o for o in session.exec(select(Organ))}
     kinds = []
     for kind in JobKind:
@@ -434,7 +430,7 @@ def usability(session: Session, purpose: Purpose, at: datetime | None = None) ->
                                         for r in roles))
             nobody = (messages.text("gate.ui.no_subject_recipient"),
                       messages.text("gate.ui.no_subject_recipient", "en"))
-            judged = _judge(session, purpose, subjects, kind, items, (None, None), nobody, moment)
+            judged = _judge(session, purpose, parts, kind, items, (None, None), nobody, moment)
             kinds.append(KindUsability(kind, False, [Reason.of(
                 "gate.no_subject_for_kind", kind=messages.text(f"gate.kind.{kind.value}"),
                 kind_en=kind.value, subject=names, subject_en=names_en, field="subjects",
@@ -443,7 +439,7 @@ def usability(session: Session, purpose: Purpose, at: datetime | None = None) ->
         first: list[Reason] | None = None
         for organ_id in targets:
             name = f"organ:{organs[organ_id].key}"
-            judged = _judge(session, purpose, subjects, kind, items, (organ_id, None),
+            judged = _judge(session, purpose, parts, kind, items, (organ_id, None),
                             (name, name), moment)
             if not judged.reasons:
                 first = []

@@ -19,7 +19,7 @@ from core.models import Role
 from core.policies import policy
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.web import SessionDep, console_staff, record_refusal, render
-from governance import approvals, assessment, footing, gate, jobs, purposes, rules, views
+from governance import approvals, assessment, design, footing, gate, jobs, purposes, rules, views
 from governance import messages as words
 from governance.forms import (
     AUTH_TEXTS,
@@ -91,7 +91,7 @@ def console_list(request: Request, principal: ConsoleStaff, session: SessionDep)
 def _purpose_form(request: Request, session: Session, principal: Principal,
                   purpose: Any, values: dict[str, Any], reasons: list[Reason] | None = None,
                   status_code: int = 200) -> Response:
-    items = purposes.purpose_items(session, purpose) if purpose is not None else []
+    items = design.purpose_items(session, purpose) if purpose is not None else []
     return render(request, "governance/purpose_form.html", {
         "purpose": purpose, "values": values, "reasons": reasons or [],
         "reason_views": views.reason_views(purpose, reasons or [], on_form=True) if purpose else
@@ -607,7 +607,7 @@ def gate_page(request: Request, principal: ConsoleStaff, session: SessionDep) ->
     """Per purpose: which job kinds would be allowed for you today, and what is missing."""
     rows = []
     for purpose in purposes.list_purposes(session):
-        items = [item.key for _, item in purposes.purpose_items(session, purpose)]
+        items = [item.key for _, item in design.purpose_items(session, purpose)]
         kinds = []
         for kind in gate.JobKind:
             decision = gate.explain(session, gate.JobRequest(

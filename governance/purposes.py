@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlmodel import Session, col, select
 
 from core import audit
@@ -24,7 +22,13 @@ from governance.approvals import (
     take_step,
     workflow_of,
 )
-from governance.design import canonical_json, design_hash, design_of
+from governance.design import (
+    PurposeParts,
+    canonical_json,
+    design_hash,
+    design_of,
+    read_parts,
+)
 from governance.models import (
     Purpose,
     PurposeCitation,
@@ -224,36 +228,13 @@ def remove_item(session: Session, by: Actor, purpose_key: str, item_key: str) ->
     )
 
 
-def purpose_items(session: Session, purpose: Purpose) -> list[tuple[PurposeItem, RegistryItem]]:
-    rows = session.exec(
-        select(PurposeItem, RegistryItem)
-        .join(RegistryItem, col(RegistryItem.id) == PurposeItem.item_id)
-        .where(PurposeItem.purpose_id == purpose.id)
-        .order_by(col(RegistryItem.key))
-    ).all()
-    return [(link, item) for link, item in rows]
 
 
-def facts_of(
-    session: Session,
-    purpose: Purpose,
-    *,
-    citations: Sequence[PurposeCitation] | None = None,
-    subjects: Sequence[PurposeSubject] | None = None,
-    items: Sequence[tuple[PurposeItem, RegistryItem]] | None = None,
-) -> rules.PurposeFacts:
-    """The purpose as the completeness rules see it; `citations`, `subjects` and `items` (as
-    `purpose_items` returns them) may be passed by a caller that has read them already."""
-    if citations is None:
-        citations = session.exec(
-            select(PurposeCitation).where(PurposeCitation.purpose_id == purpose.id)
-        ).all()
-    if subjects is None:
-        subjects = session.exec(
-            select(PurposeSubject).where(PurposeSubject.purpose_id == purpose.id)
-        ).all()
-    if items is None:
-        items = purpose_items(session, purpose)
+def facts_of(session: Session, purpose: Purpose,
+             parts: PurposeParts | None = None) -> rules.PurposeFacts:
+    """The purpose as the completeness rules see it."""
+    parts = parts or read_parts(session, purpose)
+    citations, subjects, items = parts.citations, parts.subjects, parts.items
     safeguards = rules.parse_json_object(purpose.safeguards)
     return rules.PurposeFacts(
         title_ja=purpose.title_ja,
@@ -282,17 +263,9 @@ def facts_of(
     )
 
 
-def missing(
-    session: Session,
-    purpose: Purpose,
-    *,
-    citations: Sequence[PurposeCitation] | None = None,
-    subjects: Sequence[PurposeSubject] | None = None,
-    items: Sequence[tuple[PurposeItem, RegistryItem]] | None = None,
-) -> list[Reason]:
-    return rules.completeness(
-        facts_of(session, purpose, citations=citations, subjects=subjects, items=items)
-    )
+def missing(session: Session, purpose: Purpose,
+            parts: PurposeParts | None = None) -> list[Reason]:
+    return rules.completeness(facts_of(session, purpose, parts))
 
 
 def _require_editable(purpose: Purpose) -> None:

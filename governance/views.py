@@ -132,7 +132,7 @@ def purpose_rows(session: Session) -> list[dict[str, Any]]:
             "usable": usable.usable,
             "usability": usable,
             "reasons": len(usable.reasons),
-            "item_count": len(purposes.purpose_items(session, purpose)),
+            "item_count": len(design.purpose_items(session, purpose)),
             "route_count": len(footing.routes_of(session, purpose)),
         })
     return rows
@@ -280,7 +280,7 @@ def describe(session: Session, purpose: Purpose) -> dict[str, Any]:
         ],
         "items": [
             (link, item, files.get(item.file_id), organs.get(files[item.file_id].organ_id))
-            for link, item in purposes.purpose_items(session, purpose)
+            for link, item in design.purpose_items(session, purpose)
         ],
         "routes": [
             {

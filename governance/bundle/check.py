@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from core import service as core_service
 from core.models import Department, OutsideBody
 from core.reasons import InvalidInput, Reason
-from governance import purposes, rules
+from governance import design, purposes, rules
 from governance.bundle.export import Names
 from governance.bundle.format import Approval, Bundle, RouteRecord, load_bundle
 from governance.models import Route, RouteKind
@@ -67,7 +67,7 @@ def _known(session: Session, bundle: Bundle) -> _Known:
             items[item.key] = (file.key, file.organ)
     purpose_items: dict[str, set[str]] = {}
     for purpose in purposes.list_purposes(session):
-        purpose_items[purpose.key] = {i.key for _, i in purposes.purpose_items(session, purpose)}
+        purpose_items[purpose.key] = {i.key for _, i in design.purpose_items(session, purpose)}
     for record in bundle.purposes:
         purpose_items[record.key] = {i.item for i in record.items}
     route_kinds: dict[str, RouteKind | None] = {

@@ -18,7 +18,7 @@ from core.models import (
     Role,
     StaffAccount,
 )
-from governance import approvals, footing, purposes, rules
+from governance import approvals, design, footing, purposes, rules
 from governance.bundle.format import (
     Approval,
     AuthorisationRecord,
@@ -176,7 +176,7 @@ def _purpose_record(session: Session, purpose: Purpose, names: Names) -> Purpose
                   for s in subjects],
         items=[PurposeItemIn(item=item.key, necessity_reason=link.necessity_reason,
                              relevance_to_difficulty=link.relevance_to_difficulty)
-               for link, item in purposes.purpose_items(session, purpose)],
+               for link, item in design.purpose_items(session, purpose)],
         submitted_by=names.login(purpose.submitted_by),
         approved=approved,
     )

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from governance import approvals, gate, purposes
+from governance import approvals, design, gate, purposes
 from governance.rules import JOB_ROLES, JobKind
 from governance.schemas import Citation, PurposeCreate, PurposeItemIn
 from tests.factories import who as _who
@@ -33,7 +33,7 @@ def test_the_purposes_page_shows_the_gate_verdict_for_every_purpose_and_kind(
     assert page.status_code == 200
     tokens = {login: api_token(client, login) for login in ACCOUNTS.values()}
     for purpose in purposes.list_purposes(db):
-        items = [item.key for _link, item in purposes.purpose_items(db, purpose)]
+        items = [item.key for _link, item in design.purpose_items(db, purpose)]
         badges = _badges(page.text, purpose.key)
         assert set(badges) == {kind.value for kind in JobKind}
         for kind in JobKind:
@@ -64,7 +64,7 @@ def _submitted_by_privacy(db: Session) -> None:
         handling_result_viewers="担当職員", handling_human_assessment="職員が確認する",
         citations=[Citation(kind="statute", law_name="児童福祉法", article="第25条の2")],
     ))
-    for link, item in purposes.purpose_items(db, source)[:1]:
+    for link, item in design.purpose_items(db, source)[:1]:
         purposes.set_item(db, officer, "trial_actions", PurposeItemIn(
             item=item.key, necessity_reason=link.necessity_reason or "必要",
             relevance_to_difficulty=link.relevance_to_difficulty or "関連"))
