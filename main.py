@@ -25,6 +25,7 @@ from core import messages
 from core import routes as core_routes
 from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
 from core.db import get_engine, metadata, unit_of_work
+from core.errors import install_database_error_handlers
 from core.middleware import RequestSizeLimit, SecurityHeaders
 from core.routes import TodoProvider
 from core.settings import SettingsError, get_settings
@@ -154,6 +155,7 @@ def create_app(
         if face == "all" or router_face == face:
             include_router(app, router, router_face)
     install_error_handlers(app)
+    install_database_error_handlers(app)
     # Outermost last: the size limit runs first, and every answer (413s too) gets the headers.
     app.add_middleware(RequestSizeLimit, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
