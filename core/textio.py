@@ -35,6 +35,7 @@ messages.register(
 YAML_MAX_DEPTH = 50
 YAML_MAX_BYTES = 8 * 1024 * 1024
 ALLOWED_CONTROLS = frozenset("\t\n\r")
+_CP932_UNUSED = frozenset("\x80\uf8f0\uf8f1\uf8f2\uf8f3")
 # OWASP CSV injection: a cell starting with one of these is read as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,12 +49,19 @@ def decode(data: bytes) -> str:
             return data.decode("utf-16")
         except UnicodeDecodeError as error:
             raise InvalidInput(Reason.of("core.text_encoding")) from error
-    for encoding in ("utf-8", "cp932"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidInput(Reason.of("core.text_encoding"))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(Reason.of("core.text_encoding")) from error
+    # Python's CP932 maps the bytes no Shift_JIS text uses (0x80, 0xA0, 0xFD-0xFF) to U+0080,
+    # U+F8F0-F8F3: such a file is not CP932 either.
+    if any(char in _CP932_UNUSED for char in text):
+        raise InvalidInput(Reason.of("core.text_encoding"))
+    return text
 
 
 def refuse_control_characters(text: str) -> None:
