@@ -47,6 +47,8 @@ DOCS_CONTENT_SECURITY_POLICY = (
 )
 DOCS_PATHS = frozenset({"/api/docs", "/api/docs/oauth2-redirect"})
 HSTS = "max-age=31536000; includeSubDomains"
+# same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" on form posts,
+# which the Origin check (core.web.same_origin) must refuse.
 
 
 def security_headers(path: str, tls: bool) -> list[tuple[bytes, bytes]]:
@@ -56,7 +58,7 @@ def security_headers(path: str, tls: bool) -> list[tuple[bytes, bytes]]:
         (b"content-security-policy", csp.encode()),
         (b"x-frame-options", b"DENY"),
         (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
+        (b"referrer-policy", b"same-origin"),
     ]
     if tls:
         headers.append((b"strict-transport-security", HSTS.encode()))
