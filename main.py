@@ -21,9 +21,12 @@ from consent import demo as consent_demo
 from consent import routes as consent_routes
 from consent.cli import people_cli
 from core import demo as core_demo
+from core import messages
 from core import routes as core_routes
 from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
 from core.db import get_engine, metadata, unit_of_work
+from core.errors import install_database_error_handlers
+from core.middleware import RequestSizeLimit, SecurityHeaders
 from core.routes import TodoProvider
 from core.settings import SettingsError, get_settings
 from core.startup import prepare
@@ -144,6 +147,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.session_factory = session_factory or (lambda: Session(bound, expire_on_commit=False))
+    core_demo.refuse_demo_database(settings, app.state.session_factory)
     app.state.todo_providers = list(TODO_PROVIDERS)
     app.state.nav = list(NAV)
     app.state.face = face
@@ -151,6 +155,10 @@ def create_app(
         if face == "all" or router_face == face:
             include_router(app, router, router_face)
     install_error_handlers(app)
+    install_database_error_handlers(app)
+    # Outermost last: the size limit runs first, and every answer (413s too) gets the headers.
+    app.add_middleware(RequestSizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -187,7 +195,12 @@ def serve(
     """Serve the web app."""
     import uvicorn
 
-    uvicorn.run(create_app(face), host=host, port=port, proxy_headers=True)
+    try:
+        app = create_app(face)
+    except SettingsError as error:
+        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
+        raise typer.Exit(2) from error
+    uvicorn.run(app, host=host, port=port, proxy_headers=True)
 
 
 @cli.command()
@@ -196,13 +209,22 @@ def worker(
     poll: float = typer.Option(2.0, help="seconds between looks for new jobs"),
 ) -> None:
     """Run submitted jobs: the gate checks each again at start."""
+    try:
+        core_demo.refuse_demo_database(get_settings(), lambda: Session(get_engine()))
+    except SettingsError as error:
+        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
+        raise typer.Exit(2) from error
     count = run_worker(poll_seconds=poll, once=once)
     typer.echo(f"{count} job(s) run")
 
 
 @demo_cli.command("load")
 def demo_load() -> None:
-    """Create the fictional city with one staff account per role (idempotent)."""
+    """Create the fictional city with one staff account per role (idempotent; demo mode only)."""
+    if not get_settings().demo:
+        ja, en = messages.both("core.demo_mode_required")
+        typer.echo(f"{ja}\n{en}", err=True)
+        raise typer.Exit(2)
     with unit_of_work() as session:
         for loader in DEMO_LOADERS:
             for line in loader(session):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -32,6 +32,7 @@ from consent.schemas import (
     NoticePublic,
     NoticeRecipientIn,
     PersonPublic,
+    PersonSearchIn,
     ReceiptPublic,
     ReconfirmationPublic,
     ReconfirmIn,
@@ -154,12 +155,12 @@ def jwks() -> JSONResponse:
 # ---------------------------------------------------------------- JSON API
 
 
-@api_router.get("/persons", response_model=list[PersonPublic])
-def api_find(principal: Staff, session: SessionDep,
-             atena_no: Annotated[str | None, Query(max_length=32)] = None,
-             name: Annotated[str | None, Query(max_length=100)] = None) -> list[PersonPublic]:
+@api_router.post("/persons/search", response_model=list[PersonPublic])
+def api_find(body: PersonSearchIn, principal: Staff, session: SessionDep) -> list[PersonPublic]:
+    # POST: a name or 宛名番号 in a URL would reach access logs and browser history.
     return [person_public(session, p)
-            for p in people.find_persons(session, principal, atena_no=atena_no, name=name)]
+            for p in people.find_persons(session, principal, atena_no=body.atena_no,
+                                         name=body.name)]
 
 
 @api_router.get("/persons/{person_id}", response_model=PersonPublic)
@@ -280,8 +281,19 @@ def _is_officer(principal: Principal) -> bool:
 
 
 @console_router.get("")
-def console_search(request: Request, principal: ConsoleStaff, session: SessionDep,
-                   atena_no: str = "", name: str = "") -> Response:
+def console_search_page(request: Request, principal: ConsoleStaff) -> Response:
+    return render(request, "consent/search.html", {
+        "atena_no": "", "name": "", "found": [], "reasons": [], "searched": False, "ages": {}})
+
+
+@console_router.post("")
+async def console_search(request: Request, principal: ConsoleStaff,
+                         session: SessionDep) -> Response:
+    # The search form posts (CSRF-checked by console_staff): names and 宛名番号 never travel
+    # in the URL, so never into access logs, Referer headers or browser history.
+    form = await request.form()
+    atena_no = str(form.get("atena_no") or "")[:32]
+    name = str(form.get("name") or "")[:100]
     found: list[Person] = []
     reasons: list[Reason] = []
     if atena_no or name:

@@ -115,6 +115,13 @@ class GuardianPublic(BaseModel):
     valid_until: date | None
 
 
+class PersonSearchIn(BaseModel):
+    """A person search; sent in the body, never the URL, so names and numbers stay out of logs."""
+
+    atena_no: str | None = Field(None, max_length=32)
+    name: str | None = Field(None, max_length=100)
+
+
 class PersonPublic(BaseModel):
     id: str
     atena_no: str

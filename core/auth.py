@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from jose import JWTError, jwt
 from sqlmodel import Session, col, select
 
-from core import audit, messages
+from core import audit, messages, throttle
 from core.clock import utcnow
 from core.models import Role, RoleGrant, StaffAccount
 from core.reasons import NotAuthenticated, Reason
@@ -220,24 +220,30 @@ def _invalid() -> NotAuthenticated:
     return NotAuthenticated(Reason.of("auth.invalid_credentials"))
 
 
-def authenticate(session: Session, login: str, password: str) -> StaffAccount:
+def authenticate(
+    session: Session, login: str, password: str, address: str = "local"
+) -> StaffAccount:
     """Check a password; a wrong password, unknown login and locked account look the same.
 
-    Failures are counted on the account and written to the audit chain in the caller's
-    transaction, so the caller must commit even when this raises.
+    Sign-in is throttled per address, per login string and per both (core.throttle) whether or
+    not the account exists; a throttled attempt is refused (429) before any password check.
+    Failures are counted and written to the audit chain in the caller's transaction, so the
+    caller must commit even when this raises.
     """
-    settings = get_settings()
+    throttle.check(session, login, address)
     account = session.exec(select(StaffAccount).where(StaffAccount.login == login)).first()
     if account is None:
         _password_matches(_dummy_hash(), password)
+        throttle.failed(session, login, address)
         audit.append(session, "core.sign_in_failed", details={"reason": "unknown_login"})
         raise _invalid()
     matches = _password_matches(account.password_hash, password)
     now = utcnow()
+    # locked_until is set by hand (an administrator's lock); failures no longer lock accounts,
+    # which let anyone lock anyone out: the throttle counts them instead.
     locked = account.locked_until is not None and account.locked_until > now
     if matches and account.is_active and not locked:
-        account.failed_logins = 0
-        account.locked_until = None
+        throttle.succeeded(session, login, address)
         session.add(account)
         audit.append(
             session,
@@ -248,13 +254,7 @@ def authenticate(session: Session, login: str, password: str) -> StaffAccount:
         )
         return account
     reason = "inactive" if not account.is_active else "locked" if locked else "wrong_password"
-    if reason == "wrong_password":
-        account.failed_logins += 1
-        if account.failed_logins >= settings.login_max_failures:
-            account.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
-            account.failed_logins = 0
-            reason = "locked_now"
-        session.add(account)
+    throttle.failed(session, login, address)
     audit.append(
         session,
         "core.sign_in_failed",

@@ -24,6 +24,7 @@ from core import audit, service
 from core.auth import Principal, authenticate, principal_for, staff_principal_from_token
 from core.crypto import commit_rotation, rotate_keys
 from core.db import get_engine, metadata, unit_of_work
+from core.demo import mark_database
 from core.keys import ensure_keyring
 from core.reasons import DomainError, NotAuthenticated, Reason
 from core.settings import get_settings
@@ -108,6 +109,10 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default head)."""
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(), revision)
+    if get_settings().demo:
+        with unit_of_work() as session:
+            mark_database(session, "db upgrade")
+        typer.echo("デモ用データベースとして記録しました / marked as a demo database")
     typer.echo(f"database at {revision}")
 
 

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-from sqlmodel import Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
 
-from core import audit, service
-from core.models import OrganKind, OutsideBodyKind, Role
+from core import audit, messages, service
+from core.models import DemoMarker, OrganKind, OutsideBodyKind, Role, StaffAccount
+from core.settings import Settings, SettingsError
+
+messages.register(
+    {
+        "core.demo_mode_required": (
+            "デモデータは デモモード（KODOMO_DEMO=1）でのみ作成できます。"
+            "本番のデータベースに公開パスワードのアカウントを作ることはできません。",
+            "The demo city can only be loaded in demo mode (KODOMO_DEMO=1): it would create "
+            "accounts with the published demo password in a production database.",
+        ),
+        "core.demo_database": (
+            "このデータベースはデモ用です（{what}）。本番には新しいデータベースを "
+            "`kodomo db upgrade` で作成し、職員は `kodomo users create` で登録してください。"
+            "デモとして使う場合は KODOMO_DEMO=1 を設定してください。",
+            "This database is a demo database ({what}). For production create a new database "
+            "with `kodomo db upgrade` and staff with `kodomo users create`; to run the demo, "
+            "set KODOMO_DEMO=1.",
+        ),
+    }
+)
 
 CITY_KEY = "wakabadai"
 # Shown on the console's sign-in instructions; demo mode only.
@@ -92,8 +114,45 @@ def demo_password() -> str:
     return os.environ.get(DEMO_PASSWORD_ENV, DEFAULT_DEMO_PASSWORD)
 
 
+def mark_database(session: Session, how: str) -> None:
+    """Mark the database as made in demo mode (once)."""
+    if session.exec(select(DemoMarker)).first() is None:
+        session.add(DemoMarker(how=how))
+
+
+def demo_traces(session: Session) -> list[str]:
+    """What makes this a demo database: its marker and its demo accounts (none when the
+    tables do not exist yet, i.e. before the first migration)."""
+    try:
+        marker = session.exec(select(DemoMarker)).first()
+        logins = session.exec(
+            select(StaffAccount.login).where(col(StaffAccount.is_demo).is_(True))
+        ).all()
+    except SQLAlchemyError:
+        session.rollback()
+        return []
+    found = [f"demo marker ({marker.how})"] if marker is not None else []
+    if logins:
+        found.append("demo accounts: " + ", ".join(sorted(logins)))
+    return found
+
+
+def refuse_demo_database(settings: Settings, session_factory: Callable[[], Session]) -> None:
+    """Outside demo mode, refuse to start on a database made or loaded in demo mode."""
+    if settings.demo:
+        return
+    with session_factory() as session:
+        traces = demo_traces(session)
+    if traces:
+        raise SettingsError("KODOMO_DEMO", messages.text("core.demo_database", "en",
+                                                         what="; ".join(traces))
+                            + " / " + messages.text("core.demo_database", "ja",
+                                                    what="; ".join(traces)))
+
+
 def load(session: Session) -> list[str]:
     """Create the city once; a second run changes nothing and says so."""
+    mark_database(session, "demo load")
     if service.get_municipality(session) is not None:
         return ["組織: 既に登録済み / organisation already loaded"]
     actor = audit.SYSTEM
@@ -127,7 +186,7 @@ def load(session: Session) -> list[str]:
         f"サインイン / sign in: http://127.0.0.1:8000/login  password: {password}",
     ]
     for login, name, department, role, organ in ACCOUNTS:
-        service.create_account(
+        account = service.create_account(
             session,
             actor,
             login=login,
@@ -135,6 +194,8 @@ def load(session: Session) -> list[str]:
             password=password,
             department_key=department,
         )
+        account.is_demo = True
+        session.add(account)
         service.grant_role(
             session, actor, login=login, role=role, organ_key=organ, department_key=department
         )

@@ -113,6 +113,33 @@ class StaffAccount(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    # Made by `kodomo demo load` with the published demo password: the service refuses to start
+    # outside demo mode while such an account exists.
+    is_demo: bool = False
+
+
+class DemoMarker(SQLModel, table=True):
+    """Present when the database was created or loaded in demo mode (one row)."""
+
+    __tablename__ = "core_demo_marker"
+
+    id: int | None = Field(default=None, primary_key=True)
+    marked_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    how: str = Field(max_length=32)
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins counted per address, per login string and per both, whether or not the
+    account exists. Keys are keyed hashes: no login or address is stored in clear."""
+
+    __tablename__ = "core_sign_in_throttle"
+
+    key: str = Field(primary_key=True, max_length=80)
+    # The keyed hash of the login string, so an officer can lift every block on one login.
+    login_digest: str | None = Field(default=None, max_length=64, index=True)
+    failures: int = 0
+    window_started_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    blocked_until: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class RoleGrant(SQLModel, table=True):

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from core import audit, auth, service
+from core import audit, auth, service, throttle
 from core.auth import Principal
+from core.clock import utcnow
 from core.models import Role
 from core.reasons import NotAuthenticated, NotFound, Reason
 from core.schemas import (
@@ -25,9 +26,11 @@ from core.schemas import (
     MePublic,
     StaffCreate,
     StaffPublic,
+    ThrottleLifted,
     TokenPublic,
 )
 from core.settings import get_settings
+from core.throttle import SignInThrottled
 from core.web import (
     SESSION_COOKIE,
     SessionDep,
@@ -80,10 +83,22 @@ def healthz() -> dict[str, str]:
 # ---------------------------------------------------------------- JSON API
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (the proxy's X-Forwarded-For when uvicorn trusts the proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
+def retry_after(error: SignInThrottled) -> str:
+    return str(max(1, int((error.until - utcnow()).total_seconds()) + 1))
+
+
 @api_router.post("/auth/token", dependencies=[Public], response_model=TokenPublic)
-def issue_token(body: LoginRequest, session: SessionDep) -> Any:
+def issue_token(body: LoginRequest, request: Request, session: SessionDep) -> Any:
     try:
-        account = auth.authenticate(session, body.login, body.password)
+        account = auth.authenticate(session, body.login, body.password, client_address(request))
+    except SignInThrottled as error:
+        return JSONResponse(error_body(error), status_code=429,
+                            headers={"Retry-After": retry_after(error)})
     except NotAuthenticated as error:
         # The failure counter and its audit event must land, so answer instead of raising.
         return JSONResponse(
@@ -181,6 +196,14 @@ def grant(login: str, body: GrantCreate, principal: Admin, session: SessionDep) 
     return GrantPublic.model_validate(created, from_attributes=True)
 
 
+@api_router.post("/staff/{login}/sign-in-block/lift", response_model=ThrottleLifted)
+def lift_sign_in_block(login: str, principal: Admin, session: SessionDep) -> ThrottleLifted:
+    """Lift every sign-in block on a login string (whether or not the account exists)."""
+    count = throttle.lift(session, principal.actor(Role.admin), login)
+    reason = Reason.of("auth.throttle_lifted", login=login, count=count)
+    return ThrottleLifted(lifted=count, message_ja=reason.message_ja, message_en=reason.message_en)
+
+
 @api_router.delete("/staff/{login}/grants/{grant_id}", status_code=204)
 def revoke(login: str, grant_id: int, principal: Admin, session: SessionDep) -> Response:
     account = service.account_by_login(session, login)
@@ -218,7 +241,16 @@ async def login_submit(
 ) -> Response:
     await require_csrf(request)
     try:
-        account = auth.authenticate(session, login, password)
+        account = auth.authenticate(session, login, password, client_address(request))
+    except SignInThrottled as error:
+        page = render(
+            request,
+            "core/login.html",
+            {"next": _safe_next(next), "error": error.reasons[0], "login": login},
+            status_code=429,
+        )
+        page.headers["Retry-After"] = retry_after(error)
+        return page
     except NotAuthenticated as error:
         return render(
             request,

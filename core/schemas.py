@@ -167,3 +167,9 @@ class CheckpointPublic(BaseModel):
     hash: str
     signed_at: datetime
     key_id: str
+
+
+class ThrottleLifted(BaseModel):
+    lifted: int
+    message_ja: str
+    message_en: str

@@ -43,10 +43,18 @@ class Settings(BaseSettings):
 
     key_file: Path | None = Field(None, description="Keyring JSON, kept outside the repository.")
 
+    # Failed sign-ins before a block (login_lock_minutes): per address and login string, per
+    # login string from any address, per address over any login strings.
     login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_login: int = Field(20, ge=1)
+    login_max_failures_per_address: int = Field(50, ge=1)
     login_lock_minutes: int = Field(15, ge=1)
     cookie_secure: bool | None = Field(
         None, description="Force the Secure cookie flag; by default set when the request is TLS."
+    )
+
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
 
     audit_checkpoint_every: int = Field(1000, ge=1)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,6 +40,10 @@ messages.register(
         ),
         "core.not_found": ("ページが見つかりません。", "Page not found."),
         "core.fix": ("修正する", "fix"),
+        "auth.origin_refused": (
+            "他のサイトから送信されたため受け付けませんでした。このサービスの画面から送信してください。",
+            "Refused: the request came from another site. Submit it from this service's pages.",
+        ),
     }
 )
 
@@ -194,32 +198,67 @@ def include_router(app: FastAPI, router: APIRouter, face: Literal["staff", "publ
 # ---------------------------------------------------------------- CSRF
 
 
-def _csrf_signature(nonce: str) -> str:
+def _csrf_binding(request: Request) -> str:
+    """What a CSRF token is tied to: this browser's session (a digest of its session cookie),
+    or "anonymous" before sign-in. A token minted for one session fails in any other, so an
+    attacker's own valid token planted with a cookie does not pass."""
+    session_token = request.cookies.get(SESSION_COOKIE)
+    if not session_token:
+        return "anonymous"
+    return hashlib.sha256(session_token.encode()).hexdigest()[:32]
+
+
+def _csrf_signature(nonce: str, binding: str) -> str:
     secret = get_settings().signing_secret().encode()
-    return hmac.new(secret, f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(secret, f"csrf:{binding}:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _csrf_valid(token: str | None) -> bool:
+def _csrf_valid(token: str | None, binding: str) -> bool:
     if not token or "." not in token:
         return False
     nonce, _, signature = token.partition(".")
-    return hmac.compare_digest(signature, _csrf_signature(nonce))
+    return hmac.compare_digest(signature, _csrf_signature(nonce, binding))
 
 
 def csrf_token(request: Request) -> str:
-    """The form token for this browser: the cookie's when valid, else a new one to be set."""
+    """The form token for this browser and session: the cookie's when valid, else a new one."""
+    binding = _csrf_binding(request)
     existing = getattr(request.state, "csrf_token", None) or request.cookies.get(CSRF_COOKIE)
-    if _csrf_valid(existing):
+    if _csrf_valid(existing, binding):
         return str(existing)
     nonce = secrets.token_urlsafe(24)
-    token = f"{nonce}.{_csrf_signature(nonce)}"
+    token = f"{nonce}.{_csrf_signature(nonce, binding)}"
     request.state.csrf_token = token
     request.state.csrf_new = True
     return token
 
 
+def _origin_of(value: str) -> str | None:
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_origin(request: Request) -> bool:
+    """An unsafe request from a browser must come from this site: its Origin (or, without one,
+    its Referer) names this host. A request carrying neither (not a browser) passes this check
+    and still needs the CSRF token."""
+    own = f"{request.url.scheme}://{request.url.netloc}".lower()
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin.lower() == own
+    referer = request.headers.get("referer")
+    if referer is not None:
+        return _origin_of(referer) == own
+    return True
+
+
 async def require_csrf(request: Request) -> None:
-    """Double submit: the form field must equal this browser's signed CSRF cookie."""
+    """Same origin, and double submit tied to the session: the form field must equal this
+    browser's CSRF cookie, and the cookie must have been minted for this session."""
+    if not same_origin(request):
+        raise Forbidden(Reason.of("auth.origin_refused"))
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     cookie = request.cookies.get(CSRF_COOKIE)
@@ -227,7 +266,7 @@ async def require_csrf(request: Request) -> None:
         not isinstance(submitted, str)
         or not cookie
         or not hmac.compare_digest(submitted, cookie)
-        or not _csrf_valid(cookie)
+        or not _csrf_valid(cookie, _csrf_binding(request))
     ):
         raise Forbidden(Reason.of("auth.csrf_failed", field=CSRF_FIELD))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from core import audit
+from core import audit, textio
 from core.cli import fail, sub_cli
 from core.db import unit_of_work
 from core.reasons import DomainError
@@ -31,8 +31,8 @@ def import_command(
 ) -> None:
     """Import files and items from YAML or CSV: the whole file is accepted or nothing is."""
     kind = fmt or ("csv" if file.suffix.lower() == ".csv" else "yaml")
-    text = file.read_text(encoding="utf-8-sig")
     try:
+        text = textio.decode(file.read_bytes())
         with unit_of_work() as session:
             records = importer.parse(text, kind)
             result = importer.import_records(session, audit.SYSTEM, records,

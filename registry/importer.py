@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from core import audit, messages
+from core import audit, messages, textio
 from core.dates import parse_date
 from core.reasons import DomainError, InvalidInput, Reason
 from registry import service
@@ -78,8 +78,9 @@ def _fix_value(name: str, value: Any) -> Any:
 
 
 def parse_yaml(text: str) -> list[ImportRecord]:
+    textio.refuse_control_characters(text)
     try:
-        loaded = yaml.safe_load(text)
+        loaded = textio.load_yaml(text)
     except yaml.YAMLError as error:
         raise InvalidInput(Reason.of("registry.import_unreadable", detail=str(error)[:200])
                            ) from error
@@ -106,6 +107,7 @@ def parse_yaml(text: str) -> list[ImportRecord]:
 
 
 def parse_csv(text: str) -> list[ImportRecord]:
+    textio.refuse_control_characters(text)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     records: dict[str, ImportRecord] = {}
     problems: list[Reason] = []
@@ -249,7 +251,7 @@ def to_csv(records: list[dict[str, Any]]) -> str:
             return ";".join(str(v) for v in value)
         if isinstance(value, bool):
             return "true" if value else "false"
-        return "" if value is None else value
+        return "" if value is None else textio.csv_safe(value)
 
     for record in records:
         base = {c: cell(record.get(c)) for c in file_columns}

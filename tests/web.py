@@ -93,11 +93,14 @@ def console_sign_in(
 def sign_in(client: TestClient, login: str, next: str | None = None) -> str:
     """Sign in through the form with the demo password, insisting that it works (303).
 
-    Returns the CSRF token the form carried: this browser's token, which its later forms carry
-    too (double submit against the CSRF cookie)."""
-    token, response = _post_sign_in_form(client, login, None, next)
+    Returns this browser's CSRF token for the new session (read from the home page), which its
+    later forms carry too: tokens are tied to the session, so the sign-in form's own token (minted
+    before there was a session) no longer passes once signed in."""
+    _token, response = _post_sign_in_form(client, login, None, next)
     assert response.status_code == 303, response.text
-    return token
+    home = client.get("/")
+    assert home.status_code == 200, home.text
+    return csrf_from(home.text)
 
 
 def set_cookie_header(response: httpx.Response, name: str) -> str:

@@ -18,8 +18,8 @@ def test_roles_are_refused(client: TestClient, world: World) -> None:
     world.session.commit()
     for login in ("analyst", "holder", "auditor", "admin"):
         headers = bearer(api_token(client, login))
-        assert client.get("/api/consent/persons", params={"atena_no": "X"},
-                          headers=headers).status_code == 403
+        assert client.post("/api/consent/persons/search", json={"atena_no": "X"},
+                           headers=headers).status_code == 403
     support = bearer(api_token(client, "support"))
     assert client.get(f"/api/consent/persons/{child}/unsuitable",
                       headers=support).status_code == 403
@@ -27,7 +27,8 @@ def test_roles_are_refused(client: TestClient, world: World) -> None:
                        headers=support).status_code == 403
     assert client.post("/api/consent/restrictions", headers=support, json={
         "person_id": child, "purpose_id": world.purpose_id, "reason": "x"}).status_code == 403
-    assert client.get("/api/consent/persons", params={"atena_no": "X"}).status_code == 401
+    assert client.post("/api/consent/persons/search",
+                       json={"atena_no": "X"}).status_code == 401
 
 
 def test_search_record_withdraw_over_the_api(client: TestClient, world: World,
@@ -36,16 +37,16 @@ def test_search_record_withdraw_over_the_api(client: TestClient, world: World,
     child_atena = world.session.get_one(Person, child).atena_no
     world.session.commit()
     support = bearer(api_token(client, "support"))
-    found = client.get("/api/consent/persons", params={"atena_no": child_atena},
-                       headers=support)
+    found = client.post("/api/consent/persons/search", json={"atena_no": child_atena},
+                        headers=support)
     assert found.status_code == 200 and [p["id"] for p in found.json()] == [child]
     assert {g["person_id"] for g in found.json()[0]["guardians"]} == set(parents)
     searched = db.exec(select(AuditEvent).where(AuditEvent.action == "consent.person_searched")
                        .order_by(AuditEvent.seq.desc())).first()  # type: ignore[attr-defined]
     assert searched is not None and child in searched.details
     assert child_atena not in searched.details
-    by_name = client.get("/api/consent/persons", params={"name": "しけん　たろう"},
-                         headers=support)
+    by_name = client.post("/api/consent/persons/search", json={"name": "しけん　たろう"},
+                          headers=support)
     assert child in [p["id"] for p in by_name.json()]
     body = {"principal_id": child, "relation": "parent", "notice_id": world.notice.id,
             "item_ids": world.items, "recipients": [world.recipient],
@@ -98,8 +99,12 @@ def test_console_search_and_paper_consent(client: TestClient, world: World) -> N
     child, parents = world.family("2016-05-10")
     world.session.commit()
     assert console_sign_in(client, "support").status_code == 303
-    page = client.get("/consent", params={"name": "試験 " + "C"})
+    page = client.get("/consent")
     assert page.status_code == 200
+    atena = world.session.get_one(Person, child).atena_no
+    page = client.post("/consent", data={"csrf_token": csrf_from(page.text), "atena_no": atena})
+    assert page.status_code == 200 and f'data-id="{child}"' in page.text
+    assert client.get("/consent", params={"atena_no": atena}).text.count("data-id=") == 0
     page = client.get(f"/consent/persons/{child}")
     assert page.status_code == 200
     response = client.post(f"/consent/persons/{child}/consents", data={

@@ -19,11 +19,12 @@ from argon2.exceptions import VerifyMismatchError
 from fastapi.testclient import TestClient
 from jose import jwt
 from sqlalchemy.engine import Connection
+from sqlmodel import select
 
 from core import audit, auth, service
 from core import demo as core_demo
 from core.clock import utcnow
-from core.models import Role
+from core.models import Role, SignInThrottle
 from core.reasons import NotAuthenticated
 from core.settings import Settings, get_settings
 from tests.databases import session_on
@@ -324,7 +325,18 @@ def test_password_change_revokes_tokens(client: TestClient, connection: Connecti
 # ---------------------------------------------------------------- sign-in failures
 
 
-def test_lockout_after_max_failures(client: TestClient, connection: Connection) -> None:
+def _throttled_until(reply: httpx.Response) -> str:
+    assert reply.status_code == 429, reply.text
+    reason = reply.json()["error"]["reasons"][0]
+    assert reply.json()["error"]["code"] == "auth.throttled"
+    assert "システム管理者" in reason["message_ja"] and "administrator" in reason["message_en"]
+    assert int(reply.headers["Retry-After"]) > 0
+    return str(reason["message_ja"])
+
+
+def test_throttle_after_max_failures_same_for_real_and_unknown_logins(
+    client: TestClient, connection: Connection
+) -> None:
     limit = get_settings().login_max_failures
     unknown = api_sign_in(client, "nobody-here", WRONG_PASSWORD)
     # One short of the limit, the right password still works and resets the count.
@@ -333,18 +345,75 @@ def test_lockout_after_max_failures(client: TestClient, connection: Connection) 
     assert api_sign_in(client, "holder", core_demo.demo_password()).status_code == 200
     for _ in range(limit):
         assert_same_reply(api_sign_in(client, "holder", WRONG_PASSWORD), unknown)
-    locked = api_sign_in(client, "holder", core_demo.demo_password())
-    assert_same_reply(locked, unknown)
+    for _ in range(limit - 1):
+        api_sign_in(client, "nobody-here", WRONG_PASSWORD)
+    # Now both are throttled, the right password too, with the same answer: no oracle, and an
+    # unknown login cannot be told from a real one.
+    real = api_sign_in(client, "holder", core_demo.demo_password())
+    ghost = api_sign_in(client, "nobody-here", WRONG_PASSWORD)
+    # The two blocks began a moment apart, so only the time may differ.
+    def without_time(text: str) -> str:
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "<time>", text)
+
+    assert without_time(_throttled_until(real)) == without_time(_throttled_until(ghost))
+    assert without_time(real.text) == without_time(ghost.text)
     assert unknown.json()["error"]["code"] == "auth.invalid_credentials"
 
+    # The account itself is not locked: the block belongs to (this address, this login).
     with session_on(connection) as session:
-        account = service.account_by_login(session, "holder")
-        assert account.locked_until is not None
-        # When the lock has run out, the right password works again.
-        account.locked_until = utcnow() - timedelta(seconds=1)
-        session.add(account)
+        assert service.account_by_login(session, "holder").locked_until is None
+        rows = session.exec(select(SignInThrottle)).all()
+        assert all("holder" not in (r.key + (r.login_digest or "")) for r in rows)
+
+    # An administrator lifts it; then the right password works.
+    admin = api_token(client, "admin")
+    lifted = client.post("/api/staff/holder/sign-in-block/lift", headers=bearer(admin))
+    assert lifted.status_code == 200 and lifted.json()["lifted"] >= 1
+    assert api_sign_in(client, "holder", core_demo.demo_password()).status_code == 200
+    # Only an administrator may lift a block.
+    other = api_token(client, "privacy")
+    assert client.post("/api/staff/nobody-here/sign-in-block/lift",
+                       headers=bearer(other)).status_code == 403
+
+
+def test_block_runs_out_after_the_lock_period(client: TestClient, connection: Connection) -> None:
+    for _ in range(get_settings().login_max_failures):
+        api_sign_in(client, "holder", WRONG_PASSWORD)
+    _throttled_until(api_sign_in(client, "holder", core_demo.demo_password()))
+    with session_on(connection) as session:
+        for row in session.exec(select(SignInThrottle)).all():
+            if row.blocked_until is not None:
+                row.blocked_until = utcnow() - timedelta(seconds=1)
+                session.add(row)
         session.commit()
     assert api_sign_in(client, "holder", core_demo.demo_password()).status_code == 200
+
+
+def test_another_address_is_not_locked_out_by_an_attackers_failures(
+    client: TestClient,
+) -> None:
+    """Five wrong passwords from one address do not lock the real user out at another."""
+    for _ in range(get_settings().login_max_failures):
+        api_sign_in(client, "holder", WRONG_PASSWORD)
+    assert api_sign_in(client, "holder", core_demo.demo_password()).status_code == 429
+    with TestClient(client.app, client=("10.0.0.9", 50000)) as clerk:
+        answer = api_sign_in(clerk, "holder", core_demo.demo_password())
+        assert answer.status_code == 200, answer.text
+
+
+def test_one_address_is_blocked_over_many_logins(client: TestClient) -> None:
+    for n in range(get_settings().login_max_failures_per_address):
+        api_sign_in(client, f"guess-{n}", WRONG_PASSWORD)
+    _throttled_until(api_sign_in(client, "support", core_demo.demo_password()))
+
+
+def test_console_sign_in_throttled_says_when_and_who(client: TestClient) -> None:
+    for _ in range(get_settings().login_max_failures):
+        console_sign_in(client, "nobody-here", WRONG_PASSWORD)
+    reply = console_sign_in(client, "nobody-here", WRONG_PASSWORD)
+    assert reply.status_code == 429
+    assert "以降にもう一度お試しください" in reply.text and "システム管理者" in reply.text
+    assert int(reply.headers["Retry-After"]) > 0
 
 
 def _lock(connection: Connection, login: str) -> None:
