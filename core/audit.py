@@ -309,24 +309,29 @@ def append(
         "details": canonical_details(details),
     }
     if not db.session_writes(session):
-        db.after_read(session, lambda writer: _chain(writer, [fields]))
-        return AuditEvent(**fields)
+        def chain_after(writer: Session) -> None:
+            _chain(writer, [fields])
+
+        db.after_read(session, chain_after)
+        return AuditEvent.model_construct(**fields)
     transaction = session.get_nested_transaction() or session.get_transaction()
     if session.info.get(db.WRITES) is True and transaction is not None:
         # Kept with the (sub)transaction it belongs to: a savepoint rolled back drops its own.
         session.info.setdefault(_PENDING, []).append((transaction, fields))
-        return AuditEvent(**fields)
+        return AuditEvent.model_construct(**fields)
     # A bare session: chain now, after anything waiting (in order).
-    return _chain(session, [*(f for _, f in session.info.pop(_PENDING, [])), fields])
+    values = _chain(session, [*(f for _, f in session.info.pop(_PENDING, [])), fields])
+    return AuditEvent(**values)  # a copy for the caller, not tracked by the session
 
 
 _PENDING = "kodomo.audit_pending"
 
 
-def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> AuditEvent:
-    """Lock the chain, read its head and insert the events after it (in the caller's txn)."""
+def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Lock the chain, read its head and insert the events after it (in the caller's txn);
+    returns the last event's values."""
     if not pending:
-        return AuditEvent()
+        return {}
     # Write the caller's own changes first, so that the lock is held for the chain alone.
     session.flush()
     _lock_chain(session)
@@ -342,7 +347,7 @@ def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> AuditEvent:
         session.execute(_INSERT_STATEMENT, values)
         if prev_seq % _checkpoint_every == 0:
             _write_checkpoint(session, prev_seq, prev_hash)
-    return AuditEvent(**values)  # a copy for the caller, not tracked by the session
+    return values
 
 
 @event.listens_for(OrmSession, "before_commit")

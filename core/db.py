@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import DateTime, MetaData, String, event
