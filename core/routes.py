@@ -29,14 +29,16 @@ from core.schemas import (
 )
 from core.settings import get_settings
 from core.web import (
+    CSRF_COOKIE,
     SESSION_COOKIE,
+    FormDep,
     SessionDep,
     api_staff,
+    check_csrf,
     console_staff,
     error_body,
     public,
     render,
-    require_csrf,
     set_cookie,
 )
 
@@ -209,14 +211,15 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 
 @public_router.post("/login", dependencies=[Public])
-async def login_submit(
+def login_submit(
     request: Request,
     session: SessionDep,
+    form: FormDep,
     login: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=512)] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    await require_csrf(request)
+    check_csrf(form, request.cookies.get(CSRF_COOKIE))
     try:
         account = auth.authenticate(session, login, password)
     except NotAuthenticated as error:
