@@ -16,12 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core import audit
 from core import demo as core_demo
-from core.db import unit_of_work
+from core.db import make_engine, unit_of_work
 from main import DEMO_LOADERS, create_app
 from tests.web import csrf_from
 
@@ -155,3 +156,19 @@ def test_parallel_posts_reads_and_refusals_complete_without_a_5xx(server: str,
     assert actions.count("core.audit_verified") == 8
     assert actions.count("consent.person_searched") == 12
     assert actions.count("core.request_refused") == 8
+
+
+def test_an_exhausted_pool_answers_503_at_once(fresh_engine: Engine) -> None:
+    url = fresh_engine.url.render_as_string(hide_password=False)
+    small = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    try:
+        with small.connect() as held, TestClient(create_app("all", engine=small)) as client:
+            held.exec_driver_sql("SELECT 1")  # the pool's only connection, taken
+            api = client.post("/api/auth/token", json={"login": "x", "password": "y"})
+            page = client.get("/register")
+    finally:
+        small.dispose()
+    assert api.status_code == 503 and api.headers["Retry-After"]
+    assert api.json()["error"]["code"] == "core.busy"
+    assert api.json()["error"]["reasons"][0]["message_ja"].startswith("ただいま混み合って")
+    assert page.status_code == 503 and "ただいま混み合っています" in page.text
