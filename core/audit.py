@@ -293,7 +293,7 @@ def append(
     only, not from here on. In one opened as a read (a page showing identified data), it is
     chained after the read, in a short write transaction of its own, before the answer leaves.
     Elsewhere (a bare session) it is chained at once. The returned copy has its seq and hash
-    only when it was chained at once.
+    only when it was chained at once (otherwise seq 0 and empty hashes: read the chain).
     """
     fields: dict[str, Any] = {
         "occurred_at": None if at is None else as_utc(at),
@@ -313,18 +313,25 @@ def append(
             _chain(writer, [fields])
 
         db.after_read(session, chain_after)
-        return AuditEvent.model_construct(**fields)
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    if session.info.get(db.WRITES) is True and transaction is not None:
+        return _not_yet_chained(fields)
+    if session.info.get(db.WRITES) is True:
+        transaction = (session.get_nested_transaction() or session.get_transaction()
+                       or session.begin())
         # Kept with the (sub)transaction it belongs to: a savepoint rolled back drops its own.
         session.info.setdefault(_PENDING, []).append((transaction, fields))
-        return AuditEvent.model_construct(**fields)
+        return _not_yet_chained(fields)
     # A bare session: chain now, after anything waiting (in order).
     values = _chain(session, [*(f for _, f in session.info.pop(_PENDING, [])), fields])
     return AuditEvent(**values)  # a copy for the caller, not tracked by the session
 
 
 _PENDING = "kodomo.audit_pending"
+
+
+def _not_yet_chained(fields: dict[str, Any]) -> AuditEvent:
+    """The copy returned for an event that waits: seq 0, no hashes (the chain decides them)."""
+    return AuditEvent(**{**fields, "occurred_at": fields["occurred_at"] or utcnow(),
+                         "seq": 0, "prev_hash": "", "hash": ""})
 
 
 def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> dict[str, Any]:
