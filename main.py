@@ -24,7 +24,8 @@ from core import demo as core_demo
 from core import messages
 from core import routes as core_routes
 from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
-from core.db import get_engine, metadata, unit_of_work
+from core.db import get_engine, mark_session, metadata, unit_of_work
+from core.db import open_session as db_session
 from core.errors import install_database_error_handlers
 from core.middleware import RequestSizeLimit, SecurityHeaders
 from core.routes import TodoProvider
@@ -146,7 +147,20 @@ def create_app(
         openapi_url="/api/openapi.json" if face != "public" else None,
         redoc_url=None,
     )
-    app.state.session_factory = session_factory or (lambda: Session(bound, expire_on_commit=False))
+    if session_factory is None:
+        def open_session(*, writes: bool) -> Session:
+            return db_session(bound, writes=writes)
+    else:
+        given = session_factory
+
+        def open_session(*, writes: bool) -> Session:
+            session = given()
+            mark_session(session, writes=writes)
+            return session
+    # Requests open read or write units of work (core.web.get_session); a bare factory gives
+    # units of work that write.
+    app.state.open_session = open_session
+    app.state.session_factory = lambda: open_session(writes=True)
     core_demo.refuse_demo_database(settings, app.state.session_factory)
     app.state.todo_providers = list(TODO_PROVIDERS)
     app.state.nav = list(NAV)

@@ -46,7 +46,7 @@ from core.clock import utcnow
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
-from core.web import SessionDep, api_staff, console_staff, public, render
+from core.web import FormDep, SessionDep, api_staff, console_staff, public, render
 
 STAFF_ROLES = (Role.privacy_officer, Role.support_worker)
 Staff = Annotated[Principal, Depends(api_staff(*STAFF_ROLES))]
@@ -287,11 +287,10 @@ def console_search_page(request: Request, principal: ConsoleStaff) -> Response:
 
 
 @console_router.post("")
-async def console_search(request: Request, principal: ConsoleStaff,
-                         session: SessionDep) -> Response:
+def console_search(request: Request, principal: ConsoleStaff, session: SessionDep,
+                   form: FormDep) -> Response:
     # The search form posts (CSRF-checked by console_staff): names and 宛名番号 never travel
     # in the URL, so never into access logs, Referer headers or browser history.
-    form = await request.form()
     atena_no = str(form.get("atena_no") or "")[:32]
     name = str(form.get("name") or "")[:100]
     found: list[Person] = []
@@ -333,9 +332,8 @@ def console_person(person_id: str, request: Request, principal: ConsoleStaff,
 
 
 @console_router.post("/persons/{person_id}/consents")
-async def console_record(person_id: str, request: Request, principal: ConsoleStaff,
+def console_record(person_id: str, request: Request, form: FormDep, principal: ConsoleStaff,
                          session: SessionDep) -> Response:
-    form = await request.form()
     values = {k: str(v) for k, v in form.items()}
     try:
         data = ConsentIn(
@@ -361,9 +359,8 @@ async def console_record(person_id: str, request: Request, principal: ConsoleSta
 
 
 @console_router.post("/records/{record_id}/withdraw")
-async def console_withdraw(record_id: str, request: Request, principal: ConsoleStaff,
+def console_withdraw(record_id: str, request: Request, form: FormDep, principal: ConsoleStaff,
                            session: SessionDep) -> Response:
-    form = await request.form()
     record = service.get_record(session, record_id)
     try:
         service.withdraw(session, principal, record_id, WithdrawIn(
@@ -378,9 +375,8 @@ async def console_withdraw(record_id: str, request: Request, principal: ConsoleS
 
 
 @console_router.post("/persons/{person_id}/unsuitable")
-async def console_mark(person_id: str, request: Request, principal: ConsoleOfficer,
+def console_mark(person_id: str, request: Request, form: FormDep, principal: ConsoleOfficer,
                        session: SessionDep) -> Response:
-    form = await request.form()
     purpose = str(form.get("purpose_id") or "").strip()
     try:
         service.mark_unsuitable(session, principal, person_id, str(form.get("reason") or ""),

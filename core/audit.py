@@ -17,11 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, event, func, insert, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
-from core import messages
+from core import db, messages
 from core.clock import as_utc, utcnow
 from core.keys import get_keyring
 from core.models import AuditCheckpoint, AuditEvent
@@ -284,36 +286,99 @@ def append(
     details: Mapping[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEvent:
-    """Add one event to the chain inside the caller's transaction (it commits with the change)."""
-    details_text = canonical_details(details)
-    _lock_chain(session)
-    prev_seq, prev_hash = _head(session)
-    seq = prev_seq + 1
-    occurred_at = as_utc(at or utcnow())
-    target = None if target_id is None else str(target_id)
-    values: dict[str, Any] = {
-        "seq": seq,
-        "occurred_at": occurred_at,
+    """Add one event to the chain with the caller's unit of work (it lands with the change).
+
+    In a unit of work opened by core.db as a write, the event is chained when the unit
+    commits, so the chain's lock (PostgreSQL's advisory lock) is held from then to the commit
+    only, not from here on. In one opened as a read (a page showing identified data), it is
+    chained after the read, in a short write transaction of its own, before the answer leaves.
+    Elsewhere (a bare session) it is chained at once. The returned copy has its seq and hash
+    only when it was chained at once (otherwise seq 0 and empty hashes: read the chain).
+    """
+    fields: dict[str, Any] = {
+        "occurred_at": None if at is None else as_utc(at),
         "actor_type": actor.type,
         "actor_id": actor.id,
         "role": actor.role,
         "organ_id": actor.organ_id,
         "action": action,
         "target_type": target_type,
-        "target_id": target,
+        "target_id": None if target_id is None else str(target_id),
         "purpose_id": purpose_id,
         "decision_id": decision_id,
-        "details": details_text,
-        "prev_hash": prev_hash,
+        "details": canonical_details(details),
     }
-    values["hash"] = digest = event_hash(**values)
-    # A plain INSERT rather than session.add() + flush(): the ORM's unit of work costs more
-    # than the statement itself on this hot path (every change writes an event). The _head
-    # query above has already autoflushed the caller's pending changes, as before.
-    session.execute(_INSERT_STATEMENT, values)
-    if seq % _checkpoint_every == 0:
-        _write_checkpoint(session, seq, digest)
+    if not db.session_writes(session):
+        def chain_after(writer: Session) -> None:
+            _chain(writer, [fields])
+
+        db.after_read(session, chain_after)
+        return _not_yet_chained(fields)
+    if session.info.get(db.WRITES) is True:
+        transaction = (session.get_nested_transaction() or session.get_transaction()
+                       or session.begin())
+        # Kept with the (sub)transaction it belongs to: a savepoint rolled back drops its own.
+        session.info.setdefault(_PENDING, []).append((transaction, fields))
+        return _not_yet_chained(fields)
+    # A bare session: chain now, after anything waiting (in order).
+    values = _chain(session, [*(f for _, f in session.info.pop(_PENDING, [])), fields])
     return AuditEvent(**values)  # a copy for the caller, not tracked by the session
+
+
+_PENDING = "kodomo.audit_pending"
+
+
+def _not_yet_chained(fields: dict[str, Any]) -> AuditEvent:
+    """The copy returned for an event that waits: seq 0, no hashes (the chain decides them)."""
+    return AuditEvent(**{**fields, "occurred_at": fields["occurred_at"] or utcnow(),
+                         "seq": 0, "prev_hash": "", "hash": ""})
+
+
+def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Lock the chain, read its head and insert the events after it (in the caller's txn);
+    returns the last event's values."""
+    if not pending:
+        return {}
+    # Write the caller's own changes first, so that the lock is held for the chain alone.
+    session.flush()
+    _lock_chain(session)
+    prev_seq, prev_hash = _head(session)
+    values: dict[str, Any] = {}
+    for fields in pending:
+        values = {**fields, "seq": prev_seq + 1, "prev_hash": prev_hash}
+        values["occurred_at"] = fields["occurred_at"] or utcnow()
+        values["hash"] = prev_hash = event_hash(**values)
+        prev_seq = values["seq"]
+        # A plain INSERT rather than session.add() + flush(): the ORM's unit of work costs
+        # more than the statement itself on this hot path (every change writes an event).
+        session.execute(_INSERT_STATEMENT, values)
+        if prev_seq % _checkpoint_every == 0:
+            _write_checkpoint(session, prev_seq, prev_hash)
+    return values
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _chain_at_commit(session: OrmSession) -> None:
+    # The outermost commit only: a savepoint released joins its events to the transaction.
+    if session.get_nested_transaction() is None and session.info.get(_PENDING):
+        pending = session.info.pop(_PENDING)
+        _chain(session, [fields for _, fields in pending])  # type: ignore[arg-type]
+
+
+def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ended:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _drop_at_rollback(session: OrmSession, ended: SessionTransaction) -> None:
+    # What the rolled-back (sub)transaction appended goes with it; the rest still waits.
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [(t, f) for t, f in pending if not _within(t, ended)]
 
 
 def _write_checkpoint(session: Session, seq: int, chain_hash: str) -> AuditCheckpoint:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import DateTime, MetaData, String, event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import ORMExecuteState, UOWTransaction
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable, Select
@@ -69,10 +71,22 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# A unit of work is a read or a write, said when it is opened (`open_session`, `unit_of_work`).
+# A read is opened on the engine with this execution option; a write on the engine itself.
+_READ_OPTION = "kodomo_read_only"
+# Session.info keys: whether the unit of work writes, and the writes a read left for after it.
+WRITES = "kodomo.writes"
+AFTER_READ = "kodomo.after_read"
+
+
+class ReadOnlyUnitOfWork(RuntimeError):
+    """A unit of work opened as a read tried to write: open it as a write (a programming error)."""
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy emit BEGIN itself so that we can make it IMMEDIATE below.
+        # Let SQLAlchemy emit BEGIN itself so that we can choose DEFERRED or IMMEDIATE below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -83,23 +97,58 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # A deferred transaction that reads and then writes fails with SQLITE_BUSY when
-        # another writer committed in between; IMMEDIATE waits for the write lock instead,
-        # which keeps the audit chain from forking.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read begins DEFERRED: in WAL mode it reads a snapshot and never takes the write
+        # lock, so readers never wait for a writer nor hold one up. The connection is also
+        # made query_only for it, so a read that tried to write fails at once and loudly
+        # rather than upgrading its stale snapshot (SQLITE_BUSY_SNAPSHOT) under load.
+        # A write begins IMMEDIATE: a deferred transaction that reads and then writes fails
+        # with SQLITE_BUSY when another writer committed in between; IMMEDIATE waits for the
+        # write lock instead (busy_timeout), which keeps the audit chain from forking.
+        read = bool(connection.get_execution_options().get(_READ_OPTION))
+        if connection.info.get(_READ_OPTION) != read:
+            connection.exec_driver_sql(f"PRAGMA query_only={'ON' if read else 'OFF'}")
+            connection.info[_READ_OPTION] = read
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+def _configure_postgres(engine: Engine, settings: Settings) -> None:
+    timeouts = {
+        "lock_timeout": settings.db_lock_timeout_ms,
+        "statement_timeout": settings.db_statement_timeout_ms,
+    }
+
+    @event.listens_for(engine, "connect", insert=True)
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # A waiting lock (the audit chain's advisory lock, a row lock) or a runaway statement
+        # fails after its timeout instead of holding a connection and a worker thread forever.
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        for name, milliseconds in timeouts.items():
+            cursor.execute(f"SET {name} = {int(milliseconds)}")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
 
 def make_engine(url: str | None = None, settings: Settings | None = None, **kwargs: Any) -> Engine:
     settings = settings or get_settings()
     url = url or settings.effective_database_url
     parsed = make_url(url)
+    if parsed.database != ":memory:" and parsed.database and "poolclass" not in kwargs:
+        # A pool that is exhausted answers quickly (the web app turns it into a 503).
+        kwargs.setdefault("pool_size", settings.db_pool_size)
+        kwargs.setdefault("max_overflow", settings.db_pool_overflow)
+        kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        _configure_postgres(engine, settings)
+    return engine
 
 
 _engine: Engine | None = None
@@ -166,13 +215,103 @@ def get_by(session: Session, model: type[M], code: str, /, *, field: str | None 
     return found
 
 
+_read_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+
+def _read_engine(engine: Engine) -> Engine:
+    """The engine with the read option (shares the pool; cached, building one is not free)."""
+    found = _read_engines.get(engine)
+    if found is None:
+        found = _read_engines[engine] = engine.execution_options(**{_READ_OPTION: True})
+    return found
+
+
+def open_session(engine: Engine | None = None, *, writes: bool) -> Session:
+    """A session for one unit of work that reads only, or that writes.
+
+    On SQLite a read begins DEFERRED (a WAL snapshot, never the write lock) and a write begins
+    IMMEDIATE (core.db's begin hook). A read that writes through the ORM raises
+    ReadOnlyUnitOfWork on every backend; a read that appends to the audit chain has the event
+    written after it, in a short write transaction of its own (`after_read`).
+    """
+    bound = engine or get_engine()
+    session = Session(bound if writes else _read_engine(bound), expire_on_commit=False)
+    mark_session(session, writes=writes)
+    return session
+
+
+def mark_session(session: Session, *, writes: bool) -> None:
+    """Say whether a session's unit of work writes (for sessions made elsewhere, e.g. tests)."""
+    session.info[WRITES] = writes
+
+
+def session_writes(session: OrmSession) -> bool:
+    """Whether the session's unit of work may write (sessions not marked may: the default)."""
+    return session.info.get(WRITES) is not False
+
+
+def after_read(session: OrmSession, write: Callable[[Session], None]) -> None:
+    """Leave `write` for a short write transaction of its own once the read has ended."""
+    session.info.setdefault(AFTER_READ, []).append(write)
+
+
+def run_after_read(session: OrmSession, open_write: Callable[[], Session]) -> None:
+    """Run what a read left for afterwards in one short write transaction (none when empty).
+
+    Called when the read has ended well and before its answer leaves, so nothing a read shows
+    goes unrecorded; the read's own transaction is over, so the write lock is taken briefly.
+    """
+    pending: list[Callable[[Session], None]] = session.info.pop(AFTER_READ, [])
+    if not pending:
+        return
+    with open_write() as writer:
+        try:
+            for write in pending:
+                write(writer)
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+
+
+def discard_after_read(session: OrmSession) -> None:
+    """A read that failed showed nothing: what it left for afterwards is dropped."""
+    session.info.pop(AFTER_READ, None)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _refuse_flush_in_read(session: OrmSession, _context: UOWTransaction, _instances: Any) -> None:
+    if session_writes(session):
+        return
+    changed = bool(session.new or session.deleted) or any(
+        session.is_modified(instance) for instance in session.dirty
+    )
+    if changed:
+        raise ReadOnlyUnitOfWork(
+            "a unit of work opened as a read tried to write; open it as a write")
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _refuse_dml_in_read(state: ORMExecuteState) -> None:
+    if not session_writes(state.session) and (state.is_insert or state.is_update
+                                              or state.is_delete):
+        raise ReadOnlyUnitOfWork(
+            "a unit of work opened as a read tried to write; open it as a write")
+
+
 @contextmanager
-def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
-    """One transaction: commit when the block ends normally, roll back when it raises."""
-    with Session(engine or get_engine(), expire_on_commit=False) as session:
+def unit_of_work(engine: Engine | None = None, *, writes: bool = True) -> Iterator[Session]:
+    """One transaction: commit when the block ends normally, roll back when it raises.
+
+    A write by default (the CLI's commands); `writes=False` for one that only reads.
+    """
+    bound = engine or get_engine()
+    with open_session(bound, writes=writes) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
+            discard_after_read(session)
             raise
+        run_after_read(session, lambda: open_session(bound, writes=True))

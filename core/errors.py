@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from core import messages
 from core.reasons import Conflict, DomainError, InvalidInput, Reason
+from core.web import busy_response, database_busy
 
 messages.register(
     {
@@ -41,10 +42,10 @@ def _is_foreign_key(error: IntegrityError) -> bool:
     return "FOREIGN KEY" in str(error.orig).upper()
 
 
-def _is_busy(error: OperationalError) -> bool:
-    text = str(error.orig).lower()
-    code = str(getattr(error.orig, "sqlstate", "") or "")
-    return "database is locked" in text or code in {"40001", "40P01", "55P03"}
+def _is_lost_race(error: OperationalError) -> bool:
+    """A serialisation failure or a deadlock: the other request won (a waiting request that
+    gave up on a lock is `core.web.database_busy`, answered 503)."""
+    return str(getattr(error.orig, "sqlstate", "") or "") in {"40001", "40P01"}
 
 
 def domain_error_for(error: Exception) -> DomainError | None:
@@ -57,7 +58,7 @@ def domain_error_for(error: Exception) -> DomainError | None:
         if _is_foreign_key(error):
             return InvalidInput(Reason.of("core.unknown_reference"))
         return Conflict(Reason.of("core.concurrent_change"))
-    if isinstance(error, OperationalError) and _is_busy(error):
+    if isinstance(error, OperationalError) and _is_lost_race(error):
         return Conflict(Reason.of("core.concurrent_change"))
     return None
 
@@ -67,6 +68,8 @@ def install_database_error_handlers(app: FastAPI) -> None:
     domain_handler = app.exception_handlers[DomainError]
 
     async def _database_error(request: Request, error: Exception) -> Response:
+        if isinstance(error, OperationalError) and database_busy(error):
+            return busy_response(request)
         mapped = domain_error_for(error)
         if mapped is None:
             raise error

@@ -33,13 +33,14 @@ from core.settings import get_settings
 from core.throttle import SignInThrottled
 from core.web import (
     SESSION_COOKIE,
+    FormDep,
     SessionDep,
     api_staff,
+    check_csrf,
     console_staff,
     error_body,
     public,
     render,
-    require_csrf,
     set_cookie,
 )
 
@@ -232,14 +233,15 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 
 @public_router.post("/login", dependencies=[Public])
-async def login_submit(
+def login_submit(
     request: Request,
     session: SessionDep,
+    form: FormDep,
     login: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=512)] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    await require_csrf(request)
+    check_csrf(request, form)
     try:
         account = auth.authenticate(session, login, password, client_address(request))
     except SignInThrottled as error:

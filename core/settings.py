@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    # PostgreSQL: how long a statement may wait for a lock (the audit chain's advisory lock, a
+    # row) and run at all before it fails; 0 turns a limit off (e.g. a worker's long jobs).
+    db_lock_timeout_ms: int = Field(5_000, ge=0)
+    db_statement_timeout_ms: int = Field(30_000, ge=0)
+    # The connection pool of each process (both backends): connections kept, extra ones allowed
+    # under load, and how long a request waits for one before it is answered 503.
+    db_pool_size: int = Field(10, ge=1)
+    db_pool_overflow: int = Field(30, ge=0)
+    db_pool_timeout_seconds: float = Field(1.0, ge=0)
 
     audit_checkpoint_every: int = Field(1000, ge=1)
     timezone: str = "Asia/Tokyo"

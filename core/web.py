@@ -17,11 +17,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from core import audit, messages
 from core.auth import Principal, ResidentPrincipal, resident_from_token, staff_principal_from_token
 from core.clock import format_tokyo
+from core.db import discard_after_read, run_after_read
 from core.documents import register_template_package, registered_template_packages
 from core.models import Role
 from core.reasons import DomainError, Forbidden, NotAuthenticated, Reason
@@ -44,22 +48,67 @@ messages.register(
             "他のサイトから送信されたため受け付けませんでした。このサービスの画面から送信してください。",
             "Refused: the request came from another site. Submit it from this service's pages.",
         ),
+        "core.busy": (
+            "ただいま混み合っています。しばらくしてからもう一度お試しください。",
+            "The service is busy. Please try again in a moment.",
+        ),
     }
 )
 
 # ---------------------------------------------------------------- unit of work
 
 
+# Every route is a plain `def`: FastAPI runs it, and its dependencies that touch the database,
+# in its thread pool, so the event loop never waits on the database. Only reading the request
+# body (`request_form`) is async, and it does no database work.
+
+
+def writes(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a GET route whose unit of work writes (unsafe methods write without saying so)."""
+    endpoint.__writes__ = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def request_writes(request: Request) -> bool:
+    """Whether the request's unit of work writes: POST/PUT/PATCH/DELETE, or a marked route."""
+    if request.method in UNSAFE_METHODS:
+        return True
+    return bool(getattr(request.scope.get("endpoint"), "__writes__", False))
+
+
+def open_request_session(request: Request, *, writes: bool) -> Session:
+    opener: Callable[..., Session] = request.app.state.open_session
+    return opener(writes=writes)
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """The request's transaction: commit when the route returns, roll back when it raises."""
-    factory: Callable[[], Session] = request.app.state.session_factory
-    with factory() as session:
+    """The request's transaction: commit when the route returns, roll back when it raises.
+
+    A read (GET) never takes SQLite's write lock; what it records (the audit event of a page
+    showing identified data) is written after it, in a short transaction of its own, before
+    the answer leaves.
+    """
+    with open_request_session(request, writes=request_writes(request)) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
+            discard_after_read(session)
             raise
+        run_after_read(session, lambda: open_request_session(request, writes=True))
+
+
+async def request_form(request: Request) -> FormData:
+    """The posted form, read on the event loop (no database work) for a plain `def` route."""
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(request_form)]
+
+
+async def _unsafe_form(request: Request) -> FormData | None:
+    return await request.form() if request.method in UNSAFE_METHODS else None
 
 
 # Ends before the response is sent, so a failed commit never reaches the client as success.
@@ -128,7 +177,11 @@ def console_staff(*roles: Role) -> Callable[..., Any]:
     """A staff console session cookie holding one of `roles`; unsafe methods need CSRF."""
     wanted = frozenset(roles)
 
-    async def console_staff_access(request: Request, session: SessionDep) -> Principal:
+    def console_staff_access(
+        request: Request,
+        session: SessionDep,
+        form: Annotated[FormData | None, Depends(_unsafe_form)],
+    ) -> Principal:
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             raise ConsoleSignInRequired()
@@ -138,7 +191,7 @@ def console_staff(*roles: Role) -> Callable[..., Any]:
             raise ConsoleSignInRequired() from error
         request.state.principal = principal
         if request.method in UNSAFE_METHODS:
-            await require_csrf(request)
+            check_csrf(request, form)
         return _require_roles(principal, wanted)
 
     return _mark(console_staff_access, AccessRule("staff", wanted, "console"))
@@ -255,12 +308,17 @@ def same_origin(request: Request) -> bool:
 
 
 async def require_csrf(request: Request) -> None:
+    """Same origin, and double submit tied to the session (see `check_csrf`)."""
+    check_csrf(request, await request.form())
+
+
+def check_csrf(request: Request, form: FormData | None) -> None:
     """Same origin, and double submit tied to the session: the form field must equal this
-    browser's CSRF cookie, and the cookie must have been minted for this session."""
+    browser's CSRF cookie, and the cookie must have been minted for this session. For a form
+    already read (a plain `def` route or dependency)."""
     if not same_origin(request):
         raise Forbidden(Reason.of("auth.origin_refused"))
-    form = await request.form()
-    submitted = form.get(CSRF_FIELD)
+    submitted = form.get(CSRF_FIELD) if form is not None else None
     cookie = request.cookies.get(CSRF_COOKIE)
     if (
         not isinstance(submitted, str)
@@ -360,8 +418,7 @@ def record_refusal(request: Request, error: DomainError) -> None:
     principal = getattr(request.state, "principal", None)
     actor = principal.actor() if isinstance(principal, Principal) else audit.Actor("anonymous")
     route = request.scope.get("route")
-    factory: Callable[[], Session] = request.app.state.session_factory
-    with factory() as session:
+    with open_request_session(request, writes=True) as session:
         audit.append(
             session,
             "core.request_refused",
@@ -377,10 +434,36 @@ def record_refusal(request: Request, error: DomainError) -> None:
         session.commit()
 
 
+# PostgreSQL: lock_timeout (55P03), statement_timeout or cancel (57014), too many connections
+# (53300); SQLite: the write lock not had within busy_timeout.
+_BUSY_SQLSTATES = frozenset({"55P03", "57014", "53300"})
+
+
+def database_busy(error: sa_exc.OperationalError) -> bool:
+    """Whether a database error means "busy, try again" rather than a fault."""
+    if getattr(error.orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    return "database is locked" in str(error.orig)
+
+
+def busy_response(request: Request) -> Response:
+    """503 at once when no connection is to be had (the pool is exhausted) or a lock or
+    statement timed out: the Reason (Japanese first), as a page or as JSON."""
+    reason = Reason.of("core.busy")
+    headers = {"Retry-After": "5"}
+    if _wants_html(request):
+        response = render(request, "core/error.html", {"reasons": [reason]}, status_code=503)
+        response.headers.update(headers)
+        return response
+    body = {"error": {"code": "core.busy", "reasons": [reason.to_dict()]}}
+    return JSONResponse(body, status_code=503, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, error: DomainError) -> Response:
-        record_refusal(request, error)
+        # A database write: in the thread pool, never on the event loop.
+        await run_in_threadpool(record_refusal, request, error)
         if _wants_html(request):
             return render(
                 request,
@@ -390,6 +473,13 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
         return JSONResponse(error_body(error), status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(sa_exc.OperationalError)
+    async def _busy(request: Request, error: Exception) -> Response:
+        if isinstance(error, sa_exc.OperationalError) and not database_busy(error):
+            raise error
+        return busy_response(request)
 
     @app.exception_handler(ConsoleSignInRequired)
     async def _sign_in(request: Request, _error: ConsoleSignInRequired) -> Response:

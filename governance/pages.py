@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from core import forms
 from core.auth import Principal
@@ -18,7 +19,7 @@ from core.clock import TOKYO
 from core.models import Role
 from core.policies import policy
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
-from core.web import SessionDep, console_staff, record_refusal, render
+from core.web import FormDep, SessionDep, console_staff, record_refusal, render
 from governance import approvals, assessment, design, footing, gate, jobs, purposes, rules, views
 from governance import messages as words
 from governance.forms import (
@@ -111,9 +112,8 @@ def console_new(request: Request, principal: ConsoleDrafter, session: SessionDep
 
 
 @console_router.post("/new")
-async def console_create(request: Request, principal: ConsoleDrafter,
+def console_create(request: Request, form: FormDep, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
-    form = await request.form()
     data, values, problems = purpose_form_data(form)
     data["key"] = values["key"] = forms.text(form, "key")
     if problems:
@@ -139,9 +139,8 @@ def console_edit(key: str, request: Request, principal: ConsoleDrafter,
 
 
 @console_router.post("/{key}/edit")
-async def console_update(key: str, request: Request, principal: ConsoleDrafter,
+def console_update(key: str, request: Request, form: FormDep, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
-    form = await request.form()
     purpose = purposes.get_purpose(session, key)
     data, values, problems = purpose_form_data(form)
     values["key"] = key
@@ -195,9 +194,8 @@ def console_detail(key: str, request: Request, principal: ConsoleStaff,
 
 
 @console_router.post("/{key}/items")
-async def console_set_item(key: str, request: Request, principal: ConsoleDrafter,
+def console_set_item(key: str, request: Request, form: FormDep, principal: ConsoleDrafter,
                            session: SessionDep) -> Response:
-    form = await request.form()
     values = {name: forms.text(form, name)
               for name in ("item", "necessity_reason", "relevance_to_difficulty")}
     missing = required(form, "item")
@@ -214,7 +212,7 @@ async def console_set_item(key: str, request: Request, principal: ConsoleDrafter
 
 
 @console_router.post("/{key}/items/{item}/remove")
-async def console_remove_item(key: str, item: str, request: Request,
+def console_remove_item(key: str, item: str, request: Request, form: FormDep,
                               principal: ConsoleDrafter, session: SessionDep) -> Response:
     try:
         purposes.remove_item(session, principal, key, item)
@@ -224,7 +222,7 @@ async def console_remove_item(key: str, item: str, request: Request,
     return _back(key, "items", done="saved")
 
 
-async def _submit(request: Request, session: Session, principal: Principal,
+def _submit(request: Request, form: FormData, session: Session, principal: Principal,
                   key: str) -> Response:
     try:
         purposes.submit_purpose(session, principal, key)
@@ -243,13 +241,13 @@ async def _submit(request: Request, session: Session, principal: Principal,
 
 
 @console_router.post("/{key}/submit")
-async def console_submit(key: str, request: Request, principal: ConsoleDrafter,
+def console_submit(key: str, request: Request, form: FormDep, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
-    return await _submit(request, session, principal, key)
+    return _submit(request, form, session, principal, key)
 
 
 @console_router.post("/{key}/revise")
-async def console_revise(key: str, request: Request, principal: ConsoleDrafter,
+def console_revise(key: str, request: Request, form: FormDep, principal: ConsoleDrafter,
                          session: SessionDep) -> Response:
     try:
         purposes.revise_purpose(session, principal, key)
@@ -268,9 +266,8 @@ _OFFICER_ACTIONS = {
 }
 
 
-async def _officer_decision(action: str, key: str, request: Request, principal: Principal,
+def _officer_decision(action: str, key: str, request: Request, form: FormData, principal: Principal,
                             session: Session) -> Response:
-    form = await request.form()
     values = {"comment": forms.text(form, "comment"), "action": action}
     missing = required(form, "comment")
     if missing is not None:
@@ -286,33 +283,33 @@ async def _officer_decision(action: str, key: str, request: Request, principal: 
 
 
 @console_router.post("/{key}/approve")
-async def console_approve(key: str, request: Request, principal: ConsoleOfficer,
+def console_approve(key: str, request: Request, form: FormDep, principal: ConsoleOfficer,
                           session: SessionDep) -> Response:
-    return await _officer_decision("approve", key, request, principal, session)
+    return _officer_decision("approve", key, request, form, principal, session)
 
 
 @console_router.post("/{key}/return")
-async def console_return(key: str, request: Request, principal: ConsoleOfficer,
+def console_return(key: str, request: Request, form: FormDep, principal: ConsoleOfficer,
                          session: SessionDep) -> Response:
-    return await _officer_decision("return", key, request, principal, session)
+    return _officer_decision("return", key, request, form, principal, session)
 
 
 @console_router.post("/{key}/suspend")
-async def console_suspend(key: str, request: Request, principal: ConsoleOfficer,
+def console_suspend(key: str, request: Request, form: FormDep, principal: ConsoleOfficer,
                           session: SessionDep) -> Response:
-    return await _officer_decision("suspend", key, request, principal, session)
+    return _officer_decision("suspend", key, request, form, principal, session)
 
 
 @console_router.post("/{key}/resume")
-async def console_resume(key: str, request: Request, principal: ConsoleOfficer,
+def console_resume(key: str, request: Request, form: FormDep, principal: ConsoleOfficer,
                          session: SessionDep) -> Response:
-    return await _officer_decision("resume", key, request, principal, session)
+    return _officer_decision("resume", key, request, form, principal, session)
 
 
 @console_router.post("/{key}/retire")
-async def console_retire(key: str, request: Request, principal: ConsoleOfficer,
+def console_retire(key: str, request: Request, form: FormDep, principal: ConsoleOfficer,
                          session: SessionDep) -> Response:
-    return await _officer_decision("retire", key, request, principal, session)
+    return _officer_decision("retire", key, request, form, principal, session)
 
 
 def _own_route(session: Session, key: str, route_key: str) -> Route:
@@ -352,9 +349,8 @@ def console_new_route(key: str, request: Request, principal: ConsoleDrafter,
 
 
 @console_router.post("/{key}/routes/new")
-async def console_create_route(key: str, request: Request, principal: ConsoleDrafter,
+def console_create_route(key: str, request: Request, form: FormDep, principal: ConsoleDrafter,
                                session: SessionDep) -> Response:
-    form = await request.form()
     values: dict[str, Any] = {name: forms.text(form, name) for name in (
         "key", "basis", "recurrence", "recipient", "reasoning", "changed_purpose_text",
         "law_citation")}
@@ -383,9 +379,8 @@ async def console_create_route(key: str, request: Request, principal: ConsoleDra
     return _back(key, f"route-{route.key}", route_created=route.key)
 
 
-async def _console_route_action(action: str, key: str, route_key: str, request: Request,
+def _console_route_action(action: str, key: str, route_key: str, request: Request, form: FormData,
                         principal: Principal, session: Session) -> Response:
-    form = await request.form()
     values = {"comment": forms.text(form, "comment"), "action": f"route:{route_key}:{action}"}
     try:
         _own_route(session, key, route_key)
@@ -405,27 +400,27 @@ async def _console_route_action(action: str, key: str, route_key: str, request: 
 
 
 @console_router.post("/{key}/routes/{route_key}/submit")
-async def console_submit_route(key: str, route_key: str, request: Request,
+def console_submit_route(key: str, route_key: str, request: Request, form: FormDep,
                                principal: ConsoleDrafter, session: SessionDep) -> Response:
-    return await _console_route_action("submit", key, route_key, request, principal, session)
+    return _console_route_action("submit", key, route_key, request, form, principal, session)
 
 
 @console_router.post("/{key}/routes/{route_key}/approve")
-async def console_approve_route(key: str, route_key: str, request: Request,
+def console_approve_route(key: str, route_key: str, request: Request, form: FormDep,
                                 principal: ConsoleOfficer, session: SessionDep) -> Response:
-    return await _console_route_action("approve", key, route_key, request, principal, session)
+    return _console_route_action("approve", key, route_key, request, form, principal, session)
 
 
 @console_router.post("/{key}/routes/{route_key}/return")
-async def console_return_route(key: str, route_key: str, request: Request,
+def console_return_route(key: str, route_key: str, request: Request, form: FormDep,
                                principal: ConsoleOfficer, session: SessionDep) -> Response:
-    return await _console_route_action("return", key, route_key, request, principal, session)
+    return _console_route_action("return", key, route_key, request, form, principal, session)
 
 
 @console_router.post("/{key}/routes/{route_key}/revoke")
-async def console_revoke_route(key: str, route_key: str, request: Request,
+def console_revoke_route(key: str, route_key: str, request: Request, form: FormDep,
                                principal: ConsoleOfficer, session: SessionDep) -> Response:
-    return await _console_route_action("revoke", key, route_key, request, principal, session)
+    return _console_route_action("revoke", key, route_key, request, form, principal, session)
 
 
 def _auth_values(auth: Authorisation) -> dict[str, Any]:
@@ -464,11 +459,10 @@ def console_new_authorisation(key: str, route_key: str, request: Request,
 
 
 @console_router.post("/{key}/routes/{route_key}/authorisations/new")
-async def console_create_authorisation(key: str, route_key: str, request: Request,
+def console_create_authorisation(key: str, route_key: str, request: Request, form: FormDep,
                                        principal: ConsoleDrafter,
                                        session: SessionDep) -> Response:
     route = _own_route(session, key, route_key)
-    form = await request.form()
     data, values, problems = auth_form_data(form)
     data["key"] = values["key"] = forms.text(form, "key")
     data["route"] = route_key
@@ -507,11 +501,10 @@ def console_edit_authorisation(key: str, auth_key: str, request: Request,
 
 
 @console_router.post("/{key}/authorisations/{auth_key}/edit")
-async def console_update_authorisation(key: str, auth_key: str, request: Request,
+def console_update_authorisation(key: str, auth_key: str, request: Request, form: FormDep,
                                        principal: ConsoleDrafter,
                                        session: SessionDep) -> Response:
     route, auth = _own_authorisation(session, key, auth_key)
-    form = await request.form()
     data, values, problems = auth_form_data(form)
     values["key"] = auth_key
     if problems:
@@ -532,7 +525,7 @@ async def console_update_authorisation(key: str, auth_key: str, request: Request
     return _back(key, f"authorisation-{auth_key}", done="saved")
 
 
-async def _submit_authorisation(request: Request, session: Session, principal: Principal,
+def _submit_authorisation(request: Request, form: FormData, session: Session, principal: Principal,
                                 key: str, auth_key: str) -> Response:
     try:
         footing.submit_authorisation(session, principal, auth_key)
@@ -549,19 +542,18 @@ async def _submit_authorisation(request: Request, session: Session, principal: P
 
 
 @console_router.post("/{key}/authorisations/{auth_key}/submit")
-async def console_submit_authorisation(key: str, auth_key: str, request: Request,
+def console_submit_authorisation(key: str, auth_key: str, request: Request, form: FormDep,
                                        principal: ConsoleDrafter,
                                        session: SessionDep) -> Response:
     _own_authorisation(session, key, auth_key)
-    return await _submit_authorisation(request, session, principal, key, auth_key)
+    return _submit_authorisation(request, form, session, principal, key, auth_key)
 
 
 @console_router.post("/{key}/authorisations/{auth_key}/approve")
-async def console_approve_authorisation(key: str, auth_key: str, request: Request,
+def console_approve_authorisation(key: str, auth_key: str, request: Request, form: FormDep,
                                         principal: ConsoleOfficer,
                                         session: SessionDep) -> Response:
     _own_authorisation(session, key, auth_key)
-    form = await request.form()
     values = {"comment": forms.text(form, "comment"),
               "delegation_note": forms.text(form, "delegation_note"),
               "action": f"authorisation:{auth_key}:approve"}
@@ -581,11 +573,10 @@ async def console_approve_authorisation(key: str, auth_key: str, request: Reques
 
 
 @console_router.post("/{key}/authorisations/{auth_key}/return")
-async def console_return_authorisation(key: str, auth_key: str, request: Request,
+def console_return_authorisation(key: str, auth_key: str, request: Request, form: FormDep,
                                        principal: ConsoleOfficer,
                                        session: SessionDep) -> Response:
     _own_authorisation(session, key, auth_key)
-    form = await request.form()
     values = {"comment": forms.text(form, "comment"), "action": f"authorisation:{auth_key}:return"}
     missing = required(form, "comment")
     if missing is not None:
@@ -663,9 +654,8 @@ def console_pia_open(key: str, request: Request, principal: ConsoleOfficer,
 
 
 @pia_console_router.post("/{key}/pia/submit")
-async def console_pia_submit(key: str, request: Request, principal: ConsoleOfficer,
+def console_pia_submit(key: str, request: Request, form: FormDep, principal: ConsoleOfficer,
                          session: SessionDep) -> Response:
-    form = await request.form()
     try:
         version = int(str(form.get("version", "0")))
     except ValueError:

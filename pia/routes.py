@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import BaseModel
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from core import messages
 from core.auth import Principal
@@ -20,7 +21,7 @@ from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.routes import TodoItem, TodoPanel
 from core.schemas import ReasonPublic
-from core.web import SessionDep, api_staff, console_staff, public, record_refusal, render
+from core.web import FormDep, SessionDep, api_staff, console_staff, public, record_refusal, render
 from pia import rules, service
 from pia.models import Assessment, Level, State
 from pia.schemas import (
@@ -348,9 +349,8 @@ def _saved(pia_id: int, section: str) -> RedirectResponse:
 
 
 @console_router.post("/{pia_id}/threshold")
-async def console_threshold(pia_id: int, request: Request, principal: ConsoleOfficer,
+def console_threshold(pia_id: int, request: Request, form: FormDep, principal: ConsoleOfficer,
                             session: SessionDep) -> Response:
-    form = await request.form()
     values: dict[str, Any] = {name: form.get(name) == "on" for name in rules.THRESHOLD_QUESTIONS
                               if name not in ("persons", "handlers")}
     values["persons"] = text(form, "persons") or "0"
@@ -364,9 +364,8 @@ async def console_threshold(pia_id: int, request: Request, principal: ConsoleOff
 
 
 @console_router.post("/{pia_id}/sections/{section}")
-async def console_section(pia_id: int, section: str, request: Request,
+def console_section(pia_id: int, section: str, request: Request, form: FormDep,
                           principal: ConsoleOfficer, session: SessionDep) -> Response:
-    form = await request.form()
     fields = service.FORM_SECTIONS.get(section, ("", []))[1]
     values = {name: str(form.get(name, "")) for name, _ in fields}
     try:
@@ -397,9 +396,8 @@ def _risk_from_form(form: Any, snapshot_safeguards: list[tuple[str, str]]) -> di
     }
 
 
-async def _save_risk(request: Request, session: Session, principal: Principal, pia_id: int,
-                     risk_id: int | None) -> Response:
-    form = await request.form()
+def _save_risk(request: Request, form: FormData, session: Session, principal: Principal,
+               pia_id: int, risk_id: int | None) -> Response:
     pia = service.get(session, pia_id)
     data = _risk_from_form(form, service.safeguards_of(service.loads(pia.snapshot)))
     key = f"risk-{risk_id}" if risk_id else "risk-new"
@@ -417,21 +415,20 @@ async def _save_risk(request: Request, session: Session, principal: Principal, p
 
 
 @console_router.post("/{pia_id}/risks")
-async def console_add_risk(pia_id: int, request: Request, principal: ConsoleOfficer,
+def console_add_risk(pia_id: int, request: Request, form: FormDep, principal: ConsoleOfficer,
                            session: SessionDep) -> Response:
-    return await _save_risk(request, session, principal, pia_id, None)
+    return _save_risk(request, form, session, principal, pia_id, None)
 
 
 @console_router.post("/{pia_id}/risks/{risk_id}")
-async def console_update_risk(pia_id: int, risk_id: int, request: Request,
+def console_update_risk(pia_id: int, risk_id: int, request: Request, form: FormDep,
                               principal: ConsoleOfficer, session: SessionDep) -> Response:
-    return await _save_risk(request, session, principal, pia_id, risk_id)
+    return _save_risk(request, form, session, principal, pia_id, risk_id)
 
 
 @console_router.post("/{pia_id}/risks/{risk_id}/delete")
-async def console_delete_risk(pia_id: int, risk_id: int, request: Request,
+def console_delete_risk(pia_id: int, risk_id: int, request: Request, form: FormDep,
                               principal: ConsoleOfficer, session: SessionDep) -> Response:
-    form = await request.form()
     try:
         service.delete_risk(session, principal, pia_id, risk_id, _version(form))
     except DomainError as error:
@@ -440,9 +437,8 @@ async def console_delete_risk(pia_id: int, risk_id: int, request: Request,
 
 
 @console_router.post("/{pia_id}/procedure")
-async def console_procedure(pia_id: int, request: Request, principal: ConsoleOfficer,
+def console_procedure(pia_id: int, request: Request, form: FormDep, principal: ConsoleOfficer,
                             session: SessionDep) -> Response:
-    form = await request.form()
     values = {name: str(form.get(name, "")) for name in (
         "comment_start", "comment_end", "comment_short_reason", "third_party_body",
         "third_party_members", "third_party_opinion", "conclusion")}
@@ -457,9 +453,8 @@ async def console_procedure(pia_id: int, request: Request, principal: ConsoleOff
 
 
 @console_router.post("/{pia_id}/comments")
-async def console_comment(pia_id: int, request: Request, principal: ConsoleOfficer,
+def console_comment(pia_id: int, request: Request, form: FormDep, principal: ConsoleOfficer,
                           session: SessionDep) -> Response:
-    form = await request.form()
     values = {"comment": str(form.get("comment", "")), "response": str(form.get("response", ""))}
     try:
         body = _parse(CommentIn, {"version": _version(form), **values})
@@ -470,9 +465,8 @@ async def console_comment(pia_id: int, request: Request, principal: ConsoleOffic
 
 
 @console_router.post("/{pia_id}/workflow/{action}")
-async def console_workflow(pia_id: int, action: str, request: Request,
+def console_workflow(pia_id: int, action: str, request: Request, form: FormDep,
                            principal: ConsoleOfficer, session: SessionDep) -> Response:
-    form = await request.form()
     version = _version(form)
     comment = str(form.get("comment", ""))
     try:

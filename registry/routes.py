@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from core import messages
 from core.auth import Principal
@@ -20,7 +21,7 @@ from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
 from core.schemas import ReasonPublic
 from core.service import list_departments, list_organs
-from core.web import SessionDep, api_staff, console_staff, public, render
+from core.web import FormDep, SessionDep, api_staff, console_staff, public, render
 from registry import rules, service
 from registry.models import (
     FileType,
@@ -388,9 +389,8 @@ def console_new(request: Request, principal: ConsoleEditor, session: SessionDep)
 
 
 @console_router.post("/new")
-async def console_create(request: Request, principal: ConsoleEditor,
+def console_create(request: Request, form: FormDep, principal: ConsoleEditor,
                          session: SessionDep) -> Response:
-    form = await request.form()
     data = _file_form_data(form)
     data["key"] = form.get("key", "")
     data["reason"] = data["reason"] or "新規登録"
@@ -458,9 +458,8 @@ def console_edit(key: str, request: Request, principal: ConsoleEditor,
 
 
 @console_router.post("/files/{key}/edit")
-async def console_update(key: str, request: Request, principal: ConsoleEditor,
+def console_update(key: str, request: Request, form: FormDep, principal: ConsoleEditor,
                          session: SessionDep) -> Response:
-    form = await request.form()
     data = _file_form_data(form)
     file = service.get_file(session, key)
     try:
@@ -472,8 +471,8 @@ async def console_update(key: str, request: Request, principal: ConsoleEditor,
     return RedirectResponse(f"/registry/files/{key}", status_code=303)
 
 
-async def _reason_of(request: Request) -> str:
-    reason = text(await request.form(), "reason")
+def _reason_of(form: FormData) -> str:
+    reason = text(form, "reason")
     if not reason:
         raise InvalidInput(field_reason("registry.invalid_field", "reason", FIELD_LABELS,
                                         "必須です / required"))
@@ -481,10 +480,10 @@ async def _reason_of(request: Request) -> str:
 
 
 @console_router.post("/files/{key}/publish")
-async def console_publish(key: str, request: Request, principal: ConsolePublisher,
+def console_publish(key: str, request: Request, form: FormDep, principal: ConsolePublisher,
                           session: SessionDep) -> Response:
     try:
-        service.publish(session, principal, key, await _reason_of(request))
+        service.publish(session, principal, key, _reason_of(form))
     except DomainError as error:
         session.rollback()
         return _detail(request, session, service.get_file(session, key), error.reasons, 422)
@@ -492,10 +491,10 @@ async def console_publish(key: str, request: Request, principal: ConsolePublishe
 
 
 @console_router.post("/files/{key}/delete-entry")
-async def console_delete_entry(key: str, request: Request, principal: ConsolePublisher,
+def console_delete_entry(key: str, request: Request, form: FormDep, principal: ConsolePublisher,
                                session: SessionDep) -> Response:
     try:
-        service.delete_entry(session, principal, key, await _reason_of(request))
+        service.delete_entry(session, principal, key, _reason_of(form))
     except DomainError as error:
         session.rollback()
         return _detail(request, session, service.get_file(session, key), error.reasons, 422)
@@ -503,10 +502,10 @@ async def console_delete_entry(key: str, request: Request, principal: ConsolePub
 
 
 @console_router.post("/files/{key}/cease")
-async def console_cease(key: str, request: Request, principal: ConsoleEditor,
+def console_cease(key: str, request: Request, form: FormDep, principal: ConsoleEditor,
                         session: SessionDep) -> Response:
     try:
-        service.cease_file(session, principal, key, await _reason_of(request))
+        service.cease_file(session, principal, key, _reason_of(form))
     except DomainError as error:
         session.rollback()
         return _detail(request, session, service.get_file(session, key), error.reasons, 422)
@@ -549,9 +548,8 @@ def console_new_item(key: str, request: Request, principal: ConsoleEditor,
 
 
 @console_router.post("/files/{key}/items/new")
-async def console_add_item(key: str, request: Request, principal: ConsoleEditor,
+def console_add_item(key: str, request: Request, form: FormDep, principal: ConsoleEditor,
                            session: SessionDep) -> Response:
-    form = await request.form()
     data = _item_form_data(form)
     data["key"] = form.get("key", "")
     data["reason"] = data["reason"] or "記録項目の追加"
@@ -575,9 +573,8 @@ def console_edit_item(key: str, request: Request, principal: ConsoleEditor,
 
 
 @console_router.post("/items/{key}/edit")
-async def console_update_item(key: str, request: Request, principal: ConsoleEditor,
+def console_update_item(key: str, request: Request, form: FormDep, principal: ConsoleEditor,
                               session: SessionDep) -> Response:
-    form = await request.form()
     data = _item_form_data(form)
     item = service.get_item(session, key)
     file = service.get_file(session, item.file_id)
@@ -592,12 +589,12 @@ async def console_update_item(key: str, request: Request, principal: ConsoleEdit
 
 
 @console_router.post("/items/{key}/retire")
-async def console_retire_item(key: str, request: Request, principal: ConsoleEditor,
+def console_retire_item(key: str, request: Request, form: FormDep, principal: ConsoleEditor,
                               session: SessionDep) -> Response:
     item = service.get_item(session, key)
     file_key = service.get_file(session, item.file_id).key
     try:
-        service.retire_item(session, principal, key, await _reason_of(request))
+        service.retire_item(session, principal, key, _reason_of(form))
     except DomainError as error:
         session.rollback()
         return _detail(request, session, service.get_file(session, file_key), error.reasons,

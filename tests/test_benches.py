@@ -20,6 +20,7 @@ SMALL = {
                 "--explains", "20"],
     "eligibility.py": ["--persons", "2000", "--events", "600", "--restrictions", "10"],
     "audit.py": ["--events", "50", "--verify-events", "500"],
+    "load.py": ["--tiny"],
 }
 
 

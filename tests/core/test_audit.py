@@ -115,22 +115,21 @@ def reference_hash(row: Ev) -> str:
 
 
 def build_chain(engine: Engine, count: int = 10) -> list[AuditEvent]:
-    """`count` events, one committed transaction each, as the service writes them."""
-    events = []
+    """`count` events, one committed transaction each, as the service writes them; the events
+    as chained (read back: a unit of work chains its events when it commits)."""
     for i in range(1, count + 1):
         with unit_of_work(engine) as session:
-            events.append(
-                audit.append(
-                    session,
-                    "test.event",
-                    actor=STAFF,
-                    target_type="purpose",
-                    target_id=i,
-                    purpose_id=i % 3 or None,
-                    details={"i": i, "codes": ["gate.ok"]},
-                )
+            audit.append(
+                session,
+                "test.event",
+                actor=STAFF,
+                target_type="purpose",
+                target_id=i,
+                purpose_id=i % 3 or None,
+                details={"i": i, "codes": ["gate.ok"]},
             )
-    return events
+    with Session(engine) as session:
+        return list(session.scalars(select(AuditEvent).order_by(col(AuditEvent.seq))).all())
 
 
 def verify(engine: Engine) -> audit.VerifyReport:
@@ -199,7 +198,8 @@ def test_event_lands_or_disappears_with_the_callers_transaction(fresh_engine: En
         service.create_municipality(
             session, STAFF, key="rolled", code="990001", name_ja="巻き戻し市", name_en="Rolled back"
         )
-        assert audit._head(session)[0] == 1  # written, in this transaction
+        # Chained when the unit of work commits (the chain's lock is held from there only).
+        assert audit._head(session)[0] == 0
         raise RuntimeError("the change fails after its event was written")
     with Session(fresh_engine) as session:
         assert session.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0
@@ -313,8 +313,10 @@ def test_same_event_hashes_alike_on_sqlite_and_postgres(both_engines: dict[str, 
         read_back[backend] = rows(engine)
         assert verify(engine).ok
 
-    sqlite_hashes = [event.hash for event in written["sqlite"]]
-    postgres_hashes = [event.hash for event in written["postgres"]]
+    # Chained at commit (a core.db unit of work): the copies returned wait for their seq.
+    assert all(event.seq == 0 for events in written.values() for event in events)
+    sqlite_hashes = [row.hash for row in read_back["sqlite"]]
+    postgres_hashes = [row.hash for row in read_back["postgres"]]
     assert sqlite_hashes == postgres_hashes
     for backend in both_engines:
         # What each backend gives back hashes to the same value, by the documented form too.
