@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import threading
@@ -57,6 +58,8 @@ class Ev(NamedTuple):
     decision_id: str | None
     details: str
     prev_hash: str
+    actor_person_id: str | None
+    key_id: str | None
     hash: str
 
 
@@ -86,11 +89,15 @@ def recompute(row: Ev) -> str:
         row.decision_id,
         row.details,
         row.prev_hash,
+        row.actor_person_id,
+        row.key_id,
+        key=None if row.key_id is None else get_keyring().audit_chain_key(row.key_id),
     )
 
 
 def reference_hash(row: Ev) -> str:
-    """The canonical form as first written: json.dumps of the parsed columns."""
+    """The canonical form as first written: json.dumps of the parsed columns (form v1), with
+    the person id and key id appended and an HMAC under the chain key in form v2."""
     moment = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=UTC)
     payload = json.dumps(
         [
@@ -107,11 +114,16 @@ def reference_hash(row: Ev) -> str:
             row.decision_id,
             json.loads(row.details),
             row.prev_hash,
-        ],
+        ]
+        + ([] if row.key_id is None and row.actor_person_id is None
+           else [row.actor_person_id, row.key_id]),
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    if row.key_id is None:
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    key = get_keyring().audit_chain_key(row.key_id)
+    return hmac.new(key, payload.encode("utf-8"), "sha256").hexdigest()
 
 
 def build_chain(engine: Engine, count: int = 10) -> list[AuditEvent]:
@@ -170,7 +182,7 @@ def checkpoint_every() -> Iterator[Callable[[int], None]]:
 
 
 def test_append_links_and_hashes(db: Session) -> None:
-    head_seq, head_hash = audit._head(db)
+    head_seq, head_hash, _key = audit._head(db)
     first = audit.append(
         db, "test.first", actor=STAFF, target_type="organ", target_id=7, details={"key": "mayor"}
     )
@@ -592,7 +604,7 @@ def test_checkpoint_every_n_events(
         assert cp.hash == hashes[cp.seq]
         assert cp.key_id == keyring.audit_signing_kid
         keyring.audit_public_key().verify(
-            base64.b64decode(cp.signature), audit.checkpoint_message(cp.seq, cp.hash)
+            base64.b64decode(cp.signature), audit.checkpoint_message(cp.seq, cp.hash, audit._signed_at_text(cp.signed_at), cp.note)
         )
     report = verify(fresh_engine)
     assert (report.ok, report.events, report.checkpoints) == (True, 10, 3)
@@ -802,7 +814,7 @@ def test_reading_the_log_is_itself_audited(client: TestClient, db: Session) -> N
 
 def test_auditor_signs_a_checkpoint(client: TestClient, db: Session) -> None:
     auditor = bearer(api_token(client, "auditor"))
-    head_seq, head_hash = audit._head(db)
+    head_seq, head_hash, _key = audit._head(db)
     response = client.post("/api/audit/checkpoint", headers=auditor)
     assert response.status_code == 200, response.text
     body = response.json()
