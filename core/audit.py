@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import json.encoder
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +28,8 @@ from core.db import unit_of_work
 from core.keys import get_keyring
 from core.models import AuditCheckpoint, AuditEvent
 from core.witness import WitnessEntry
+
+log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 _EVENT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -611,6 +614,8 @@ def checkpoint_after_command() -> None:
     try:
         with unit_of_work() as session:
             checkpoint_if_needed(session)
+    except Exception:  # the command's own work is committed; say so, do not mask its result
+        log.exception("could not sign the audit chain's head at the end of the command")
     finally:
         reset_wrote()
 
