@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import json.encoder
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -306,7 +306,7 @@ def event_payload(
         return (head + "]").encode("utf-8")  # form v1
     return (  # form v2
         f"{head},{_json_value(actor_person_id)},{_json_value(key_id)}]"
-    ).encode("utf-8")
+    ).encode()
 
 
 def event_hash(

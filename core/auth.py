@@ -411,7 +411,8 @@ def verify_jws(token: str) -> dict[str, Any]:
         raise InvalidSignature("malformed JWS")
     try:
         header = jws.get_unverified_header(token)
-        public_pem = public_pems.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+        kid = header.get("kid")
+        public_pem = public_pems.get(kid) if isinstance(kid, str) else None
         if header.get("alg") != JWS_ALGORITHM or public_pem is None:
             raise InvalidSignature("unexpected algorithm or key id")
         body = jws.verify(token, public_pem, algorithms=[JWS_ALGORITHM])

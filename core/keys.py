@@ -414,7 +414,9 @@ def _problems(ring: Keyring) -> list[str]:
         if not KID_PATTERN.match(kid):
             problems.append(f"audit_chain.keys: key id {kid!r} must be 1-64 of A-Z a-z 0-9 _ -")
         if len(key) != HMAC_KEY_BYTES:
-            problems.append(f"audit_chain.keys.{kid} must be {HMAC_KEY_BYTES} bytes, not {len(key)}")
+            problems.append(
+                f"audit_chain.keys.{kid} must be {HMAC_KEY_BYTES} bytes, not {len(key)}"
+            )
     if ring.audit_chain_keys and ring.active_audit_chain_key not in ring.audit_chain_keys:
         problems.append(
             f"active key {ring.active_audit_chain_key!r} is not in audit_chain.keys"

@@ -164,7 +164,10 @@ def parse(spec: str | None, data_dir: Path) -> Witness:
     spec = spec.strip()
     if spec == "syslog":
         return SyslogWitness("/dev/log")
-    for prefix, socktype in (("syslog://", socket.SOCK_DGRAM), ("syslog+tcp://", socket.SOCK_STREAM)):
+    for prefix, socktype in (
+        ("syslog://", socket.SOCK_DGRAM),
+        ("syslog+tcp://", socket.SOCK_STREAM),
+    ):
         if spec.startswith(prefix):
             host, _, port = spec[len(prefix):].rpartition(":")
             if not host or not port.isdigit():

@@ -604,7 +604,10 @@ def test_checkpoint_every_n_events(
         assert cp.hash == hashes[cp.seq]
         assert cp.key_id == keyring.audit_signing_kid
         keyring.audit_public_key().verify(
-            base64.b64decode(cp.signature), audit.checkpoint_message(cp.seq, cp.hash, audit._signed_at_text(cp.signed_at), cp.note)
+            base64.b64decode(cp.signature),
+            audit.checkpoint_message(
+                cp.seq, cp.hash, audit._signed_at_text(cp.signed_at), cp.note
+            ),
         )
     report = verify(fresh_engine)
     assert (report.ok, report.events, report.checkpoints) == (True, 10, 3)
