@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import json.encoder
@@ -115,6 +116,16 @@ messages.register(
         "audit.witness_unknown_key": (
             "証人の {line} 行目（連番 {seq}）の署名鍵 {key_id} が見つかりません。",
             "Witness line {line} (event {seq}) is signed with unknown key {key_id}.",
+        ),
+        "audit.witness_unreadable": (
+            "証人 {witness} を読めません: {problem}",
+            "The witness ({witness}) cannot be read: {problem}",
+        ),
+        "audit.witness_not_readable": (
+            "証人 {witness} はここから読み戻せません。収集側の写しと照合してください"
+            "（kodomo audit verify --witness FILE）。",
+            "The witness ({witness}) cannot be read back from here; compare with the "
+            "collector's copy (kodomo audit verify --witness FILE).",
         ),
         "audit.not_keyed": (
             "監査ログの連鎖に鍵がありません。`kodomo keys rotate --audit` で鍵を設定してください。",
@@ -797,6 +808,30 @@ def verify(
         witness_list, checkpoints, hashes_at, last_seq, public_keys, witness_name
     )
     return VerifyReport(checked, len(checkpoints), problem, len(witness_list), tuple(warnings))
+
+
+def verify_against_witness(
+    connection: Connection,
+    *,
+    sink: witness.Witness | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """`verify` with every known key and the configured witness (or `sink`): what
+    `kodomo audit verify` and the auditor's pages run. An unreadable witness is the problem."""
+    sink = sink or witness.configured()
+    try:
+        entries = sink.read()
+    except witness.WitnessError as error:
+        return VerifyReport(
+            0, 0, _problem(0, "audit.witness_unreadable", witness=sink.describe(),
+                           problem=error.problem)
+        )
+    report = verify(connection, public_keys(), witness_entries=entries,
+                    witness_name=sink.describe(), progress=progress)
+    if entries is None:
+        note = messages.both("audit.witness_not_readable", witness=sink.describe())
+        report = dataclasses.replace(report, warnings=(*report.warnings, note))
+    return report
 
 
 def _compare_with_witness(

@@ -176,15 +176,6 @@ def _reader_engine() -> tuple[Engine, bool]:
     return create_engine(engine.url), True
 
 
-def _witness_entries(witness_file: Path | None) -> tuple[list[witness.WitnessEntry] | None, str]:
-    sink = witness.FileWitness(witness_file) if witness_file else witness.configured()
-    try:
-        return sink.read(), sink.describe()
-    except witness.WitnessError as error:
-        typer.echo(f"BROKEN: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(1) from error
-
-
 @audit_cli.command("verify")
 def audit_verify(
     witness_file: Annotated[
@@ -194,16 +185,14 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check every link, every signed checkpoint and the witness; name the first problem."""
-    entries, witness_name = _witness_entries(witness_file)
+    sink = witness.FileWitness(witness_file) if witness_file else witness.configured()
     engine, private = _reader_engine()
     try:
         with progress_bar() as bar, engine.connect() as connection:
             task = bar.add_task("verify", total=None)
-            report = audit.verify(
+            report = audit.verify_against_witness(
                 connection,
-                audit.public_keys(),
-                witness_entries=entries,
-                witness_name=witness_name,
+                sink=sink,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
@@ -211,9 +200,6 @@ def audit_verify(
             engine.dispose()
     for ja, en in report.warnings:
         typer.echo(f"WARNING: {ja} / {en}", err=True)
-    if entries is None:
-        typer.echo(f"WARNING: {witness_name} cannot be read back; compare with an exported "
-                   "copy: kodomo audit verify --witness FILE", err=True)
     if report.problem is not None:
         problem = report.problem
         typer.echo(f"BROKEN at seq {problem.seq}: {problem.code}", err=True)
@@ -222,7 +208,7 @@ def audit_verify(
         raise typer.Exit(1)
     typer.echo(
         f"OK: {report.events} events, {report.checkpoints} signed checkpoints, "
-        f"{report.witnessed} witness entries ({witness_name})"
+        f"{report.witnessed} witness entries ({sink.describe()})"
     )
 
 
@@ -260,7 +246,11 @@ def audit_reanchor(
                 typer.echo(f"BROKEN at seq {report.problem.seq}: {report.problem.code}; "
                            "not re-anchored", err=True)
                 raise typer.Exit(1)
-            entries, _name = _witness_entries(None)
+            try:
+                entries = witness.configured().read()
+            except witness.WitnessError as error:
+                typer.echo(f"{error.variable}: {error.problem}; not re-anchored", err=True)
+                raise typer.Exit(1) from error
             lost = max((e.seq for e in entries or ()), default=0)
             entry = audit.reanchor(connection)
     finally:

@@ -309,7 +309,7 @@ def test_a_garbled_witness_is_a_clear_error(witnessed: Engine, _own_witness: Pat
     _own_witness.write_text("not json\n")
     result = runner.invoke(cli, ["audit", "verify"])
     assert result.exit_code == 1
-    assert "KODOMO_AUDIT_WITNESS" in result.output and "line 1" in result.output
+    assert "audit.witness_unreadable" in result.output and "line 1" in result.output
 
 
 def test_witness_setting_is_parsed(tmp_path: Path) -> None:
