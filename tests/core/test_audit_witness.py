@@ -10,7 +10,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -499,3 +499,42 @@ def test_rotation_without_a_keyring_is_a_clear_error(
 def test_keyring_round_trips_retired_keys() -> None:
     ring = get_keyring().with_new_audit_keys().with_new_receipt_key()
     assert Keyring.from_json(json.loads(json.dumps(ring.to_json()))) == ring
+
+
+# ---------------------------------------------------------------- verify's fast path
+
+_text = st.one_of(st.none(), st.text(max_size=30))
+_int = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(min_value=1, max_value=2**62),
+    moment=st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31),
+                        timezones=st.just(UTC)),
+    actor_type=st.text(max_size=16), actor_id=_int, role=_text, organ_id=_int,
+    action=st.text(max_size=80), target_type=_text, target_id=_text, purpose_id=_int,
+    decision_id=_text,
+    details=st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=9),
+                                                          st.booleans(), st.none()), max_size=3),
+    person=_text, key_id=_text,
+)
+def test_verify_reads_the_same_bytes_as_append_writes(
+    seq: int, moment: datetime, actor_type: str, actor_id: int | None, role: str | None,
+    organ_id: int | None, action: str, target_type: str | None, target_id: str | None,
+    purpose_id: int | None, decision_id: str | None, details: dict[str, Any],
+    person: str | None, key_id: str | None,
+) -> None:
+    details_text = audit.canonical_details(details)
+    values = (seq, moment, actor_type, actor_id, role, organ_id, action, target_type, target_id,
+              purpose_id, decision_id, details_text, "a" * 64, person, key_id)
+    expected = audit.event_payload(*values)
+    # PostgreSQL: psycopg's aware datetime, here in another zone than UTC.
+    tokyo = moment.astimezone(timezone(timedelta(hours=9)))
+    assert audit._fast_payload((values[0], tokyo, *values[2:]), audit._time_text) == expected
+    # SQLite: the text SQLAlchemy stores.
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    stored = moment.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    time_text = audit._sqlite_time_text(sqlite_dialect.dialect())
+    assert audit._fast_payload((values[0], stored, *values[2:]), time_text) == expected
