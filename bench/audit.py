@@ -407,14 +407,14 @@ def run(backend: str, events: int, verify_events: int) -> bool:
             rate = bench_append(engine, events)
             if backend == "sqlite":
                 met = rate >= APPEND_TARGET
-                target = f">= {APPEND_TARGET:,}"
+                goal = f">= {APPEND_TARGET:,}"
             else:
                 met = rate >= APPEND_FLOOR_SHARE * floor
-                target = f">= {APPEND_FLOOR_SHARE:.0%} of the bare driver"
+                goal = f">= {APPEND_FLOOR_SHARE:.0%} of the bare driver"
             ok &= met
             print(
                 f"append  N={events:,} (one transaction each): {rate:,.0f} events/s, "
-                f"{rate / floor:.0%} of the bare driver [target {target}: "
+                f"{rate / floor:.0%} of the bare driver [target {goal}: "
                 f"{'met' if met else 'MISSED'}]"
             )
         if verify_events > 0:
