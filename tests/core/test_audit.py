@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -296,9 +298,26 @@ FIXED_HASHES = {
     1: "f2be4a76ac0b62012f5abf0b58e59835e29bd2aef94834ce0131690a789991c5",
     2: "837a500005061d8e4c620fdb351fad541454dc1eda494cffb578f5f354c7d1e9",
 }
+# Form v2, keyed: HMAC-SHA256 under the chain key below.
+FIXED_CHAIN_KEY = ("ck-fixed", bytes(range(32)))
+FIXED_KEYED_HASHES = {
+    1: "adedc890be59af99ced23329afaea720f80c2855d91725e33ca71cbb69ebd835",
+    2: "534381a0ba911bdd61673fbadd65db98b142929a4425347916714c735f009cd9",
+}
 
 
-def test_same_event_hashes_alike_on_sqlite_and_postgres(both_engines: dict[str, Engine]) -> None:
+@pytest.mark.parametrize("keyed", [False, True], ids=["v1 unkeyed", "v2 keyed"])
+def test_same_event_hashes_alike_on_sqlite_and_postgres(
+    both_engines: dict[str, Engine], keyed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kid, key = FIXED_CHAIN_KEY
+    ring = dataclasses.replace(
+        get_keyring(),
+        audit_chain_keys={kid: key} if keyed else {},
+        active_audit_chain_key=kid if keyed else None,
+    )
+    monkeypatch.setattr(audit, "get_keyring", lambda: ring)
+    monkeypatch.setattr(sys.modules[__name__], "get_keyring", lambda: ring)
     written: dict[str, list[AuditEvent]] = {}
     read_back: dict[str, list[Ev]] = {}
     for backend, engine in both_engines.items():
@@ -332,7 +351,9 @@ def test_same_event_hashes_alike_on_sqlite_and_postgres(both_engines: dict[str, 
         # What each backend gives back hashes to the same value, by the documented form too.
         assert [recompute(row) for row in read_back[backend]] == sqlite_hashes
         assert [reference_hash(row) for row in read_back[backend]] == sqlite_hashes
-    assert dict(enumerate(sqlite_hashes, start=1)) == FIXED_HASHES
+    assert dict(enumerate(sqlite_hashes, start=1)) == (
+        FIXED_KEYED_HASHES if keyed else FIXED_HASHES
+    )
 
 
 def test_event_hash_is_the_documented_canonical_json() -> None:
