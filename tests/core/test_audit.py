@@ -128,7 +128,7 @@ def reference_hash(row: Ev) -> str:
     return hmac.new(key, payload.encode("utf-8"), "sha256").hexdigest()
 
 
-def build_chain(engine: Engine, count: int = 10) -> list[AuditEvent]:
+def build_chain(engine: Engine, count: int = 10) -> list[audit.AppendedEvent]:
     """`count` events, one committed transaction each, as the service writes them."""
     events = []
     for i in range(1, count + 1):
@@ -318,7 +318,7 @@ def test_same_event_hashes_alike_on_sqlite_and_postgres(
     )
     monkeypatch.setattr(audit, "get_keyring", lambda: ring)
     monkeypatch.setattr(sys.modules[__name__], "get_keyring", lambda: ring)
-    written: dict[str, list[AuditEvent]] = {}
+    written: dict[str, list[audit.AppendedEvent]] = {}
     read_back: dict[str, list[Ev]] = {}
     for backend, engine in both_engines.items():
         with unit_of_work(engine) as session:
@@ -753,7 +753,7 @@ def test_verify_while_writers_append(
     # a truncated or mismatched chain.
     checkpoint_every(5)
     build_chain(fresh_engine, 20)
-    appended: list[AuditEvent] = []
+    appended: list[audit.AppendedEvent] = []
 
     def append_meanwhile(done: int, total: int) -> None:
         if done < total and not appended:
