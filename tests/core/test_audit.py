@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,6 +30,7 @@ from core.keys import get_keyring
 from core.models import AuditCheckpoint, AuditEvent, Municipality
 from core.settings import get_settings
 from main import cli
+from tests.audit_chain import STAFF, Ev, build_chain, execute, hash_at, rows
 from tests.databases import (
     drop_postgres_database,
     migrate,
@@ -38,42 +39,7 @@ from tests.databases import (
 )
 from tests.web import api_token, bearer, console_sign_in, csrf_from
 
-STAFF = audit.Actor("staff", 42, "privacy_officer", 3)
-
-
 # ---------------------------------------------------------------- helpers
-
-
-class Ev(NamedTuple):
-    """One stored event as typed values (what verify reads)."""
-
-    seq: int
-    occurred_at: datetime
-    actor_type: str
-    actor_id: int | None
-    role: str | None
-    organ_id: int | None
-    action: str
-    target_type: str | None
-    target_id: str | None
-    purpose_id: int | None
-    decision_id: str | None
-    details: str
-    prev_hash: str
-    actor_person_id: str | None
-    key_id: str | None
-    hash: str
-
-
-def rows(engine_or_session: Engine | Session) -> list[Ev]:
-    """Every event as typed values, in chain order."""
-    statement = select(*(col(getattr(AuditEvent, name)) for name in Ev._fields)).order_by(
-        col(AuditEvent.seq)
-    )
-    if isinstance(engine_or_session, Session):
-        return [Ev(*row) for row in engine_or_session.execute(statement)]
-    with engine_or_session.connect() as conn:
-        return [Ev(*row) for row in conn.execute(statement)]
 
 
 def recompute(row: Ev) -> str:
@@ -128,44 +94,9 @@ def reference_hash(row: Ev) -> str:
     return hmac.new(key, payload.encode("utf-8"), "sha256").hexdigest()
 
 
-def build_chain(engine: Engine, count: int = 10) -> list[audit.AppendedEvent]:
-    """`count` events, one committed transaction each, as the service writes them."""
-    events = []
-    for i in range(1, count + 1):
-        with unit_of_work(engine) as session:
-            events.append(
-                audit.append(
-                    session,
-                    "test.event",
-                    actor=STAFF,
-                    target_type="purpose",
-                    target_id=i,
-                    purpose_id=i % 3 or None,
-                    details={"i": i, "codes": ["gate.ok"]},
-                )
-            )
-    return events
-
-
 def verify(engine: Engine) -> audit.VerifyReport:
     with engine.connect() as conn:
         return audit.verify(conn, audit.public_keys())
-
-
-def execute(engine: Engine, *statements: str | Any, **params: Any) -> None:
-    """Tamper with the tables directly, as someone with database access would."""
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(text(statement) if isinstance(statement, str) else statement, params)
-
-
-def hash_at(engine: Engine, seq: int) -> str:
-    with engine.connect() as conn:
-        return str(
-            conn.execute(
-                text("SELECT hash FROM core_audit_event WHERE seq = :s"), {"s": seq}
-            ).scalar_one()
-        )
 
 
 @pytest.fixture

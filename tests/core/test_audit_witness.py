@@ -26,7 +26,7 @@ from core.db import unit_of_work
 from core.keys import Keyring, get_keyring, load_keyring, reset_keyring_cache
 from core.settings import get_settings
 from main import cli
-from tests.core.test_audit import build_chain, execute, hash_at, rows
+from tests.audit_chain import build_chain, execute, hash_at, rows
 
 runner = CliRunner()
 
