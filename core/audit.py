@@ -776,13 +776,16 @@ def _fast_payload(row: Sequence[Any], time_text: Callable[[Any], str]) -> bytes:
         [row[0], time_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8],
          row[9], row[10]]
     )
+    prev = row[12]
     person = row[13]
     key_id = row[14]
+    enc = _encode_str
+    prev_text = enc(prev) if type(prev) is str else _json_value(prev)
     if person is None and key_id is None:
-        tail = _encode_list([row[12]])
-    else:
-        tail = _encode_list([row[12], person, key_id])
-    return f"{head[:-1]},{row[11]},{tail[1:]}".encode()
+        return f"{head[:-1]},{row[11]},{prev_text}]".encode()
+    person_text = enc(person) if type(person) is str else _json_value(person)
+    key_text = enc(key_id) if type(key_id) is str else _json_value(key_id)
+    return f"{head[:-1]},{row[11]},{prev_text},{person_text},{key_text}]".encode()
 
 
 def _signature_ok(key: Ed25519PublicKey, signature: str, message: bytes) -> bool:

@@ -178,6 +178,15 @@ def test_every_attack_is_reported(
     assert report.problem.message_ja and report.problem.message_en
 
 
+def test_an_event_naming_an_unknown_chain_key_is_named(witnessed: Engine) -> None:
+    execute(witnessed, "UPDATE core_audit_event SET key_id = 'ck-20200101-00000000' "
+            "WHERE seq = 2")
+    problem = verify_all(witnessed).problem
+    assert problem is not None
+    assert (problem.code, problem.seq) == ("audit.event_unknown_key", 2)
+    assert "ck-20200101-00000000" in problem.message_en
+
+
 def test_rollback_to_an_older_state_is_reported_then_reanchored(
     fresh_engine: Engine, tmp_path: Path
 ) -> None:
