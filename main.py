@@ -20,6 +20,7 @@ import registry.models  # noqa: F401  (registers the tables)
 from consent import demo as consent_demo
 from consent import routes as consent_routes
 from consent.cli import people_cli
+from core import audit
 from core import demo as core_demo
 from core import messages
 from core import routes as core_routes
@@ -198,6 +199,10 @@ def _startup(ctx: typer.Context) -> None:
     except SettingsError as error:
         typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
         raise typer.Exit(2) from error
+    # A command that wrote audit events ends with a signed checkpoint of the head, so that
+    # the witness covers everything it did.
+    audit.reset_wrote()
+    ctx.call_on_close(audit.checkpoint_after_command)
 
 
 @cli.command()

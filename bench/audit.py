@@ -44,12 +44,14 @@ from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from core import audit  # noqa: E402
 from core.cli import alembic_config  # noqa: E402
 from core.db import make_engine, unit_of_work  # noqa: E402
+from core.keys import get_keyring  # noqa: E402
 from core.settings import get_settings  # noqa: E402
 from core.startup import prepare  # noqa: E402
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-APPEND_TARGET = 1_000  # events/s, one transaction each
-VERIFY_TARGET_S = 15.0  # seconds for 1,000,000 events
+APPEND_TARGET = 2_000  # events/s on SQLite, one transaction each
+APPEND_FLOOR_SHARE = 0.70  # on PostgreSQL: at least this share of the bare driver, same run
+VERIFY_TARGET_S = 5.0  # seconds for 1,000,000 events
 FILL_BATCH = 20_000
 
 COLUMNS = (
@@ -66,6 +68,8 @@ COLUMNS = (
     "decision_id",
     "details",
     "prev_hash",
+    "actor_person_id",
+    "key_id",
     "hash",
 )
 
@@ -244,12 +248,18 @@ def _chain(
         "registry.entry_updated",
     ]
     roles = [None, "privacy_officer", "data_holder", "analyst", "auditor"]
+    ring = get_keyring()
+    key_id = ring.active_audit_chain_key
+    key = None if key_id is None else ring.audit_chain_keys[key_id]
     for i in range(start_seq + 1, start_seq + count + 1):
         occurred = start_at + timedelta(milliseconds=i, microseconds=(i * 7919) % 1000)
         role = roles[i % len(roles)]
         actor_type, actor_id, organ_id = (
             ("system", None, None) if role is None else ("staff", i % 50 + 1, i % 3 + 1)
         )
+        person = f"p-{i % 9973:08x}" if i % 7 == 0 else None  # a resident now and then
+        if person is not None:
+            actor_type, actor_id, role, organ_id = "resident", None, None, None
         action = actions[i % len(actions)]
         target_type, target_id = ("purpose", str(i % 211)) if i % 2 else (None, None)
         purpose_id = i % 17 if i % 3 else None
@@ -276,6 +286,9 @@ def _chain(
             decision_id,
             details,
             prev_hash,
+            person,
+            key_id,
+            key,
         )
         yield (
             i,
@@ -291,6 +304,8 @@ def _chain(
             decision_id,
             details,
             prev_hash,
+            person,
+            key_id,
             digest,
         )
         prev_hash = digest
@@ -300,13 +315,16 @@ def _checkpoint_row(seq: int, chain_hash: str) -> dict[str, Any]:
     signer = audit._signer()
     import base64
 
-    signature = signer.private_key.sign(audit.checkpoint_message(seq, chain_hash))
+    signed_at = datetime.now(UTC)
+    message = audit.checkpoint_message(seq, chain_hash, audit._signed_at_text(signed_at), "head")
+    signature = signer.private_key.sign(message)
     return {
         "seq": seq,
         "hash": chain_hash,
-        "signed_at": datetime.now(UTC),
+        "signed_at": signed_at,
         "key_id": signer.key_id,
         "signature": base64.b64encode(signature).decode("ascii"),
+        "note": "head",
     }
 
 
@@ -348,7 +366,7 @@ def fill(engine: Engine, total: int, checkpoint_every: int) -> int:
         for row in _chain(start_seq, prev_hash, last_at, count):
             batch.append(row)
             if row[0] % checkpoint_every == 0:
-                checkpoints.append(_checkpoint_row(row[0], row[13]))
+                checkpoints.append(_checkpoint_row(row[0], row[-1]))
             if len(batch) >= FILL_BATCH:
                 flush()
         flush()
@@ -387,11 +405,17 @@ def run(backend: str, events: int, verify_events: int) -> bool:
                 f"each: {floor:,.0f} events/s (what the machine allows now; not the figure)"
             )
             rate = bench_append(engine, events)
-            met = rate >= APPEND_TARGET
+            if backend == "sqlite":
+                met = rate >= APPEND_TARGET
+                goal = f">= {APPEND_TARGET:,}"
+            else:
+                met = rate >= APPEND_FLOOR_SHARE * floor
+                goal = f">= {APPEND_FLOOR_SHARE:.0%} of the bare driver"
             ok &= met
             print(
-                f"append  N={events:,} (one transaction each): {rate:,.0f} events/s "
-                f"[target >= {APPEND_TARGET:,}: {'met' if met else 'MISSED'}]"
+                f"append  N={events:,} (one transaction each): {rate:,.0f} events/s, "
+                f"{rate / floor:.0%} of the bare driver [target {goal}: "
+                f"{'met' if met else 'MISSED'}]"
             )
         if verify_events > 0:
             every = get_settings().audit_checkpoint_every

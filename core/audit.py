@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import json.encoder
+import logging
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -17,16 +20,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import Table, event, func, insert, select, text
+from sqlalchemy import DateTime, String, Table, event, func, insert, select, text, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
-from core import db, messages
+from core import db, messages, witness
 from core.clock import as_utc, utcnow
+from core.db import unit_of_work
 from core.keys import get_keyring
 from core.models import AuditCheckpoint, AuditEvent
+from core.witness import WitnessEntry
+
+log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 _EVENT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -74,6 +81,59 @@ messages.register(
             "連番 {seq} のチェックポイントが監査記録と一致しません。",
             "The checkpoint at event {seq} does not match the chain.",
         ),
+        "audit.unkeyed_event": (
+            "連番 {seq} の監査記録に鍵がありません（鍵付きの連鎖に鍵なしの記録が追加・改ざん"
+            "されています）。",
+            "Audit event {seq} has no chain key, but the chain is keyed from event {keyed_from} "
+            "(an unkeyed event was forged or altered).",
+        ),
+        "audit.event_unknown_key": (
+            "連番 {seq} の監査記録の鍵 {key_id} が鍵リングにありません。",
+            "Audit event {seq} names chain key {key_id}, which the keyring does not hold.",
+        ),
+        "audit.witness_cut_tail": (
+            "監査記録は連番 {seq} までですが、証人は連番 {witnessed} までのチェックポイントを"
+            "記録しています（末尾の削除または全消去）。",
+            "The chain ends at event {seq} but the witness holds a checkpoint at event "
+            "{witnessed} (the tail was cut or the chain wiped).",
+        ),
+        "audit.witness_rollback": (
+            "監査記録は証人が記録した古い状態（連番 {seq}）に戻っています。証人は連番 "
+            "{witnessed} まで記録しています（巻き戻し、またはバックアップからの復元。復元なら"
+            "再アンカーしてください）。",
+            "The chain is an older state (event {seq}) than the witness holds (event "
+            "{witnessed}): rolled back, or restored from a backup (then re-anchor it).",
+        ),
+        "audit.witness_mismatch": (
+            "連番 {seq} の監査記録が証人の記録と一致しません（偽造された末尾または書き換え）。",
+            "Audit event {seq} does not match the witness (a forged tail or a rewritten chain).",
+        ),
+        "audit.witness_missing": (
+            "署名付きチェックポイントがありますが、証人 {witness} に記録がありません。",
+            "The chain has signed checkpoints but the witness ({witness}) holds none.",
+        ),
+        "audit.witness_bad_signature": (
+            "証人の {line} 行目（連番 {seq}）の署名が無効です。",
+            "Witness line {line} (event {seq}) has an invalid signature.",
+        ),
+        "audit.witness_unknown_key": (
+            "証人の {line} 行目（連番 {seq}）の署名鍵 {key_id} が見つかりません。",
+            "Witness line {line} (event {seq}) is signed with unknown key {key_id}.",
+        ),
+        "audit.witness_unreadable": (
+            "証人 {witness} を読めません: {problem}",
+            "The witness ({witness}) cannot be read: {problem}",
+        ),
+        "audit.witness_not_readable": (
+            "証人 {witness} はここから読み戻せません。収集側の写しと照合してください"
+            "（kodomo audit verify --witness FILE）。",
+            "The witness ({witness}) cannot be read back from here; compare with the "
+            "collector's copy (kodomo audit verify --witness FILE).",
+        ),
+        "audit.not_keyed": (
+            "監査ログの連鎖に鍵がありません。`kodomo keys rotate --audit` で鍵を設定してください。",
+            "The audit chain is not keyed; run `kodomo keys rotate --audit`.",
+        ),
         "audit.truncated": (
             "監査記録が連番 {seq} で途切れていますが、チェックポイントは連番 {checkpoint} "
             "まであります。",
@@ -87,10 +147,18 @@ messages.register(
 class Actor:
     """Who did something: a staff account, a resident, or the system itself."""
 
-    type: str  # "staff" | "resident" | "system"
-    id: int | None = None
+    type: str  # "staff" | "resident" | "system" | "anonymous"
+    id: int | None = None  # a staff account id
     role: str | None = None
     organ_id: int | None = None
+    person_id: str | None = None  # a resident's person id (consent_person.id)
+
+    @classmethod
+    def resident(cls, person_id: str) -> Actor:
+        """A resident acting on the portal, named by their person id."""
+        if not isinstance(person_id, str) or not 0 < len(person_id) <= 64:
+            raise ValueError("a resident actor needs a person id of 1-64 characters")
+        return cls("resident", person_id=person_id)
 
 
 SYSTEM = Actor("system")
@@ -100,6 +168,31 @@ SYSTEM = Actor("system")
 class Signer:
     key_id: str
     private_key: Ed25519PrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEvent:
+    """The event `append` wrote, as plain values (the columns of AuditEvent).
+
+    Not a table instance: building an SQLModel instance for the caller cost a fifth of an
+    append, and nothing may change a written event anyway."""
+
+    seq: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: int | None
+    role: str | None
+    organ_id: int | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    purpose_id: int | None
+    decision_id: str | None
+    details: str
+    prev_hash: str
+    actor_person_id: str | None
+    key_id: str | None
+    hash: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +208,8 @@ class VerifyReport:
     events: int
     checkpoints: int
     problem: ChainProblem | None
+    witnessed: int = 0  # witness entries compared
+    warnings: tuple[tuple[str, str], ...] = ()  # (ja, en)
 
     @property
     def ok(self) -> bool:
@@ -176,6 +271,83 @@ def _json_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+class ChainMac:
+    """HMAC-SHA256 under one chain key, with the padded key blocks hashed once (RFC 2104).
+
+    Equal to ``hmac.new(key, message, "sha256").hexdigest()``; copying the two prepared
+    SHA-256 states costs a fraction of what building an HMAC object per event would.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+_macs: dict[bytes, ChainMac] = {}
+
+
+def chain_mac(key: bytes) -> ChainMac:
+    mac = _macs.get(key)
+    if mac is None:
+        mac = _macs[key] = ChainMac(key)
+    return mac
+
+
+def event_payload(
+    seq: int,
+    occurred_at: datetime,
+    actor_type: str,
+    actor_id: int | None,
+    role: str | None,
+    organ_id: int | None,
+    action: str,
+    target_type: str | None,
+    target_id: str | None,
+    purpose_id: int | None,
+    decision_id: str | None,
+    details: str,
+    prev_hash: str,
+    actor_person_id: str | None = None,
+    key_id: str | None = None,
+) -> bytes:
+    """The canonical bytes of an event (see `event_hash`)."""
+    # Inline fast paths for the usual types (verify calls this a million times); anything
+    # else goes through _json_value, so the bytes are json.dumps' bytes whatever the values.
+    enc = _encode_str
+    head = (
+        f"[{seq if type(seq) is int else _json_value(seq)},"
+        f'"{_time_text(occurred_at)}",'
+        f"{enc(actor_type) if type(actor_type) is str else _json_value(actor_type)},"
+        f"{actor_id if type(actor_id) is int else _json_value(actor_id)},"
+        f"{enc(role) if type(role) is str else _json_value(role)},"
+        f"{organ_id if type(organ_id) is int else _json_value(organ_id)},"
+        f"{enc(action) if type(action) is str else _json_value(action)},"
+        f"{enc(target_type) if type(target_type) is str else _json_value(target_type)},"
+        f"{enc(target_id) if type(target_id) is str else _json_value(target_id)},"
+        f"{purpose_id if type(purpose_id) is int else _json_value(purpose_id)},"
+        f"{enc(decision_id) if type(decision_id) is str else _json_value(decision_id)},"
+        f"{details},"
+        f"{enc(prev_hash) if type(prev_hash) is str else _json_value(prev_hash)}"
+    )
+    if actor_person_id is None and key_id is None:
+        return (head + "]").encode("utf-8")  # form v1
+    return (  # form v2
+        f"{head},{_json_value(actor_person_id)},{_json_value(key_id)}]"
+    ).encode()
+
+
 def event_hash(
     seq: int,
     occurred_at: datetime,
@@ -190,10 +362,15 @@ def event_hash(
     decision_id: str | None,
     details: str,
     prev_hash: str,
+    actor_person_id: str | None = None,
+    key_id: str | None = None,
+    key: bytes | None = None,
 ) -> str:
-    """SHA-256 of the canonical JSON of the typed columns, identical on every backend.
+    """The link of one event: HMAC-SHA256 under chain key `key_id` (form v2), or for the
+    unkeyed events written before the chain was keyed, SHA-256 (form v1). Identical on every
+    backend.
 
-    The hashed bytes (canonical form v1) are the UTF-8 encoding of the compact JSON array
+    Form v1 hashes the UTF-8 encoding of the compact JSON array
 
         [seq, "YYYY-MM-DDTHH:MM:SS.ffffffZ", actor_type, actor_id, role, organ_id, action,
          target_type, target_id, purpose_id, decision_id, <details>, prev_hash]
@@ -204,38 +381,45 @@ def event_hash(
     verbatim. The details text is always written by `canonical_details` (keys sorted at every
     level, compact, non-ASCII unescaped), so for every event `append` writes these bytes equal
     ``json.dumps([seq, time, ..., json.loads(details), prev_hash], ensure_ascii=False,
-    separators=(",", ":"))``, the form this function computed before it was made faster; a
-    row whose details text was edited in any way, even only in its spacing, no longer matches.
-    Every column is read as a typed value (int, text, timestamp) and formatted here, never as
-    the backend prints it, so SQLite and PostgreSQL hash the very same bytes.
+    separators=(",", ":"))``; a row whose details text was edited in any way, even only in
+    its spacing, no longer matches. Every column is read as a typed value (int, text,
+    timestamp) and formatted here, never as the backend prints it, so SQLite and PostgreSQL
+    hash the very same bytes.
+
+    Form v2 (any event with a chain key or a resident actor) appends two elements to that
+    array, ``actor_person_id`` (a resident's person id, or null) and ``key_id`` (or null):
+
+        [..., <details>, prev_hash, actor_person_id, key_id]
+
+    and the link is ``HMAC-SHA256(chain key, bytes)`` in lower-case hex when key_id is set
+    (the key is in the keyring, never in the database), SHA-256 otherwise.
     """
-    # Inline fast paths for the usual types (verify calls this a million times); anything
-    # else goes through _json_value, so the bytes are json.dumps' bytes whatever the values.
-    enc = _encode_str
-    payload = (
-        f"[{seq if type(seq) is int else _json_value(seq)},"
-        f'"{_time_text(occurred_at)}",'
-        f"{enc(actor_type) if type(actor_type) is str else _json_value(actor_type)},"
-        f"{actor_id if type(actor_id) is int else _json_value(actor_id)},"
-        f"{enc(role) if type(role) is str else _json_value(role)},"
-        f"{organ_id if type(organ_id) is int else _json_value(organ_id)},"
-        f"{enc(action) if type(action) is str else _json_value(action)},"
-        f"{enc(target_type) if type(target_type) is str else _json_value(target_type)},"
-        f"{enc(target_id) if type(target_id) is str else _json_value(target_id)},"
-        f"{purpose_id if type(purpose_id) is int else _json_value(purpose_id)},"
-        f"{enc(decision_id) if type(decision_id) is str else _json_value(decision_id)},"
-        f"{details},"
-        f"{enc(prev_hash) if type(prev_hash) is str else _json_value(prev_hash)}]"
+    payload = event_payload(
+        seq, occurred_at, actor_type, actor_id, role, organ_id, action, target_type,
+        target_id, purpose_id, decision_id, details, prev_hash, actor_person_id, key_id,
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    if key_id is None:
+        return hashlib.sha256(payload).hexdigest()
+    if key is None:
+        raise ValueError(f"event_hash: chain key {key_id!r} not given")
+    return chain_mac(key).hexdigest(payload)
 
 
 # Built once: statement construction is a measurable share of an append.
 _LOCK_STATEMENT = text("SELECT pg_advisory_xact_lock(:key)")
 _HEAD_STATEMENT = (
-    select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1)
+    select(col(AuditEvent.seq), col(AuditEvent.hash), col(AuditEvent.key_id))
+    .order_by(col(AuditEvent.seq).desc())
+    .limit(1)
 )
 _INSERT_STATEMENT = insert(_EVENT_TABLE)
+_LAST_CHECKPOINT_STATEMENT = (
+    select(col(AuditCheckpoint.seq), col(AuditCheckpoint.signed_at), col(AuditCheckpoint.note))
+    .order_by(col(AuditCheckpoint.seq).desc(), col(AuditCheckpoint.id).desc())
+    .limit(1)
+)
+KEYED_FROM_NEXT = "keyed_from_next"
+HEAD = "head"
 
 
 def _lock_chain(session: Session) -> None:
@@ -245,13 +429,22 @@ def _lock_chain(session: Session) -> None:
     # SQLite: every transaction begins IMMEDIATE (core.db), so writers are already serialised.
 
 
-def _head(session: Session) -> tuple[int, str]:
+def _head(session: Session) -> tuple[int, str, str | None]:
     row = session.execute(_HEAD_STATEMENT).first()
-    return (0, GENESIS_HASH) if row is None else (row[0], row[1])
+    return (0, GENESIS_HASH, None) if row is None else (row[0], row[1], row[2])
 
 
-def checkpoint_message(seq: int, chain_hash: str) -> bytes:
-    return f"kodomo-audit-checkpoint:v1:{seq}:{chain_hash}".encode()
+def checkpoint_message(
+    seq: int, chain_hash: str, signed_at: str | None = None, note: str | None = None
+) -> bytes:
+    """The signed bytes: form v1 (seq and hash) when note is None, else form v2."""
+    if note is None:
+        return f"kodomo-audit-checkpoint:v1:{seq}:{chain_hash}".encode()
+    return f"kodomo-audit-checkpoint:v2:{seq}:{chain_hash}:{signed_at}:{note}".encode()
+
+
+def reanchor_message(seq: int, chain_hash: str, signed_at: str) -> bytes:
+    return f"kodomo-audit-reanchor:v1:{seq}:{chain_hash}:{signed_at}".encode()
 
 
 _checkpoint_every: int = 1000
@@ -269,9 +462,13 @@ def _signer() -> Signer:
 
 
 def public_keys() -> dict[str, Ed25519PublicKey]:
-    """Checkpoint verification keys by key id."""
-    keyring = get_keyring()
-    return {keyring.audit_signing_kid: keyring.audit_public_key()}
+    """Checkpoint verification keys by key id: the active one and every retired one."""
+    return get_keyring().audit_public_keys()
+
+
+def _pending(session: Session) -> list[WitnessEntry]:
+    pending: list[WitnessEntry] = session.info.setdefault("audit_witness", [])
+    return pending
 
 
 def append(
@@ -285,7 +482,7 @@ def append(
     decision_id: str | None = None,
     details: Mapping[str, Any] | None = None,
     at: datetime | None = None,
-) -> AuditEvent:
+) -> AppendedEvent:
     """Add one event to the chain with the caller's unit of work (it lands with the change).
 
     In a unit of work opened by core.db as a write, the event is chained when the unit
@@ -307,6 +504,7 @@ def append(
         "purpose_id": purpose_id,
         "decision_id": decision_id,
         "details": canonical_details(details),
+        "actor_person_id": actor.person_id,
     }
     if not db.session_writes(session):
         def chain_after(writer: Session) -> None:
@@ -322,38 +520,45 @@ def append(
         return _not_yet_chained(fields)
     # A bare session: chain now, after anything waiting (in order).
     values = _chain(session, [*(f for _, f in session.info.pop(_PENDING, [])), fields])
-    return AuditEvent(**values)  # a copy for the caller, not tracked by the session
+    return AppendedEvent(**values)  # a copy for the caller, not tracked by the session
 
 
 _PENDING = "kodomo.audit_pending"
 
 
-def _not_yet_chained(fields: dict[str, Any]) -> AuditEvent:
+def _not_yet_chained(fields: dict[str, Any]) -> AppendedEvent:
     """The copy returned for an event that waits: seq 0, no hashes (the chain decides them)."""
-    return AuditEvent(**{**fields, "occurred_at": fields["occurred_at"] or utcnow(),
-                         "seq": 0, "prev_hash": "", "hash": ""})
+    return AppendedEvent(**{**fields, "occurred_at": fields["occurred_at"] or utcnow(),
+                            "seq": 0, "prev_hash": "", "hash": "", "key_id": None})
 
 
 def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Lock the chain, read its head and insert the events after it (in the caller's txn);
-    returns the last event's values."""
+    """Lock the chain, read its head and insert the events after it (in the caller's
+    transaction), each link keyed with the active chain key; returns the last event's values."""
     if not pending:
         return {}
     # Write the caller's own changes first, so that the lock is held for the chain alone.
     session.flush()
+    keyring = get_keyring()
+    key_id = keyring.active_audit_chain_key
+    key = None if key_id is None else keyring.audit_chain_keys[key_id]
     _lock_chain(session)
-    prev_seq, prev_hash = _head(session)
+    prev_seq, prev_hash, prev_key_id = _head(session)
+    if key_id is not None and prev_key_id is None and prev_seq > 0:
+        _mark_keyed_from_next(session, prev_seq, prev_hash)
     values: dict[str, Any] = {}
     for fields in pending:
-        values = {**fields, "seq": prev_seq + 1, "prev_hash": prev_hash}
+        values = {**fields, "seq": prev_seq + 1, "prev_hash": prev_hash, "key_id": key_id}
         values["occurred_at"] = fields["occurred_at"] or utcnow()
-        values["hash"] = prev_hash = event_hash(**values)
+        values["hash"] = prev_hash = event_hash(**values, key=key)
         prev_seq = values["seq"]
         # A plain INSERT rather than session.add() + flush(): the ORM's unit of work costs
         # more than the statement itself on this hot path (every change writes an event).
         session.execute(_INSERT_STATEMENT, values)
         if prev_seq % _checkpoint_every == 0:
             _write_checkpoint(session, prev_seq, prev_hash)
+    if "audit_appended" not in session.info:
+        session.info["audit_appended"] = session.connection()
     return values
 
 
@@ -381,28 +586,160 @@ def _drop_at_rollback(session: OrmSession, ended: SessionTransaction) -> None:
         session.info[_PENDING] = [(t, f) for t, f in pending if not _within(t, ended)]
 
 
-def _write_checkpoint(session: Session, seq: int, chain_hash: str) -> AuditCheckpoint:
+def _mark_keyed_from_next(session: Session, seq: int, chain_hash: str) -> None:
+    """The upgrade in place: sign the unkeyed head as the point where keyed links begin."""
+    exists = session.execute(
+        select(col(AuditCheckpoint.id)).where(
+            col(AuditCheckpoint.seq) == seq, col(AuditCheckpoint.note) == KEYED_FROM_NEXT
+        )
+    ).first()
+    if exists is None:
+        _write_checkpoint(session, seq, chain_hash, note=KEYED_FROM_NEXT)
+
+
+def _signed_at_text(moment: datetime) -> str:
+    return _time_text(as_utc(moment))
+
+
+def _write_checkpoint(
+    session: Session, seq: int, chain_hash: str, note: str = HEAD
+) -> AuditCheckpoint:
     signer = _signer()
-    signature = signer.private_key.sign(checkpoint_message(seq, chain_hash))
+    signed_at = utcnow()
+    signed_text = _signed_at_text(signed_at)
+    signature = base64.b64encode(
+        signer.private_key.sign(checkpoint_message(seq, chain_hash, signed_text, note))
+    ).decode("ascii")
     checkpoint = AuditCheckpoint(
         seq=seq,
         hash=chain_hash,
-        signed_at=utcnow(),
+        signed_at=signed_at,
         key_id=signer.key_id,
-        signature=base64.b64encode(signature).decode("ascii"),
+        signature=signature,
+        note=note,
     )
     session.add(checkpoint)
     session.flush()
+    # Written to the witness once the transaction commits (core.audit._after_commit).
+    _pending(session).append(
+        WitnessEntry("checkpoint", seq, chain_hash, signed_text, signer.key_id, signature, note)
+    )
+    if "audit_appended" not in session.info:
+        session.info["audit_appended"] = session.connection()
     return checkpoint
 
 
 def checkpoint_now(session: Session) -> AuditCheckpoint | None:
     """Sign the current head on demand; None when the chain is empty."""
     _lock_chain(session)
-    seq, chain_hash = _head(session)
+    seq, chain_hash, _key_id = _head(session)
     if seq == 0:
         return None
     return _write_checkpoint(session, seq, chain_hash)
+
+
+def checkpoint_if_needed(session: Session) -> AuditCheckpoint | None:
+    """Sign the head unless it is signed already (the end of a CLI command that wrote)."""
+    _lock_chain(session)
+    seq, chain_hash, _key_id = _head(session)
+    last = session.execute(_LAST_CHECKPOINT_STATEMENT).first()
+    if seq == 0 or (last is not None and last[0] >= seq):
+        return None
+    return _write_checkpoint(session, seq, chain_hash)
+
+
+def checkpoint_if_due(
+    session: Session, *, max_age: timedelta, now: datetime | None = None
+) -> AuditCheckpoint | None:
+    """Sign the head when the newest checkpoint is older than max_age and events came since.
+
+    The hook for checkpoints by time: the scheduler (`kodomo scheduler`) calls it with
+    ``timedelta(minutes=settings.audit_checkpoint_minutes)``.
+    """
+    now = as_utc(now or utcnow())
+    _lock_chain(session)
+    seq, chain_hash, _key_id = _head(session)
+    last = session.execute(_LAST_CHECKPOINT_STATEMENT).first()
+    if seq == 0 or (last is not None and last[0] >= seq):
+        return None
+    if last is not None and now - as_utc(last[1]) < max_age:
+        return None
+    return _write_checkpoint(session, seq, chain_hash)
+
+
+# -- after the commit: the witness, and "this process wrote" --------------------------------
+
+_wrote_events = False
+
+
+def wrote_since_start() -> bool:
+    """True once this process committed an audit event (the CLI signs its head at exit)."""
+    return _wrote_events
+
+
+def reset_wrote() -> None:
+    global _wrote_events
+    _wrote_events = False
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    global _wrote_events
+    info = session.info
+    connection = info.pop("audit_appended", None)
+    pending = info.pop("audit_witness", None)
+    # A session joined to an outer transaction (tests) only released a savepoint: the outer
+    # transaction may still roll back, so nothing is witnessed for it.
+    if connection is None or connection.in_transaction():
+        return
+    _wrote_events = True
+    if pending:
+        witness.write(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, *args: Any) -> None:
+    session.info.pop("audit_appended", None)
+    session.info.pop("audit_witness", None)
+
+
+def checkpoint_after_command() -> None:
+    """At the end of a CLI command that wrote audit events: sign the head, so that the
+    witness covers everything the command did."""
+    if not _wrote_events:
+        return
+    reset_wrote()
+    try:
+        with unit_of_work() as session:
+            checkpoint_if_needed(session)
+    except Exception:  # the command's own work is committed; say so, do not mask its result
+        log.exception("could not sign the audit chain's head at the end of the command")
+    finally:
+        reset_wrote()
+
+
+# -- re-anchoring after a restore -----------------------------------------------------------
+
+
+def reanchor(connection: Connection) -> WitnessEntry:
+    """A signed witness line that makes the database's current head the witnessed state.
+
+    After a restore from backup the database is older than the witness and verify reports a
+    rollback; once the restored chain verifies on its own, this line tells later verifies to
+    compare with the witness from here on (the older lines stay, as the record of what was
+    lost). The caller checks the chain first and records the re-anchoring as an event.
+    """
+    row = connection.execute(_HEAD_STATEMENT).first()
+    seq, chain_hash = (0, GENESIS_HASH) if row is None else (row[0], row[1])
+    signer = _signer()
+    signed_text = _signed_at_text(utcnow())
+    signature = base64.b64encode(
+        signer.private_key.sign(reanchor_message(seq, chain_hash, signed_text))
+    ).decode("ascii")
+    entry = WitnessEntry("reanchor", seq, chain_hash, signed_text, signer.key_id, signature)
+    witness.configured().append([entry])
+    return entry
 
 
 def _problem(seq: int, code: str, **params: Any) -> ChainProblem:
@@ -424,30 +761,122 @@ _CHAIN_COLUMNS = (
     AuditEvent.decision_id,
     AuditEvent.details,
     AuditEvent.prev_hash,
+    AuditEvent.actor_person_id,
+    AuditEvent.key_id,
     AuditEvent.hash,
 )
 
 
-def _batches(connection: Connection, batch: int) -> Iterator[Sequence[Any]]:
-    """The chain in sequence order, a list of rows at a time (a server-side cursor on PG)."""
+def _batches(connection: Connection, batch: int, *, raw_time: bool = False
+             ) -> Iterator[Sequence[Any]]:
+    """The chain in sequence order, a list of rows at a time (a server-side cursor on PG).
+
+    With raw_time, the time column comes as the driver returns it, without the column type's
+    processing (SQLite: the stored text; PostgreSQL: psycopg's aware datetime)."""
+    columns: list[Any] = [col(column) for column in _CHAIN_COLUMNS]
+    if raw_time:
+        columns[1] = type_coerce(
+            col(AuditEvent.occurred_at),
+            String() if connection.dialect.name == "sqlite" else DateTime(timezone=True),
+        )
     # Options on the statement, not on the connection: Connection.execution_options() changes
     # the caller's connection for good, and a session that goes on after verify (the API
     # appends an event) would then run every statement through a server-side cursor.
     result = connection.execute(
-        select(*(col(column) for column in _CHAIN_COLUMNS)).order_by(col(AuditEvent.seq)),
+        select(*columns).order_by(col(AuditEvent.seq)),
         execution_options={"stream_results": True, "yield_per": batch},
     )
     yield from result.partitions()
+
+
+# json.dumps' own C encoder for compact, non-ASCII-preserving JSON: one call encodes the
+# typed columns exactly as json.dumps (and so event_payload) does, for any JSON value.
+def _make_list_encoder() -> Callable[[list[Any]], str]:
+    encoder = json.encoder.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                       allow_nan=False)
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None:  # no C accelerator: the same bytes, more slowly
+        return encoder.encode
+    # What JSONEncoder.iterencode builds on every call, built once (no circular-reference
+    # markers: a row holds scalars only).
+    iterencode = make(None, encoder.default, _encode_str, None, ":", ",", False, False, False)
+    join = "".join
+
+    def encode(values: list[Any]) -> str:
+        return join(iterencode(values, 0))
+
+    return encode
+
+
+_encode_list = _make_list_encoder()
+# The text SQLAlchemy's SQLite DateTime stores (always six fraction digits), year >= 1000.
+_SQLITE_TIME = re.compile(r"[1-9]\d{3}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+
+
+def _sqlite_time_text(dialect: Any) -> Callable[[Any], str]:
+    """The canonical time text from the raw stored SQLite value: sliced when it is the text
+    SQLAlchemy writes (what UtcDateTime would parse into the very same moment), otherwise
+    parsed as the column type would and then formatted, as before."""
+    processor = AuditEvent.__table__.c.occurred_at.type.result_processor(  # type: ignore[attr-defined]
+        dialect, None
+    )
+    match = _SQLITE_TIME.fullmatch
+
+    def time_text(raw: Any) -> str:
+        if type(raw) is str and len(raw) == 26 and match(raw):
+            return f"{raw[:10]}T{raw[11:]}Z"
+        value = processor(raw) if processor is not None else raw
+        return _time_text(value)
+
+    return time_text
+
+
+def _fast_payload(row: Sequence[Any], time_text: Callable[[Any], str]) -> bytes:
+    """`event_payload` of a row (columns as in _CHAIN_COLUMNS, the time raw): the same bytes,
+    built with two calls of the C JSON encoder instead of a dozen Python-level ones."""
+    head = _encode_list(
+        [row[0], time_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+         row[9], row[10]]
+    )
+    prev = row[12]
+    person = row[13]
+    key_id = row[14]
+    enc = _encode_str
+    prev_text = enc(prev) if type(prev) is str else _json_value(prev)
+    if person is None and key_id is None:
+        return f"{head[:-1]},{row[11]},{prev_text}]".encode()
+    person_text = enc(person) if type(person) is str else _json_value(person)
+    key_text = enc(key_id) if type(key_id) is str else _json_value(key_id)
+    return f"{head[:-1]},{row[11]},{prev_text},{person_text},{key_text}]".encode()
+
+
+def _signature_ok(key: Ed25519PublicKey, signature: str, message: bytes) -> bool:
+    try:
+        key.verify(base64.b64decode(signature, validate=True), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def verify(
     connection: Connection,
     public_keys: Mapping[str, Ed25519PublicKey],
     *,
+    chain_keys: Mapping[str, bytes] | None = None,
+    witness_entries: Sequence[WitnessEntry] | None = None,
+    witness_name: str = "",
     progress: Callable[[int, int], None] | None = None,
     batch: int = 50_000,
 ) -> VerifyReport:
-    """Walk the chain from the start and name the first broken link, then check checkpoints."""
+    """Walk the chain from the start and name the first broken link, then check checkpoints,
+    then compare with the witness (when its entries are given).
+
+    `chain_keys` are the chain's HMAC keys by id (default: the keyring's). When the keyring
+    holds chain keys, every event after the signed 'keyed_from_next' checkpoint (or every
+    event, when there is none) must be keyed: an unkeyed event there is a forgery.
+    """
+    if chain_keys is None:
+        chain_keys = get_keyring().audit_chain_keys
     total = connection.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
     # Checkpoints are read before the events: a checkpoint is committed with (or after) the
     # event it signs, so every checkpoint seen here has its events in the later read, even on
@@ -456,56 +885,58 @@ def verify(
     checkpoints = connection.execute(
         select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq), col(AuditCheckpoint.id))
     ).all()
-    checkpoint_seqs = {cp.seq for cp in checkpoints}
-    hashes_at_checkpoints: dict[int, str] = {}
+    witness_list = list(witness_entries or ())
+    wanted = {cp.seq for cp in checkpoints} | {e.seq for e in witness_list}
+    # Where keyed links begin: after the first 'keyed_from_next' checkpoint (its signature is
+    # checked below with the others); no such checkpoint: from the first event.
+    keyed_marks = [cp.seq for cp in checkpoints if cp.note == KEYED_FROM_NEXT]
+    keyed_from = (min(keyed_marks) + 1) if keyed_marks else 1
+    must_be_keyed = bool(chain_keys)
+    macs = {kid: ChainMac(key) for kid, key in chain_keys.items()}
+    hashes_at: dict[int, str] = {}
     expected_seq = 1
     prev_hash = GENESIS_HASH
     checked = 0
-    hash_of = event_hash
-    for rows in _batches(connection, batch):
+    sqlite = connection.dialect.name == "sqlite"
+    time_text = _sqlite_time_text(connection.dialect) if sqlite else _time_text
+    payload_of = _fast_payload
+    sha256 = hashlib.sha256
+    for rows in _batches(connection, batch, raw_time=True):
         for row in rows:
-            (
-                seq,
-                occurred_at,
-                actor_type,
-                actor_id,
-                role,
-                organ_id,
-                action,
-                target_type,
-                target_id,
-                purpose_id,
-                decision_id,
-                details,
-                row_prev,
-                row_hash,
-            ) = row
+            seq = row[0]
+            row_prev = row[12]
+            key_id = row[14]
+            row_hash = row[15]
             if seq != expected_seq:
                 code = "audit.sequence_gap" if seq > expected_seq else "audit.broken_link"
                 return VerifyReport(expected_seq - 1, 0, _problem(seq, code, expected=expected_seq))
             if row_prev != prev_hash:
                 return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.broken_link"))
-            if (
-                hash_of(
-                    seq,
-                    occurred_at,
-                    actor_type,
-                    actor_id,
-                    role,
-                    organ_id,
-                    action,
-                    target_type,
-                    target_id,
-                    purpose_id,
-                    decision_id,
-                    details,
-                    row_prev,
-                )
-                != row_hash
-            ):
+            try:
+                payload = payload_of(row, time_text)
+            except (TypeError, ValueError):  # a value no event can hold (a blob, NaN…)
                 return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.hash_mismatch"))
-            if seq in checkpoint_seqs:
-                hashes_at_checkpoints[seq] = row_hash
+            if key_id is None:
+                if must_be_keyed and seq >= keyed_from:
+                    return VerifyReport(
+                        expected_seq - 1,
+                        0,
+                        _problem(seq, "audit.unkeyed_event", keyed_from=keyed_from),
+                    )
+                digest = sha256(payload).hexdigest()
+            else:
+                mac = macs.get(key_id)
+                if mac is None:
+                    return VerifyReport(
+                        expected_seq - 1,
+                        0,
+                        _problem(seq, "audit.event_unknown_key", key_id=key_id),
+                    )
+                digest = mac.hexdigest(payload)
+            if digest != row_hash:
+                return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.hash_mismatch"))
+            if seq in wanted:
+                hashes_at[seq] = row_hash
             prev_hash = row_hash
             expected_seq += 1
         checked = expected_seq - 1
@@ -525,13 +956,92 @@ def verify(
             return VerifyReport(
                 checked, 0, _problem(cp.seq, "audit.checkpoint_unknown_key", key_id=cp.key_id)
             )
-        try:
-            key.verify(base64.b64decode(cp.signature), checkpoint_message(cp.seq, cp.hash))
-        except (InvalidSignature, ValueError):
+        signed_at = None if cp.note is None else _signed_at_text(cp.signed_at)
+        if not _signature_ok(key, cp.signature, checkpoint_message(cp.seq, cp.hash, signed_at,
+                                                                   cp.note)):
             return VerifyReport(checked, 0, _problem(cp.seq, "audit.checkpoint_bad_signature"))
-        if hashes_at_checkpoints.get(cp.seq) != cp.hash:
+        if hashes_at.get(cp.seq) != cp.hash:
             return VerifyReport(checked, 0, _problem(cp.seq, "audit.checkpoint_mismatch"))
-    return VerifyReport(checked, len(checkpoints), None)
+
+    warnings: list[tuple[str, str]] = []
+    if not must_be_keyed:
+        warnings.append(messages.both("audit.not_keyed"))
+    if witness_entries is None:
+        return VerifyReport(checked, len(checkpoints), None, 0, tuple(warnings))
+    problem = _compare_with_witness(
+        witness_list, checkpoints, hashes_at, last_seq, public_keys, witness_name
+    )
+    return VerifyReport(checked, len(checkpoints), problem, len(witness_list), tuple(warnings))
+
+
+def verify_against_witness(
+    connection: Connection,
+    *,
+    sink: witness.Witness | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """`verify` with every known key and the configured witness (or `sink`): what
+    `kodomo audit verify` and the auditor's pages run. An unreadable witness is the problem."""
+    sink = sink or witness.configured()
+    try:
+        entries = sink.read()
+    except witness.WitnessError as error:
+        return VerifyReport(
+            0, 0, _problem(0, "audit.witness_unreadable", witness=sink.describe(),
+                           problem=error.problem)
+        )
+    report = verify(connection, public_keys(), witness_entries=entries,
+                    witness_name=sink.describe(), progress=progress)
+    if entries is None:
+        note = messages.both("audit.witness_not_readable", witness=sink.describe())
+        report = dataclasses.replace(report, warnings=(*report.warnings, note))
+    return report
+
+
+def _compare_with_witness(
+    entries: Sequence[WitnessEntry],
+    checkpoints: Sequence[Any],
+    hashes_at: Mapping[int, str],
+    last_seq: int,
+    public_keys: Mapping[str, Ed25519PublicKey],
+    witness_name: str,
+) -> ChainProblem | None:
+    """The database against the witness: nothing it saw may be missing, older or different."""
+    start = 0
+    for line, entry in enumerate(entries, start=1):
+        key = public_keys.get(entry.key_id)
+        if key is None:
+            return _problem(entry.seq, "audit.witness_unknown_key", line=line, key_id=entry.key_id)
+        message = (
+            reanchor_message(entry.seq, entry.hash, entry.signed_at)
+            if entry.kind == "reanchor"
+            else checkpoint_message(entry.seq, entry.hash, entry.signed_at, entry.note)
+        )
+        if not _signature_ok(key, entry.signature, message):
+            return _problem(entry.seq, "audit.witness_bad_signature", line=line)
+        if entry.kind == "reanchor":
+            start = line - 1  # compare from the newest re-anchoring on
+    current = entries[start:]
+    signed_v2 = any(cp.note is not None for cp in checkpoints)
+    if not current:
+        if signed_v2:
+            return _problem(last_seq, "audit.witness_missing", witness=witness_name)
+        return None
+    newest = max(current, key=lambda e: e.seq)
+    if newest.seq > last_seq:
+        # Behind the witness. A database whose own newest checkpoint is one the witness saw
+        # is an older, consistent state (a rollback or a restore); otherwise the tail was cut.
+        db_newest = checkpoints[-1] if checkpoints else None
+        seen = {(e.seq, e.hash) for e in current}
+        if db_newest is not None and (db_newest.seq, db_newest.hash) in seen:
+            return _problem(last_seq, "audit.witness_rollback", witnessed=newest.seq)
+        return _problem(last_seq, "audit.witness_cut_tail", witnessed=newest.seq)
+    for entry in current:
+        if entry.seq == 0 and entry.hash == GENESIS_HASH:
+            continue
+        if hashes_at.get(entry.seq) != entry.hash:
+            return _problem(entry.seq, "audit.witness_mismatch")
+    return None
 
 
 @dataclass(frozen=True)

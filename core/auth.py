@@ -358,19 +358,13 @@ class InvalidSignature(ValueError):
     """A signed document that does not verify (altered, wrong key, wrong algorithm, malformed)."""
 
 
-def _receipt_keys() -> tuple[str, str, str]:
-    from cryptography.hazmat.primitives import serialization
-
+def _receipt_keys() -> tuple[str, str, dict[str, str]]:
+    """The active receipt key id and private PEM, and every verification key (PEM) by id:
+    the active one and the retired ones, so a receipt signed before a rotation still verifies."""
     from core.keys import get_keyring
 
     ring = get_keyring()
-    private_pem = ring.receipt_signing_pem
-    public_pem = (
-        ring.receipt_public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return ring.receipt_signing_kid, private_pem, public_pem
+    return ring.receipt_signing_kid, ring.receipt_signing_pem, ring.receipt_public_pems()
 
 
 def sign_jws(payload: dict[str, Any]) -> str:
@@ -402,7 +396,8 @@ def _canonical_segment(segment: str) -> bool:
 def verify_jws(token: str) -> dict[str, Any]:
     """The payload of a JWS signed by `sign_jws`; InvalidSignature for anything else.
 
-    Only ES256 with the service's receipt key is accepted, and each segment must be the
+    Only ES256 with one of the service's receipt keys (the active one or a retired one, named
+    by the header's kid) is accepted, and each segment must be the
     canonical base64url of its bytes, so that changing any single character fails.
     """
     import json
@@ -410,13 +405,15 @@ def verify_jws(token: str) -> dict[str, Any]:
     from jose import jws
     from jose.exceptions import JOSEError
 
-    kid, _private, public_pem = _receipt_keys()
+    _kid, _private, public_pems = _receipt_keys()
     parts = token.split(".") if isinstance(token, str) else []
     if len(parts) != 3 or not all(parts) or not all(_canonical_segment(p) for p in parts):
         raise InvalidSignature("malformed JWS")
     try:
         header = jws.get_unverified_header(token)
-        if header.get("alg") != JWS_ALGORITHM or header.get("kid") != kid:
+        kid = header.get("kid")
+        public_pem = public_pems.get(kid) if isinstance(kid, str) else None
+        if header.get("alg") != JWS_ALGORITHM or public_pem is None:
             raise InvalidSignature("unexpected algorithm or key id")
         body = jws.verify(token, public_pem, algorithms=[JWS_ALGORITHM])
         payload = json.loads(body)
@@ -428,10 +425,14 @@ def verify_jws(token: str) -> dict[str, Any]:
 
 
 def receipt_jwks() -> dict[str, Any]:
-    """The public receipt-signing key as a JSON Web Key Set (for /.well-known/jwks.json)."""
+    """The receipt-signing public keys as a JSON Web Key Set (for /.well-known/jwks.json):
+    the active key first, then the retired ones, which still verify older receipts."""
     from jose import jwk
 
-    kid, _private, public_pem = _receipt_keys()
-    key = jwk.construct(public_pem, JWS_ALGORITHM).to_dict()
-    public = {name: key[name] for name in ("kty", "crv", "x", "y")}
-    return {"keys": [{**public, "kid": kid, "use": "sig", "alg": JWS_ALGORITHM}]}
+    active, _private, public_pems = _receipt_keys()
+    keys = []
+    for kid in [active, *sorted(k for k in public_pems if k != active)]:
+        key = jwk.construct(public_pems[kid], JWS_ALGORITHM).to_dict()
+        public = {name: key[name] for name in ("kty", "crv", "x", "y")}
+        keys.append({**public, "kid": kid, "use": "sig", "alg": JWS_ALGORITHM})
+    return {"keys": keys}

@@ -20,12 +20,21 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core import audit, service
+from core import audit, service, witness
 from core.auth import Principal, authenticate, principal_for, staff_principal_from_token
 from core.crypto import commit_rotation, rotate_keys
 from core.db import get_engine, metadata, unit_of_work
 from core.demo import mark_database
 from core.keys import ensure_keyring
+from core.keys import (
+    Keyring,
+    KeyringError,
+    backup_keyring,
+    ensure_keyring,
+    load_keyring,
+    reset_keyring_cache,
+    save_keyring,
+)
 from core.reasons import DomainError, NotAuthenticated, Reason
 from core.settings import get_settings
 
@@ -174,32 +183,44 @@ def _reader_engine() -> tuple[Engine, bool]:
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Check every link and every signed checkpoint; name the first broken one."""
+def audit_verify(
+    witness_file: Annotated[
+        Path | None,
+        typer.Option("--witness", help="compare with this copy of the witness (e.g. exported "
+                     "from the syslog collector) instead of the configured one"),
+    ] = None,
+) -> None:
+    """Check every link, every signed checkpoint and the witness; name the first problem."""
+    sink = witness.FileWitness(witness_file) if witness_file else witness.configured()
     engine, private = _reader_engine()
     try:
         with progress_bar() as bar, engine.connect() as connection:
             task = bar.add_task("verify", total=None)
-            report = audit.verify(
+            report = audit.verify_against_witness(
                 connection,
-                audit.public_keys(),
+                sink=sink,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
         if private:
             engine.dispose()
+    for ja, en in report.warnings:
+        typer.echo(f"WARNING: {ja} / {en}", err=True)
     if report.problem is not None:
         problem = report.problem
         typer.echo(f"BROKEN at seq {problem.seq}: {problem.code}", err=True)
         typer.echo(f"  {problem.message_ja}", err=True)
         typer.echo(f"  {problem.message_en}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"OK: {report.events} events, {report.checkpoints} signed checkpoints")
+    typer.echo(
+        f"OK: {report.events} events, {report.checkpoints} signed checkpoints, "
+        f"{report.witnessed} witness entries ({sink.describe()})"
+    )
 
 
 @audit_cli.command("checkpoint")
 def audit_checkpoint() -> None:
-    """Sign the chain's current head now."""
+    """Sign the chain's current head now (also written to the witness)."""
     with unit_of_work() as session:
         checkpoint = audit.checkpoint_now(session)
     typer.echo(
@@ -207,6 +228,45 @@ def audit_checkpoint() -> None:
         if checkpoint is None
         else f"signed seq {checkpoint.seq} with key {checkpoint.key_id}"
     )
+
+
+@audit_cli.command("reanchor")
+def audit_reanchor(
+    confirm: Annotated[bool, typer.Option("--confirm", help="required: this accepts the "
+                                          "database's current state as the witnessed one")] = False,
+) -> None:
+    """After a restore from backup: make the restored chain the witnessed state from now on.
+
+    The chain must verify on its own; the witness keeps its older lines (the record of what the
+    restore lost) and gets a signed re-anchoring line; the re-anchoring is an audit event too.
+    """
+    if not confirm:
+        typer.echo("re-anchoring accepts the database as it is; read docs/security.md, then "
+                   "run again with --confirm", err=True)
+        raise typer.Exit(2)
+    engine, private = _reader_engine()
+    try:
+        with engine.connect() as connection:
+            report = audit.verify(connection, audit.public_keys())
+            if report.problem is not None:
+                typer.echo(f"BROKEN at seq {report.problem.seq}: {report.problem.code}; "
+                           "not re-anchored", err=True)
+                raise typer.Exit(1)
+            try:
+                entries = witness.configured().read()
+            except witness.WitnessError as error:
+                typer.echo(f"{error.variable}: {error.problem}; not re-anchored", err=True)
+                raise typer.Exit(1) from error
+            lost = max((e.seq for e in entries or ()), default=0)
+            entry = audit.reanchor(connection)
+    finally:
+        if private:
+            engine.dispose()
+    with unit_of_work() as session:
+        audit.append(session, "core.audit_reanchored",
+                     details={"seq": entry.seq, "witness_seq_before": lost})
+        audit.checkpoint_now(session)
+    typer.echo(f"re-anchored the witness at seq {entry.seq} (it had seen seq {lost})")
 
 
 @keys_cli.command("init")
@@ -225,9 +285,64 @@ def keys_init() -> None:
 
 
 @keys_cli.command("rotate")
-def keys_rotate() -> None:
-    """New field and hash keys; re-encrypt and re-hash everything; then retire the old keys."""
+def keys_rotate(
+    fields: Annotated[bool, typer.Option("--fields", help="field and hash keys (the default): "
+                                         "re-encrypt and re-hash everything")] = False,
+    audit_keys: Annotated[bool, typer.Option("--audit", help="audit chain and checkpoint "
+                                             "keys: new links and checkpoints use the new "
+                                             "keys; nothing is re-hashed")] = False,
+    receipts: Annotated[bool, typer.Option("--receipts", help="receipt signing key: new "
+                                           "receipts use it; old ones still verify")] = False,
+) -> None:
+    """Rotate keys. Old audit and receipt keys stay in the keyring (public halves of the
+    signing keys) so that everything signed before still verifies."""
     path = get_settings().effective_key_file
+    if not (fields or audit_keys or receipts):
+        fields = True
+    try:
+        current = load_keyring(path)
+    except KeyringError as error:
+        typer.echo(f"鍵リングがありません / no keyring: {error.variable}: {error.problem}",
+                   err=True)
+        raise typer.Exit(2) from error
+    if audit_keys or receipts:
+        _rotate_signing_keys(path, current, audit_keys=audit_keys, receipts=receipts)
+    if fields:
+        _rotate_field_keys(path)
+
+
+def _rotate_signing_keys(path: Path, current: Keyring, *, audit_keys: bool,
+                         receipts: bool) -> None:
+    # The new keyring holds every old key too, so it is written first: should the database
+    # step below fail, nothing signed or chained is left without its key.
+    new = current
+    if audit_keys:
+        new = new.with_new_audit_keys()
+    if receipts:
+        new = new.with_new_receipt_key()
+    backup = backup_keyring(path)
+    save_keyring(new, path)
+    reset_keyring_cache()
+    details: dict[str, object] = {}
+    if audit_keys:
+        details.update(new_chain_key=new.active_audit_chain_key,
+                       retired_chain_key=current.active_audit_chain_key,
+                       new_audit_signing_key=new.audit_signing_kid,
+                       retired_audit_signing_key=current.audit_signing_kid)
+    if receipts:
+        details.update(new_receipt_key=new.receipt_signing_kid,
+                       retired_receipt_key=current.receipt_signing_kid)
+    with unit_of_work() as session:
+        # Keyed from here on: the first keyed event marks an unkeyed chain's head (upgrade in
+        # place), and the checkpoint after it is signed with the new signing key.
+        audit.append(session, "core.keys_rotated", details=details)
+        audit.checkpoint_now(session)
+    for name, value in details.items():
+        typer.echo(f"  {name}: {value}")
+    typer.echo(f"previous keyring backed up to {backup}; keep the retired keys in the keyring")
+
+
+def _rotate_field_keys(path: Path) -> None:
     with progress_bar() as bar, Session(get_engine(), expire_on_commit=False) as session:
         task = bar.add_task("re-encrypt", total=None)
         try:

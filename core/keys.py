@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -78,11 +78,25 @@ class Keyring:
     audit_signing_key: bytes
     receipt_signing_kid: str
     receipt_signing_pem: str
+    # The audit chain's HMAC keys (never dropped: every keyed event names its key) and the
+    # active one; None in a keyring made before the chain was keyed (`keys rotate --audit`).
+    audit_chain_keys: Mapping[str, bytes] = field(default_factory=dict)
+    active_audit_chain_key: str | None = None
+    # Public keys of retired signing keys, kept so that old checkpoints and receipts verify:
+    # raw 32-byte Ed25519 public keys, and SubjectPublicKeyInfo PEM (P-256) respectively.
+    audit_signing_retired: Mapping[str, bytes] = field(default_factory=dict)
+    receipt_signing_retired: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Copies behind read-only views, so a caller's dict cannot change a frozen keyring.
-        object.__setattr__(self, "field_keys", MappingProxyType(dict(self.field_keys)))
-        object.__setattr__(self, "hmac_keys", MappingProxyType(dict(self.hmac_keys)))
+        for name in (
+            "field_keys",
+            "hmac_keys",
+            "audit_chain_keys",
+            "audit_signing_retired",
+            "receipt_signing_retired",
+        ):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         problems = _problems(self)
         if problems:
             raise KeyringError("; ".join(problems))
@@ -94,7 +108,11 @@ class Keyring:
             f"active_field_key={self.active_field_key!r}, "
             f"hmac_keys={sorted(self.hmac_keys)}, active_hmac_key={self.active_hmac_key!r}, "
             f"audit_signing_kid={self.audit_signing_kid!r}, "
-            f"receipt_signing_kid={self.receipt_signing_kid!r})"
+            f"receipt_signing_kid={self.receipt_signing_kid!r}, "
+            f"audit_chain_keys={sorted(self.audit_chain_keys)}, "
+            f"active_audit_chain_key={self.active_audit_chain_key!r}, "
+            f"audit_signing_retired={sorted(self.audit_signing_retired)}, "
+            f"receipt_signing_retired={sorted(self.receipt_signing_retired)})"
         )
 
     __str__ = __repr__
@@ -135,6 +153,27 @@ class Keyring:
     def receipt_public_key(self) -> ec.EllipticCurvePublicKey:
         return self.receipt_private_key().public_key()
 
+    def audit_public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every checkpoint verification key by id: the active one and the retired ones."""
+        keys = {
+            kid: Ed25519PublicKey.from_public_bytes(raw)
+            for kid, raw in self.audit_signing_retired.items()
+        }
+        keys[self.audit_signing_kid] = self.audit_public_key()
+        return keys
+
+    def receipt_public_pems(self) -> dict[str, str]:
+        """Every receipt verification key by id (PEM): the active one and the retired ones."""
+        keys = dict(self.receipt_signing_retired)
+        keys[self.receipt_signing_kid] = _public_pem(self.receipt_public_key())
+        return keys
+
+    def audit_chain_key(self, kid: str) -> bytes:
+        try:
+            return self.audit_chain_keys[kid]
+        except KeyError:
+            raise UnknownKeyId("audit chain", kid) from None
+
     # -- rotation ------------------------------------------------------------------------
 
     def with_new_field_key(self) -> Keyring:
@@ -147,6 +186,37 @@ class Keyring:
         kid = new_kid("hk")
         keys = {**self.hmac_keys, kid: secrets.token_bytes(HMAC_KEY_BYTES)}
         return replace(self, hmac_keys=keys, active_hmac_key=kid)
+
+    def with_new_audit_keys(self) -> Keyring:
+        """A fresh chain key and signing key, made active; the old chain keys stay (old events
+        are verified with them, never re-hashed) and the old signing key's public half is kept
+        for the checkpoints it signed."""
+        chain_kid = new_kid("ck")
+        retired = {
+            **self.audit_signing_retired,
+            self.audit_signing_kid: _raw_public(self.audit_public_key()),
+        }
+        return replace(
+            self,
+            audit_chain_keys={**self.audit_chain_keys, chain_kid: secrets.token_bytes(32)},
+            active_audit_chain_key=chain_kid,
+            audit_signing_kid=new_kid("ak"),
+            audit_signing_key=_new_ed25519(),
+            audit_signing_retired=retired,
+        )
+
+    def with_new_receipt_key(self) -> Keyring:
+        """A fresh receipt key, made active; the old public key stays in JWKS and verification."""
+        retired = {
+            **self.receipt_signing_retired,
+            self.receipt_signing_kid: _public_pem(self.receipt_public_key()),
+        }
+        return replace(
+            self,
+            receipt_signing_kid=new_kid("rk"),
+            receipt_signing_pem=_new_p256_pem(),
+            receipt_signing_retired=retired,
+        )
 
     def retired(self) -> tuple[frozenset[str], frozenset[str]]:
         """The field and HMAC key ids that are held but not active."""
@@ -168,11 +238,35 @@ class Keyring:
             newer,
             field_keys={**self.field_keys, **newer.field_keys},
             hmac_keys={**self.hmac_keys, **newer.hmac_keys},
+            audit_chain_keys={**self.audit_chain_keys, **newer.audit_chain_keys},
+            audit_signing_retired={**self.audit_signing_retired, **newer.audit_signing_retired},
+            receipt_signing_retired={
+                **self.receipt_signing_retired,
+                **newer.receipt_signing_retired,
+            },
         )
 
     # -- file form -----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        data = self._to_json_base()
+        # Written only when present, so a keyring from before the keyed chain reads the same.
+        if self.audit_chain_keys:
+            data["audit_chain"] = {
+                "keys": {kid: _b64(key) for kid, key in sorted(self.audit_chain_keys.items())},
+                "active": self.active_audit_chain_key,
+            }
+        if self.audit_signing_retired:
+            data["audit_signing"]["retired_public_keys"] = {
+                kid: _b64(key) for kid, key in sorted(self.audit_signing_retired.items())
+            }
+        if self.receipt_signing_retired:
+            data["receipt_signing"]["retired_public_keys_pem"] = dict(
+                sorted(self.receipt_signing_retired.items())
+            )
+        return data
+
+    def _to_json_base(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
             "field_keys": {kid: _b64(key) for kid, key in sorted(self.field_keys.items())},
@@ -201,7 +295,28 @@ class Keyring:
         pem = receipt.get("private_key_pem")
         if not isinstance(pem, str):
             raise KeyringError("receipt_signing.private_key_pem must be a PEM string")
+        chain_keys: dict[str, bytes] = {}
+        active_chain: str | None = None
+        if "audit_chain" in data:
+            chain = _section(data, "audit_chain")
+            chain_keys = _key_map(chain, "keys", "audit_chain.keys")
+            active_chain = _text(chain, "active", "audit_chain.active")
+        audit_retired = audit.get("retired_public_keys", {})
+        receipt_retired = receipt.get("retired_public_keys_pem", {})
+        if not isinstance(audit_retired, dict):
+            raise KeyringError("audit_signing.retired_public_keys must be an object")
+        if not isinstance(receipt_retired, dict) or not all(
+            isinstance(v, str) for v in receipt_retired.values()
+        ):
+            raise KeyringError("receipt_signing.retired_public_keys_pem must map ids to PEM")
         return cls(
+            audit_chain_keys=chain_keys,
+            active_audit_chain_key=active_chain,
+            audit_signing_retired={
+                str(kid): _decode(key, f"audit_signing.retired_public_keys.{kid}")
+                for kid, key in audit_retired.items()
+            },
+            receipt_signing_retired={str(k): v for k, v in receipt_retired.items()},
             field_keys=_key_map(data, "field_keys"),
             active_field_key=_text(data, "active_field_key"),
             hmac_keys=_key_map(data, "hmac_keys"),
@@ -236,11 +351,42 @@ def _decode(value: Any, label: str) -> bytes:
         raise KeyringError(f"{label} is not valid base64") from None
 
 
-def _key_map(data: Mapping[str, Any], name: str) -> dict[str, bytes]:
+def _key_map(data: Mapping[str, Any], name: str, label: str | None = None) -> dict[str, bytes]:
+    label = label or name
     value = data.get(name)
     if not isinstance(value, dict) or not value:
-        raise KeyringError(f"{name} is missing or empty")
-    return {str(kid): _decode(key, f"{name}.{kid}") for kid, key in value.items()}
+        raise KeyringError(f"{label} is missing or empty")
+    return {str(kid): _decode(key, f"{label}.{kid}") for kid, key in value.items()}
+
+
+def _raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _public_pem(key: ec.EllipticCurvePublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def _new_ed25519() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+
+
+def _new_p256_pem() -> str:
+    return (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode("ascii")
+    )
 
 
 def _problems(ring: Keyring) -> list[str]:
@@ -264,6 +410,29 @@ def _problems(ring: Keyring) -> list[str]:
     ):
         if not KID_PATTERN.match(kid):
             problems.append(f"{label} {kid!r} must be 1-64 of A-Z a-z 0-9 _ -")
+    for kid, key in ring.audit_chain_keys.items():
+        if not KID_PATTERN.match(kid):
+            problems.append(f"audit_chain.keys: key id {kid!r} must be 1-64 of A-Z a-z 0-9 _ -")
+        if len(key) != HMAC_KEY_BYTES:
+            problems.append(
+                f"audit_chain.keys.{kid} must be {HMAC_KEY_BYTES} bytes, not {len(key)}"
+            )
+    if ring.audit_chain_keys and ring.active_audit_chain_key not in ring.audit_chain_keys:
+        problems.append(
+            f"active key {ring.active_audit_chain_key!r} is not in audit_chain.keys"
+        )
+    if not ring.audit_chain_keys and ring.active_audit_chain_key is not None:
+        problems.append("audit_chain.active names a key but audit_chain.keys is empty")
+    for kid, raw in ring.audit_signing_retired.items():
+        if not KID_PATTERN.match(kid) or len(raw) != 32:
+            problems.append(f"audit_signing.retired_public_keys.{kid} must be a raw 32-byte key")
+    for kid, pem in ring.receipt_signing_retired.items():
+        try:
+            public = serialization.load_pem_public_key(pem.encode())
+        except (ValueError, TypeError):
+            public = None
+        if not KID_PATTERN.match(kid) or not isinstance(public, ec.EllipticCurvePublicKey):
+            problems.append(f"receipt_signing.retired_public_keys_pem.{kid} must be a P-256 PEM")
     if len(ring.audit_signing_key) != 32:
         problems.append("audit_signing.private_key must be a raw 32-byte Ed25519 key")
     try:
@@ -280,21 +449,9 @@ def _problems(ring: Keyring) -> list[str]:
 
 def generate_keyring() -> Keyring:
     """A keyring with one fresh key of every kind."""
-    audit = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.Raw,
-        serialization.PrivateFormat.Raw,
-        serialization.NoEncryption(),
-    )
-    receipt_pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode("ascii")
-    )
-    field_kid, hmac_kid = new_kid("fk"), new_kid("hk")
+    audit = _new_ed25519()
+    receipt_pem = _new_p256_pem()
+    field_kid, hmac_kid, chain_kid = new_kid("fk"), new_kid("hk"), new_kid("ck")
     return Keyring(
         field_keys={field_kid: secrets.token_bytes(FIELD_KEY_BYTES)},
         active_field_key=field_kid,
@@ -304,6 +461,8 @@ def generate_keyring() -> Keyring:
         audit_signing_key=audit,
         receipt_signing_kid=new_kid("rk"),
         receipt_signing_pem=receipt_pem,
+        audit_chain_keys={chain_kid: secrets.token_bytes(HMAC_KEY_BYTES)},
+        active_audit_chain_key=chain_kid,
     )
 
 
@@ -468,4 +627,7 @@ def key_ids(keyring: Keyring) -> dict[str, list[str]]:
         "hmac": sorted(keyring.hmac_keys),
         "audit_signing": [keyring.audit_signing_kid],
         "receipt_signing": [keyring.receipt_signing_kid],
+        "audit_chain": sorted(keyring.audit_chain_keys),
+        "audit_signing_retired": sorted(keyring.audit_signing_retired),
+        "receipt_signing_retired": sorted(keyring.receipt_signing_retired),
     }

@@ -190,6 +190,8 @@ class AuditEvent(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=utc_column())
     actor_type: str = Field(max_length=16)
     actor_id: int | None = None
+    # A resident actor's person id (consent_person.id); NULL for staff and the system.
+    actor_person_id: str | None = Field(default=None, max_length=64)
     role: str | None = Field(default=None, max_length=32)
     organ_id: int | None = None
     action: str = Field(max_length=80, index=True)
@@ -200,6 +202,9 @@ class AuditEvent(SQLModel, table=True):
     # Canonical JSON text, so that both backends hash the very same bytes.
     details: str = Field(default="{}", sa_type=Text)
     prev_hash: str = Field(max_length=64)
+    # The audit chain key (in the keyring, never here) whose HMAC is `hash`; NULL for the
+    # unkeyed SHA-256 links written before the chain was keyed.
+    key_id: str | None = Field(default=None, max_length=64)
     hash: str = Field(max_length=64, unique=True)
 
 
@@ -214,3 +219,6 @@ class AuditCheckpoint(SQLModel, table=True):
     signed_at: datetime = Field(sa_column=utc_column())
     key_id: str = Field(max_length=64)
     signature: str = Field(max_length=200)
+    # NULL for a checkpoint signed in form v1; "head" for a v2 checkpoint; "keyed_from_next"
+    # for the v2 checkpoint that marks where keyed links begin (every later event is keyed).
+    note: str | None = Field(default=None, max_length=32)

@@ -143,7 +143,7 @@ def audit_events(
 
 @api_router.post("/audit/verify", response_model=ChainReport)
 def audit_verify(principal: Auditor, session: SessionDep) -> ChainReport:
-    report = audit.verify(session.connection(), audit.public_keys())
+    report = audit.verify_against_witness(session.connection())
     audit.append(
         session,
         "core.audit_verified",
@@ -323,7 +323,7 @@ def audit_page(
 
 @console_router.post("/audit/verify")
 def audit_verify_page(request: Request, principal: ConsoleAuditor, session: SessionDep) -> Response:
-    report = audit.verify(session.connection(), audit.public_keys())
+    report = audit.verify_against_witness(session.connection())
     audit.append(
         session,
         "core.audit_verified",

@@ -109,6 +109,7 @@ class AuditEventPublic(BaseModel):
     occurred_at: datetime
     actor_type: str
     actor_id: int | None
+    actor_person_id: str | None = Field(None, description="a resident actor's person id")
     role: str | None
     organ_id: int | None
     action: str
@@ -118,6 +119,7 @@ class AuditEventPublic(BaseModel):
     decision_id: str | None
     details: dict[str, Any]
     prev_hash: str
+    key_id: str | None = Field(None, description="the chain key of the link; null: unkeyed")
     hash: str
 
     @classmethod
@@ -142,6 +144,8 @@ class ChainReport(BaseModel):
     ok: bool
     events: int
     checkpoints: int
+    witnessed: int = Field(0, description="witness entries compared")
+    warnings: list[str] = Field(default_factory=list, description="Japanese / English")
     problem: ChainProblemPublic | None
 
     @classmethod
@@ -151,6 +155,8 @@ class ChainReport(BaseModel):
             ok=report.ok,
             events=report.events,
             checkpoints=report.checkpoints,
+            witnessed=report.witnessed,
+            warnings=[f"{ja} / {en}" for ja, en in report.warnings],
             problem=None
             if problem is None
             else ChainProblemPublic(

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(1.0, ge=0)
 
     audit_checkpoint_every: int = Field(1000, ge=1)
+    # The scheduler signs a checkpoint when the newest one is older than this (core.audit.
+    # checkpoint_if_due); the hook exists, the scheduler calls it once it exists.
+    audit_checkpoint_minutes: int = Field(60, ge=1)
+    # Where signed checkpoints are also written: see core/witness.py (default: a file under
+    # the data directory; file:PATH on shared storage; syslog://HOST:PORT).
+    audit_witness: str | None = None
     timezone: str = "Asia/Tokyo"
 
     @property

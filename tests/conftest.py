@@ -139,3 +139,17 @@ def fresh_engine(backend: str) -> Iterator[Engine]:
         engine.dispose()
         if backend == "postgres":
             drop_postgres_database(url)
+
+
+@pytest.fixture(autouse=True)
+def _own_witness(tmp_path: Path) -> Iterator[Path]:
+    """Every test writes its checkpoints to a witness of its own (the default one is shared by
+    every database of the run)."""
+    from core import witness
+
+    path = tmp_path / "audit-witness" / "checkpoints.jsonl"
+    witness.use(witness.FileWitness(path))
+    try:
+        yield path
+    finally:
+        witness.use(None)
