@@ -20,9 +20,8 @@ import registry.models  # noqa: F401  (registers the tables)
 from consent import demo as consent_demo
 from consent import routes as consent_routes
 from consent.cli import people_cli
-from core import audit
+from core import audit, messages
 from core import demo as core_demo
-from core import messages
 from core import routes as core_routes
 from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
 from core.db import get_engine, mark_session, metadata, unit_of_work

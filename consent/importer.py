@@ -1,6 +1,8 @@
 """`kodomo people import FILE`: a resident-register extract into the person register.
 
-CSV in UTF-8, UTF-8 with BOM or CP932; columns in docs/people-import.md (English or Japanese
+CSV in UTF-8, UTF-8 with BOM, UTF-16 with BOM or CP932, without control characters and
+within the field and line limits (KODOMO_IMPORT_MAX_FIELD_BYTES, _LINE_BYTES); a 個人番号 column
+is refused; columns in docs/people-import.md (English or Japanese
 headers). All or nothing: every problem is reported with its row and field and nothing is
 written. Importing the same extract again changes nothing; a changed extract updates people
 in place and ends guardianship links that are no longer listed for a child in the file.
@@ -8,8 +10,7 @@ in place and ends guardianship links that are no longer listed for a child in th
 
 from __future__ import annotations
 
-import csv
-import io
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -29,7 +30,7 @@ from consent.models import (
     Person,
     Sex,
 )
-from core import audit
+from core import audit, textio
 from core.clock import utcnow
 from core.crypto import keyed_hash, keyed_hash_candidates
 from core.dates import parse_date
@@ -84,15 +85,27 @@ class ImportResult:
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else CP932; unreadable text is an error."""
-    for encoding in ("utf-8-sig", "cp932"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidInput(Reason.of("consent.import_unreadable", field="file",
-                                 detail="UTF-8 でも CP932 でもありません / "
-                                        "neither UTF-8 nor CP932"))
+    """UTF-8 (with or without BOM), UTF-16 with BOM, or CP932; anything else is refused."""
+    return textio.decode(data)
+
+
+def _header_key(name: str) -> str:
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in folded if c.isalnum())
+
+
+# 個人番号 (My Number) columns: the register never stores, uses or matches on it (DESIGN.md), so
+# an extract that carries one is refused, not silently trimmed. Headers are compared after NFKC,
+# case folding and dropping spaces and punctuation, so "My Number", "MY_NUMBER", "個人番号（本人）"
+# and "ﾏｲﾅﾝﾊﾞｰ" all match.
+MY_NUMBER_PARTS = ("個人番号", "マイナンバー", "まいなんばー", "mynumber", "kojinbang",
+                   "individualnumber")
+MY_NUMBER_NAMES = frozenset({"myno", "mynum", "kojinno", "individualno"})
+
+
+def is_my_number_column(name: str) -> bool:
+    key = _header_key(name)
+    return key in MY_NUMBER_NAMES or any(part in key for part in MY_NUMBER_PARTS)
 
 
 def _bad(row: int, column: str, detail: str) -> Reason:
@@ -103,18 +116,18 @@ def _bad(row: int, column: str, detail: str) -> Reason:
 def parse(data: bytes, today: date | None = None) -> list[Row]:
     """Every row of the extract, or InvalidInput with every problem (row and field)."""
     text = decode(data)
+    textio.refuse_control_characters(text)
     today = today or rules.local_day(utcnow())
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        lines = list(reader)
-    except csv.Error as error:
-        raise InvalidInput(Reason.of("consent.import_unreadable", field="file",
-                                     detail=str(error))) from error
-    if not lines or not any(cell.strip() for cell in lines[0]):
+    lines = list(textio.read_csv(text))
+    if not lines or not any(cell.strip() for cell in lines[0][1]):
         raise InvalidInput(Reason.of("consent.import_empty", field="file"))
-    header = [cell.strip() for cell in lines[0]]
+    header = [cell.strip() for cell in lines[0][1]]
     where: dict[str, int] = {}
-    problems: list[Reason] = []
+    problems: list[Reason] = [
+        Reason.of("consent.import_my_number_column", row=1, field=name, column=name, line=1)
+        for name in header if is_my_number_column(name)]
+    if problems:
+        raise InvalidInput(problems)
     for index, name in enumerate(header):
         for canonical, aliases in COLUMNS.items():
             if name in aliases:
@@ -127,7 +140,7 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
         raise InvalidInput(problems)
     rows: list[Row] = []
     first_row: dict[str, int] = {}
-    for number, cells in enumerate(lines[1:], start=2):
+    for number, cells in lines[1:]:
         if not any(cell.strip() for cell in cells):
             continue
 

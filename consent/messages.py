@@ -149,6 +149,12 @@ messages.register(
             "{line}行目の「{column}」の宛名番号の人が、ファイルにも住民記録にもありません。",
             "Row {line}, field {column!r}: no such person in the file or the register.",
         ),
+        "consent.import_my_number_column": (
+            "列「{column}」は個人番号（マイナンバー）です。この台帳は個人番号を保存も照合もしません。"
+            "列を削除してから取り込んでください。",
+            "Column {column!r} is a 個人番号 (My Number) column. The register never stores or "
+            "matches on My Number: remove the column and import again.",
+        ),
         "consent.import_empty": ("取り込む行がありません。", "There are no rows to import."),
         # receipts
         "consent.receipt_title": ("同意の控え", "Consent receipt"),

@@ -25,7 +25,6 @@ from core.auth import Principal, authenticate, principal_for, staff_principal_fr
 from core.crypto import commit_rotation, rotate_keys
 from core.db import get_engine, metadata, unit_of_work
 from core.demo import mark_database
-from core.keys import ensure_keyring
 from core.keys import (
     Keyring,
     KeyringError,

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    # Imports (people extracts, the register, governance bundles): the largest field (a CSV
+    # cell, a YAML scalar) and the largest line (a CSV record, a YAML line), in UTF-8 bytes.
+    import_max_field_bytes: int = Field(64 * 1024, ge=1024)
+    import_max_line_bytes: int = Field(1024 * 1024, ge=1024)
     # PostgreSQL: how long a statement may wait for a lock (the audit chain's advisory lock, a
     # row) and run at all before it fails; 0 turns a limit off (e.g. a worker's long jobs).
     db_lock_timeout_ms: int = Field(5_000, ge=0)

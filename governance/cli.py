@@ -55,7 +55,7 @@ def apply_command(
 ) -> None:
     """Apply a bundle: all of it or nothing; approvals only as the very approver (--as)."""
     try:
-        parsed = parse_bundle(file.read_text(encoding="utf-8-sig"))
+        parsed = parse_bundle(file.read_bytes())
     except DomainError as error:
         raise _fail(error, "バンドルが正しくありません。何も適用していません。/ The bundle is not "
                            "valid; nothing was applied.") from error

@@ -108,10 +108,14 @@ def parse_yaml(text: str) -> list[ImportRecord]:
 
 def parse_csv(text: str) -> list[ImportRecord]:
     textio.refuse_control_characters(text)
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    lines = textio.read_csv(text)
+    header = next((cells for _line, cells in lines if cells), [])
     records: dict[str, ImportRecord] = {}
     problems: list[Reason] = []
-    for row_number, row in enumerate(reader, start=2):  # line 1 is the header
+    for row_number, cells in lines:  # line 1 is the header
+        if not cells:
+            continue
+        row = dict(zip(header, cells, strict=False))
         key = (row.get("key") or "").strip()
         file_data = {k: _fix_value(k, v) for k, v in row.items()
                      if k and not k.startswith("item_") and v is not None and v.strip() != ""}

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core import textio
 from core.clock import TOKYO
 from core.models import OrganKind, OutsideBodyKind, Role
 from core.reasons import InvalidInput, Reason
@@ -309,9 +310,13 @@ def load_bundle(data: Any) -> Bundle:
         ]) from error
 
 
-def parse_bundle(text: str) -> Bundle:
+def parse_bundle(source: str | bytes) -> Bundle:
+    """A bundle from its file's bytes (UTF-8, BOM, UTF-16 or CP932: core.textio.decode) or
+    text: control characters, over-long lines and scalars and deep nesting are refused."""
+    text = textio.decode(source) if isinstance(source, bytes) else source.lstrip("\ufeff")
+    textio.refuse_control_characters(text)
     try:
-        data = yaml.safe_load(text)
+        data = textio.load_yaml(text)
     except yaml.YAMLError as error:
         raise InvalidInput(Reason.of("governance.bundle_unreadable", detail=str(error)[:200])
                            ) from error

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from consent import importer, people
 from consent.models import Guardianship, Person
-from core import audit
+from core import audit, textio
 from core.reasons import InvalidInput
 from main import cli
 
@@ -33,7 +33,7 @@ def _count(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Person)).one())
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932", "utf-16"])
 def test_three_encodings_import_the_same_people(db: Session, encoding: str) -> None:
     data = _csv(*ROWS).encode(encoding)
     result = importer.import_bytes(db, audit.SYSTEM, data)
@@ -90,7 +90,7 @@ def test_unknown_guardians_and_missing_columns(db: Session) -> None:
                                                       "given_kana", "birth_date"}
     with pytest.raises(InvalidInput) as error:
         importer.import_bytes(db, audit.SYSTEM, b"\x81\x20bad")
-    assert error.value.reasons[0].code == "consent.import_unreadable"
+    assert error.value.reasons[0].code == "core.text_encoding"
 
 
 def test_the_cli_is_all_or_nothing(fresh_engine: Engine, tmp_path: Path) -> None:
@@ -111,3 +111,89 @@ def test_the_cli_is_all_or_nothing(fresh_engine: Engine, tmp_path: Path) -> None
     with Session(fresh_engine) as session:
         assert _count(session) == 3
         assert len(session.exec(select(Guardianship)).all()) == 2
+
+
+# ---------------------------------------------------------------- issue 12: hardened input
+
+
+def test_a_bom_extract_is_accepted_and_garbage_refused_with_a_reason(db: Session) -> None:
+    result = importer.import_bytes(db, audit.SYSTEM, b"\xef\xbb\xbf" + _csv(*ROWS).encode())
+    assert result.created == 3
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, HEADER.encode() + b"\n\xfd\xfe\xff\x80")
+    assert error.value.code == "core.text_encoding"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x0c", "\x85"])
+def test_nul_and_control_characters_are_refused_with_the_row(db: Session, char: str) -> None:
+    before = _count(db)
+    data = _csv(ROWS[0], ROWS[1].replace("花子", f"花{char}子")).encode()
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, data)
+    assert (error.value.code, error.value.reasons[0].row) == ("core.text_control_character", 3)
+    assert _count(db) == before
+
+
+def test_a_131_kb_field_is_refused_with_its_row_and_field(db: Session) -> None:
+    before = _count(db)
+    data = _csv(ROWS[0], ROWS[1].replace("花子", "花" * 131 * 1024), ROWS[2]).encode("cp932")
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, data)
+    (reason,) = error.value.reasons
+    assert (reason.code, reason.row, reason.field) == ("core.text_field_too_large", 3, "名")
+    assert _count(db) == before
+
+
+def test_a_line_over_the_limit_is_refused_with_its_row(db: Session) -> None:
+    wide = ",".join(["x" * 60_000] * 20)  # every field fits; the record is over 1 MB
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, _csv(ROWS[0], ROWS[1] + "," + wide).encode())
+    assert (error.value.code, error.value.reasons[0].row) == ("core.text_line_too_large", 3)
+
+
+def test_the_field_limit_is_a_setting(db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(textio, "limits", lambda: textio.Limits(2048, 1024 * 1024))
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, _csv(ROWS[0].replace("HH01", "H" * 3000)
+                                                     ).encode())
+    assert (error.value.code, error.value.reasons[0].field) == ("core.text_field_too_large",
+                                                               "世帯番号")
+
+
+@pytest.mark.parametrize("column", ["個人番号", "マイナンバー", "my_number", "MyNumber", "mynumber",
+                                    "kojin_bango", "KOJIN_BANGOU", "ﾏｲﾅﾝﾊﾞｰ", "個人番号（本人）",
+                                    "My Number", "my_no", "Individual Number"])
+def test_a_my_number_column_is_refused_not_ignored(db: Session, column: str) -> None:
+    before = _count(db)
+    rows = [f"{r},123456789012" for r in ROWS]
+    with pytest.raises(InvalidInput) as error:
+        importer.import_bytes(db, audit.SYSTEM, "\n".join([f"{HEADER},{column}", *rows]).encode())
+    (reason,) = error.value.reasons
+    assert (reason.code, reason.row, reason.field) == (
+        "consent.import_my_number_column", 1, column)
+    assert "My Number" in reason.message_en and "個人番号" in reason.message_ja
+    assert _count(db) == before
+
+
+def test_unrelated_columns_with_number_in_their_name_are_still_ignored(db: Session) -> None:
+    data = "\n".join([f"{HEADER},電話番号,整理番号", *(f"{r},,1" for r in ROWS)]).encode()
+    assert importer.import_bytes(db, audit.SYSTEM, data).created == 3
+
+
+def test_the_cli_refuses_bad_input_without_a_traceback(fresh_engine: Engine,
+                                                       tmp_path: Path) -> None:
+    runner = CliRunner()
+    for name, data in {
+        "nul.csv": _csv(ROWS[0].replace("太郎", "太\x00郎")).encode(),
+        "big.csv": _csv(ROWS[0].replace("太郎", "太" * 140_000)).encode("cp932"),
+        "mynumber.csv": f"{HEADER},個人番号\n{ROWS[0]},123456789012\n".encode("cp932"),
+        "garbage.csv": b"\x81\x20\xff\xfe\xfd",
+    }.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        refused = runner.invoke(cli, ["people", "import", str(path)])
+        assert refused.exit_code == 2, (name, refused.output)
+        assert refused.exception is None or isinstance(refused.exception, SystemExit), name
+        assert "Traceback" not in refused.output
+    with Session(fresh_engine) as session:
+        assert _count(session) == 0

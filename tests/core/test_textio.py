@@ -37,3 +37,45 @@ def test_formula_cells_are_neutralised_in_csv_exports(cell: str) -> None:
     out = importer.to_csv([{"key": "f1", "name": cell, "items": []}])
     assert f"'{cell}" in out
     assert textio.csv_safe("普通の値") == "普通の値" and textio.csv_safe(3) == 3
+
+
+def test_a_131_kb_register_csv_field_is_refused_with_its_row_and_field() -> None:
+    text = "key,name\nf1,ok\nf2," + "x" * 131 * 1024 + "\n"
+    with pytest.raises(InvalidInput) as caught:
+        importer.parse(text, "csv")
+    (reason,) = caught.value.reasons
+    assert (reason.code, reason.row, reason.field) == ("core.text_field_too_large", 3, "name")
+
+
+def test_csv_records_carry_the_line_they_start_on_and_limits_apply() -> None:
+    text = 'a,b\n"multi\nline",x\n\nlast,y\n'
+    assert list(textio.read_csv(text)) == [
+        (1, ["a", "b"]), (2, ["multi\nline", "x"]), (4, []), (5, ["last", "y"])]
+    small = textio.Limits(field_bytes=4, line_bytes=8)
+    with pytest.raises(InvalidInput) as caught:
+        list(textio.read_csv("a,b\nok,漢字\n", small))  # 6 bytes in UTF-8
+    assert (caught.value.code, caught.value.reasons[0].field) == ("core.text_field_too_large", "b")
+    with pytest.raises(InvalidInput) as caught:
+        list(textio.read_csv("a,b,c\n1234,1234,1\n", small))
+    assert (caught.value.code, caught.value.reasons[0].row) == ("core.text_line_too_large", 2)
+
+
+def test_yaml_scalars_and_lines_over_the_limits_are_refused() -> None:
+    small = textio.Limits(field_bytes=1024, line_bytes=4096)
+    assert textio.load_yaml("a: " + "x" * 1000, small) == {"a": "x" * 1000}
+    with pytest.raises(InvalidInput) as caught:
+        textio.load_yaml("a: |\n  " + "x" * 1000 + "\n  " + "y" * 1000 + "\n", small)
+    assert (caught.value.code, caught.value.reasons[0].row) == ("core.text_field_too_large", 1)
+    with pytest.raises(InvalidInput) as caught:
+        textio.load_yaml("# " + "x" * 5000, small)
+    assert caught.value.code == "core.text_line_too_large"
+
+
+def test_the_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import Settings
+    monkeypatch.setenv("KODOMO_IMPORT_MAX_FIELD_BYTES", "2048")
+    monkeypatch.setenv("KODOMO_IMPORT_MAX_LINE_BYTES", "4096")
+    settings = Settings()
+    assert (settings.import_max_field_bytes, settings.import_max_line_bytes) == (2048, 4096)
+    assert (Settings.model_fields["import_max_field_bytes"].default,
+            Settings.model_fields["import_max_line_bytes"].default) == (65536, 1048576)

@@ -391,3 +391,37 @@ def test_approvals_only_with_the_very_approver(
     last = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
     assert last.exit_code == 0
     assert "applied: 0 create, 0 update, 0 submit, 0 approve" in last.output
+
+
+# ---------------------------------------------------------------- issue 12: hardened input
+
+_CITY = ("kodomo_bundle: 1\nmunicipality:\n  key: city\n  code: '999999'\n"
+         "  name_ja: 若葉台市\n  name_en: {name}\n")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932", "utf-16"])
+def test_a_bundle_in_cp932_or_with_a_bom_is_read(encoding: str) -> None:
+    bundle = parse_bundle(_CITY.format(name="Wakabadai").encode(encoding))
+    assert bundle.municipality is not None and bundle.municipality.name_ja == "若葉台市"
+
+
+@pytest.mark.parametrize(("source", "code"), [
+    ("kodomo_bundle: 1\norgans: " + "[" * 5000 + "]" * 5000, "core.yaml_too_deep"),
+    (_CITY.format(name="Waka\x00badai").encode(), "core.text_control_character"),
+    (_CITY.format(name="x" * 131 * 1024).encode(), "core.text_field_too_large"),
+    (_CITY.format(name="x") + "# " + "y" * (1024 * 1024 + 1) + "\n", "core.text_line_too_large"),
+    (b"kodomo_bundle: 1\n\xfd\xfe\xff\x80", "core.text_encoding"),
+])
+def test_a_hostile_bundle_is_refused_with_a_reason(source: str | bytes, code: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_bundle(source)
+    assert caught.value.code == code
+
+
+def test_apply_refuses_a_5000_deep_bundle_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("kodomo_bundle: 1\norgans: " + "[" * 5000 + "]" * 5000, encoding="utf-8")
+    result = runner.invoke(cli, ["governance", "apply", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "core.yaml_too_deep" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
