@@ -18,8 +18,15 @@ messages.register(
         "consent.notice_not_found": ("同意説明文が見つかりません。", "No such consent notice."),
         "consent.receipt_not_found": ("同意の控えが見つかりません。", "No such receipt."),
         "consent.search_needs_query": (
-            "宛名番号または氏名（かな）を入力してください。",
-            "Enter an atena number or a name (or kana).",
+            "宛名番号、または氏名（かな）と生年月日の両方を入力してください。",
+            "Enter an atena number, or a full name (or kana) together with the birth date.",
+        ),
+        "consent.person_access_denied": (
+            "この方の記録（保護者・証明・同意の履歴・制限）を閲覧する権限がありません。"
+            "閲覧できるのは個人情報保護担当と、担当ケースに割り当てられた支援担当者です。",
+            "You may not read this person's record (guardians, proofs, consent history, "
+            "restrictions): it is for privacy officers and the support workers a case of the "
+            "person is assigned to.",
         ),
         # notices
         "consent.notice_immutable": (

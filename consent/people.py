@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import date
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, select
 
 import consent.messages  # noqa: F401  (registers the messages)
@@ -21,7 +22,7 @@ from core import audit
 from core.auth import Principal
 from core.crypto import keyed_hash_candidates
 from core.db import get_by
-from core.reasons import InvalidInput, Reason
+from core.reasons import Forbidden, InvalidInput, Reason
 
 Acting = Principal | audit.Actor
 
@@ -47,34 +48,85 @@ def get_person(session: Session, person_id: str) -> Person:
 
 
 def find_persons(session: Session, acting: Acting, *, atena_no: str | None = None,
-                 name: str | None = None, limit: int = 50) -> list[Person]:
-    """Find people by 団体内統合宛名番号 or by full name / kana (exact, after normalising).
+                 name: str | None = None, birth_date: date | None = None,
+                 limit: int = rules.SEARCH_LIMIT) -> list[Person]:
+    """Find people by 団体内統合宛名番号, or by full name / kana (exact, after normalising) AND
+    birth date together; at most `limit` (rules.SEARCH_LIMIT) candidates.
 
     Names are encrypted, so a name is matched through the keyed hash of its normalised form.
-    Every search is audited with the ids found (never the text searched for).
+    A name alone, or a birth date alone, finds no one: a search is for an intake of a person
+    at hand, not a browse of the register. Every search is audited with the ids found (never
+    the text searched for).
     """
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
+    by = ""
     if atena_no and atena_no.strip():
         conditions.append(col(Person.atena_hash).in_(atena_candidates(atena_no)))
-    if name and rules.normalise_name(name):
-        conditions.append(col(Person.name_hash).in_(
-            keyed_hash_candidates(rules.normalise_name(name), NAME_HASH_PURPOSE)))
-        conditions.append(col(Person.kana_hash).in_(
-            keyed_hash_candidates(rules.normalise_kana(name), KANA_HASH_PURPOSE)))
+        by = "atena_no"
+    elif name and rules.normalise_name(name) and birth_date is not None:
+        conditions.append(and_(col(Person.birth_date) == birth_date, or_(
+            col(Person.name_hash).in_(
+                keyed_hash_candidates(rules.normalise_name(name), NAME_HASH_PURPOSE)),
+            col(Person.kana_hash).in_(
+                keyed_hash_candidates(rules.normalise_kana(name), KANA_HASH_PURPOSE)))))
+        by = "name_birth_date"
     if not conditions:
         raise InvalidInput(Reason.of("consent.search_needs_query", field="query"))
-    found = list(session.exec(select(Person).where(or_(*conditions))
-                              .order_by(col(Person.birth_date)).limit(limit)).all())
+    found = list(session.exec(select(Person).where(*conditions)
+                              .order_by(col(Person.birth_date), col(Person.id))
+                              .limit(max(1, min(limit, rules.SEARCH_LIMIT)))).all())
     audit.append(session, "consent.person_searched", actor=audit_actor(acting),
                  target_type="consent_person",
-                 details={"by": "atena_no" if atena_no else "name",
-                          "found": [p.id for p in found][:20], "count": len(found)})
+                 details={"by": by, "found": [p.id for p in found], "count": len(found)})
     return found
 
 
+# The support ledger (governance) hands in the person ids of a support worker's assigned cases;
+# consent cannot import it, so it registers a source here. None is registered until it exists.
+CaseAssignments = Callable[[Session, Principal], Collection[str]]
+_case_assignments: list[CaseAssignments] = []
+
+
+def register_case_assignments(source: CaseAssignments) -> None:
+    if source not in _case_assignments:
+        _case_assignments.append(source)
+
+
+def require_person_access(session: Session, acting: Acting, person_id: str) -> None:
+    """Refuse unless `acting` may read the full record of `person_id` (rules.may_read_person).
+    The system and the CLI (an audit actor, not a signed-in principal) are not limited here."""
+    if not isinstance(acting, Principal):
+        return
+    assigned: set[str] = set()
+    if acting.has_role(*rules.CASE_ROLES):
+        for source in _case_assignments:
+            assigned.update(source(session, acting))
+    if not rules.may_read_person(acting.roles, person_id, assigned):
+        raise Forbidden(Reason.of("consent.person_access_denied",
+                                  refs={"person_id": person_id}))
+
+
+def may_read_any(acting: Acting) -> bool:
+    """Whether `acting` may read some full person records (pages link search hits to them)."""
+    return not isinstance(acting, Principal) or acting.has_role(
+        *rules.PERSON_RECORD_ROLES, *(rules.CASE_ROLES if _case_assignments else ()))
+
+
+def audit_read(session: Session, acting: Acting, action: str, person_id: str,
+               target_type: str = "consent_person", target_id: str | int | None = None,
+               ids: Collection[str | int] = ()) -> None:
+    """Record a read of identified data: who, which person, which records (ids, never values)."""
+    details: dict[str, object] = {"person": person_id}
+    if ids:
+        details["ids"] = sorted(str(i) for i in ids)
+    audit.append(session, action, actor=audit_actor(acting), target_type=target_type,
+                 target_id=person_id if target_id is None else target_id, details=details)
+
+
 def view_person(session: Session, acting: Acting, person_id: str) -> Person:
-    """A person's record for staff; the access is audited."""
+    """A person's full record for staff who may read it (require_person_access); audited."""
     person = get_person(session, person_id)
+    require_person_access(session, acting, person.id)
     audit.append(session, "consent.person_viewed", actor=audit_actor(acting),
                  target_type="consent_person", target_id=person.id)
     return person

@@ -31,6 +31,7 @@ from consent.schemas import (
     NoticeItemIn,
     NoticePublic,
     NoticeRecipientIn,
+    PersonCandidate,
     PersonPublic,
     PersonSearchIn,
     ReceiptPublic,
@@ -43,6 +44,7 @@ from consent.schemas import (
 from core import auth, messages
 from core.auth import Principal
 from core.clock import utcnow
+from core.dates import parse_date
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
@@ -155,12 +157,18 @@ def jwks() -> JSONResponse:
 # ---------------------------------------------------------------- JSON API
 
 
-@api_router.post("/persons/search", response_model=list[PersonPublic])
-def api_find(body: PersonSearchIn, principal: Staff, session: SessionDep) -> list[PersonPublic]:
+def candidate(person: Person) -> PersonCandidate:
+    return PersonCandidate(id=person.id, name=person.name, birth_date=person.birth_date,
+                           age=rules.age_on(person.birth_date, rules.local_day(utcnow())))
+
+
+@api_router.post("/persons/search", response_model=list[PersonCandidate])
+def api_find(body: PersonSearchIn, principal: Staff,
+             session: SessionDep) -> list[PersonCandidate]:
     # POST: a name or 宛名番号 in a URL would reach access logs and browser history.
-    return [person_public(session, p)
+    return [candidate(p)
             for p in people.find_persons(session, principal, atena_no=body.atena_no,
-                                         name=body.name)]
+                                         name=body.name, birth_date=body.birth_date)]
 
 
 @api_router.get("/persons/{person_id}", response_model=PersonPublic)
@@ -170,15 +178,15 @@ def api_person(person_id: str, principal: Staff, session: SessionDep) -> PersonP
 
 @api_router.get("/persons/{person_id}/consents", response_model=list[ConsentPublic])
 def api_history(person_id: str, principal: Staff, session: SessionDep) -> list[ConsentPublic]:
-    people.view_person(session, principal, person_id)
-    return [consent_public(session, r) for r in service.history(session, person_id)]
+    return [consent_public(session, r)
+            for r in service.read_history(session, principal, person_id)]
 
 
 @api_router.get("/persons/{person_id}/restrictions", response_model=list[RestrictionPublic])
 def api_restrictions(person_id: str, principal: Staff,
                      session: SessionDep) -> list[RestrictionPublic]:
-    people.get_person(session, person_id)
-    return [restriction_public(r) for r in service.restrictions_of(session, person_id)]
+    return [restriction_public(r)
+            for r in service.read_restrictions(session, principal, person_id)]
 
 
 @api_router.get("/persons/{person_id}/unsuitable", response_model=list[MarkPublic])
@@ -226,7 +234,7 @@ def api_record(body: ConsentIn, principal: Staff, session: SessionDep) -> Consen
 
 @api_router.get("/records/{record_id}", response_model=ConsentPublic)
 def api_show_record(record_id: str, principal: Staff, session: SessionDep) -> ConsentPublic:
-    return consent_public(session, service.get_record(session, record_id))
+    return consent_public(session, service.read_record(session, principal, record_id))
 
 
 @api_router.post("/records/{record_id}/withdraw", response_model=ConsentPublic)
@@ -252,12 +260,12 @@ def api_reconfirmations(principal: Staff, session: SessionDep) -> list[Reconfirm
 
 @api_router.get("/receipts/{receipt_id}", response_model=ReceiptPublic)
 def api_receipt(receipt_id: str, principal: Staff, session: SessionDep) -> ReceiptPublic:
-    return receipt_public(service.get_receipt(session, receipt_id))
+    return receipt_public(service.read_receipt(session, principal, receipt_id))
 
 
 @api_router.get("/receipts/{receipt_id}/pdf")
 def api_receipt_pdf(receipt_id: str, principal: Staff, session: SessionDep) -> Response:
-    return _pdf(receipts.pdf(session, service.get_receipt(session, receipt_id)),
+    return _pdf(receipts.pdf(session, service.read_receipt(session, principal, receipt_id)),
                 f"consent-receipt-{receipt_id}.pdf")
 
 
@@ -283,7 +291,8 @@ def _is_officer(principal: Principal) -> bool:
 @console_router.get("")
 def console_search_page(request: Request, principal: ConsoleStaff) -> Response:
     return render(request, "consent/search.html", {
-        "atena_no": "", "name": "", "found": [], "reasons": [], "searched": False, "ages": {}})
+        "atena_no": "", "name": "", "birth_date": "", "found": [], "reasons": [],
+        "searched": False, "limit": rules.SEARCH_LIMIT, "full_record": False})
 
 
 @console_router.post("")
@@ -293,30 +302,37 @@ def console_search(request: Request, principal: ConsoleStaff, session: SessionDe
     # in the URL, so never into access logs, Referer headers or browser history.
     atena_no = str(form.get("atena_no") or "")[:32]
     name = str(form.get("name") or "")[:100]
-    found: list[Person] = []
+    birth_text = str(form.get("birth_date") or "")[:32]
+    birth_date = parse_date(birth_text) if birth_text.strip() else None
+    found: list[PersonCandidate] = []
     reasons: list[Reason] = []
-    if atena_no or name:
+    if birth_text.strip() and birth_date is None:
+        reasons = [Reason.of("core.invalid_request", field="birth_date", where="birth_date",
+                             detail="date")]
+    elif atena_no or name or birth_text:
         try:
-            found = people.find_persons(session, principal, atena_no=atena_no or None,
-                                        name=name or None)
+            found = [candidate(p) for p in people.find_persons(
+                session, principal, atena_no=atena_no or None, name=name or None,
+                birth_date=birth_date)]
         except DomainError as error:
             reasons = error.reasons
-    today = rules.local_day(utcnow())
     return render(request, "consent/search.html", {
-        "atena_no": atena_no, "name": name, "found": found, "reasons": reasons,
-        "searched": bool(atena_no or name),
-        "ages": {p.id: rules.age_on(p.birth_date, today) for p in found}})
+        "atena_no": atena_no, "name": name, "birth_date": birth_text, "found": found,
+        "reasons": reasons, "searched": bool(atena_no or name or birth_text) and not reasons,
+        "limit": rules.SEARCH_LIMIT,
+        "full_record": people.may_read_any(principal)})
 
 
 def _person_page(request: Request, session: Session, principal: Principal, person_id: str,
                  reasons: list[Reason] | None = None, status_code: int = 200,
                  values: dict[str, Any] | None = None) -> Response:
     person = people.view_person(session, principal, person_id)
-    records = [consent_public(session, r) for r in service.history(session, person_id)]
+    records = [consent_public(session, r)
+               for r in service.read_history(session, principal, person_id)]
     notices = service.shown_notices(session)
     return render(request, "consent/person.html", {
         "person": person_public(session, person), "records": records,
-        "restrictions": service.restrictions_of(session, person_id),
+        "restrictions": service.read_restrictions(session, principal, person_id),
         "marks": (service.unsuitable_marks(session, principal, person_id)
                   if _is_officer(principal) else None),
         "notices": notices, "reasons": reasons or [], "values": values or {},
@@ -390,7 +406,7 @@ def console_mark(person_id: str, request: Request, form: FormDep, principal: Con
 @console_router.get("/receipts/{receipt_id}.pdf")
 def console_receipt_pdf(receipt_id: str, principal: ConsoleStaff,
                         session: SessionDep) -> Response:
-    return _pdf(receipts.pdf(session, service.get_receipt(session, receipt_id)),
+    return _pdf(receipts.pdf(session, service.read_receipt(session, principal, receipt_id)),
                 f"consent-receipt-{receipt_id}.pdf")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, Self
@@ -17,6 +17,7 @@ from typing import Literal, Self
 from pydantic import model_validator
 
 from core.clock import to_tokyo
+from core.models import Role
 from core.policies import Policy
 
 # ---------------------------------------------------------------- age (年齢計算ニ関スル法律)
@@ -195,3 +196,29 @@ _SEX = {"1": "male", "男": "male", "男性": "male", "M": "male", "MALE": "male
 def parse_sex(text: str) -> str | None:
     """住民基本台帳 codes (1 男, 2 女) or words; None when not recognised."""
     return _SEX.get(unicodedata.normalize("NFKC", text).strip().upper())
+
+
+# ------------------------------------------------------- record-level access (LAW.md §10.5)
+#
+# The one place that says who reads a person's full record (guardians and their proofs, consent
+# history, restrictions, receipts). 総括管理主体 (privacy officers) read it; a 活用主体 (support
+# worker) reads it only for the people of the cases assigned to them. The support ledger does
+# not exist yet, so `assigned` is empty for everyone today and a support worker reads no full
+# record; the ledger extends this by handing in the person ids of the worker's cases
+# (consent.people.register_case_assignments). A policy [I], conservative by default.
+
+PERSON_RECORD_ROLES: tuple[Role, ...] = (Role.privacy_officer,)
+CASE_ROLES: tuple[Role, ...] = (Role.support_worker,)
+# A consent intake search finds a person by 宛名番号, or by full name (or kana) AND birth date,
+# and answers at most this many candidates, with minimal fields.
+SEARCH_LIMIT = 5
+
+
+def may_read_person(roles: Iterable[Role], person_id: str,
+                    assigned: Collection[str] = ()) -> bool:
+    """May someone with `roles`, whose assigned cases cover `assigned` people, read the full
+    record of `person_id`?"""
+    held = set(roles)
+    if held & set(PERSON_RECORD_ROLES):
+        return True
+    return bool(held & set(CASE_ROLES)) and person_id in assigned

@@ -120,6 +120,17 @@ class PersonSearchIn(BaseModel):
 
     atena_no: str | None = Field(None, max_length=32)
     name: str | None = Field(None, max_length=100)
+    birth_date: date | None = None
+
+
+class PersonCandidate(BaseModel):
+    """A search hit: enough to recognise the person at the counter, nothing more (no
+    guardians, no proofs, no 宛名番号)."""
+
+    id: str
+    name: str
+    birth_date: date
+    age: int
 
 
 class PersonPublic(BaseModel):

@@ -33,7 +33,14 @@ from consent.models import (
     RestrictionSource,
     UnsuitableMark,
 )
-from consent.people import Acting, audit_actor, get_person, guardianships
+from consent.people import (
+    Acting,
+    audit_actor,
+    audit_read,
+    get_person,
+    guardianships,
+    require_person_access,
+)
 from consent.rules import CapacityPolicy
 from consent.schemas import ConsentIn, NoticeIn, RestrictionIn, WithdrawIn
 from core import audit, messages
@@ -377,6 +384,47 @@ def events_of(session: Session, record_id: str) -> list[ConsentEvent]:
 def get_receipt(session: Session, receipt_id: str) -> Receipt:
     return get_by(session, Receipt, "consent.receipt_not_found",
                   params={"refs": {"receipt_id": receipt_id}}, id=receipt_id)
+
+
+# ---------------------------------------------------------------- audited reads of identified data
+#
+# Each read below is refused unless the reader may read the person's full record
+# (people.require_person_access) and is audited with ids only.
+
+
+def read_history(session: Session, acting: Acting, person_id: str) -> list[ConsentRecord]:
+    get_person(session, person_id)
+    require_person_access(session, acting, person_id)
+    records = history(session, person_id)
+    audit_read(session, acting, "consent.history_viewed", person_id,
+               ids=[r.id for r in records])
+    return records
+
+
+def read_restrictions(session: Session, acting: Acting, person_id: str) -> list[Restriction]:
+    get_person(session, person_id)
+    require_person_access(session, acting, person_id)
+    found = restrictions_of(session, person_id)
+    audit_read(session, acting, "consent.restrictions_viewed", person_id,
+               ids=[r.id or 0 for r in found])
+    return found
+
+
+def read_record(session: Session, acting: Acting, record_id: str) -> ConsentRecord:
+    record = get_record(session, record_id)
+    require_person_access(session, acting, record.principal_id)
+    audit_read(session, acting, "consent.record_viewed", record.principal_id,
+               target_type="consent_record", target_id=record.id)
+    return record
+
+
+def read_receipt(session: Session, acting: Acting, receipt_id: str) -> Receipt:
+    receipt = get_receipt(session, receipt_id)
+    record = get_record(session, receipt.record_id)
+    require_person_access(session, acting, record.principal_id)
+    audit_read(session, acting, "consent.receipt_viewed", record.principal_id,
+               target_type="consent_receipt", target_id=receipt.id, ids=[record.id])
+    return receipt
 
 
 # ---------------------------------------------------------------- re-confirmation

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.auth import Principal
+from core.auth import Principal, active_grants
 from core.models import Organ, Role
 from core.reasons import Conflict, DomainError, Forbidden, Reason
 from governance import rules
@@ -63,12 +63,39 @@ class Workflow:
     status: str
     submitted_by: int | None = None
     holder_organ_id: int | None = None  # the organ whose head decides (routes, authorisations)
+    # The organs the purpose's author drafts in: a drafter's step is for their drafters (and
+    # for privacy officers); see rules.drafter_organ_problem.
+    author_organs: frozenset[int] = frozenset()
+
+
+def author_organs(session: Session, purpose: Purpose | None) -> frozenset[int]:
+    """The organs in which the author of `purpose` holds a drafter's role (none when the
+    author is unknown)."""
+    if purpose is None or purpose.created_by is None:
+        return frozenset()
+    return frozenset(g.organ_id for g in active_grants(session, purpose.created_by)
+                     if g.role in rules.DRAFTER_ROLES)
+
+
+def require_author_organ(session: Session, by: Actor, purpose: Purpose) -> None:
+    """Refuse a drafter's work on `purpose` (or its routes and authorisations) by someone who
+    is neither a privacy officer nor a drafter of the author's organ."""
+    _check_author_organ(by, author_organs(session, purpose))
+
+
+def _check_author_organ(by: Actor, organs: frozenset[int]) -> None:
+    if not isinstance(by, Principal):
+        return  # the system and the CLI's bundle apply (already checked for their role)
+    drafting = frozenset().union(*(by.organs_for(r) for r in rules.DRAFTER_ROLES))
+    problem = rules.drafter_organ_problem(by.roles, drafting, organs)
+    if problem is not None:
+        raise Forbidden(problem)
 
 
 def workflow_of(session: Session, record: Record) -> Workflow:
     if isinstance(record, Purpose):
         return Workflow("purpose", rules.PURPOSE_TRANSITIONS, str(record.status),
-                        record.submitted_by)
+                        record.submitted_by, author_organs=author_organs(session, record))
     if isinstance(record, Route):
         actions = rules.ROUTE_TRANSITIONS
         if rules.is_one_off(record.kind):
@@ -76,22 +103,27 @@ def workflow_of(session: Session, record: Record) -> Workflow:
         else:
             actions = {a: t for a, t in actions.items() if a != "authorise"}
         return Workflow("route", actions, str(record.status), record.submitted_by,
-                        record.from_organ_id)
+                        record.from_organ_id,
+                        author_organs(session, session.get(Purpose, record.purpose_id)))
     route = session.get(Route, record.route_id)
+    purpose = session.get(Purpose, route.purpose_id) if route else None
     return Workflow("authorisation", rules.AUTHORISATION_TRANSITIONS, str(record.status),
-                    record.submitted_by, route.from_organ_id if route else None)
+                    record.submitted_by, route.from_organ_id if route else None,
+                    author_organs(session, purpose))
 
 
 def take_step(session: Session, by: Actor, flow: Workflow, action: str) -> Principal | None:
     """Refuse `action` unless the workflow allows it from the record's status and `by` may take
     it; returns the officer for an officer's step. Checks run in the order a person reads them:
-    role, status, separation of duties, then the holding organ."""
+    role, the author's organ (a drafter's step), status, separation of duties, then the holding
+    organ."""
     step = flow.transitions.get(action)
     officer = None
     if step is not None and step.by == rules.Actor.officer:
         officer = require_officer(by)
     else:
         require_drafter(by)
+        _check_author_organ(by, flow.author_organs)
     problem = rules.transition_problem(flow.transitions, action, flow.status)
     if problem is not None:
         raise Conflict(problem)

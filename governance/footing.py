@@ -19,6 +19,7 @@ from governance.approvals import (
     account_id,
     audit_actor,
     record_step,
+    require_author_organ,
     require_drafter,
     require_officer,
     take_officer_step,
@@ -78,6 +79,7 @@ def create_route(session: Session, by: Actor, purpose_key: str, data: RouteCreat
     """Record the footing for items of one holding organ going to one recipient."""
     require_drafter(by)
     purpose = get_purpose(session, purpose_key)
+    require_author_organ(session, by, purpose)
     ensure_key_free(session, Route, data.key)
     repeated = rules.repeated_item_problems(data.items)
     if repeated:
@@ -300,6 +302,7 @@ def _apply_authorisation(auth: Authorisation, data: AuthorisationFields) -> None
 def create_authorisation(session: Session, by: Actor, data: AuthorisationCreate) -> Authorisation:
     require_drafter(by)
     route = get_route(session, data.route)
+    require_author_organ(session, by, session.get_one(Purpose, route.purpose_id))
     not_one_off = rules.authorised_route_problem(route.kind)
     if not_one_off is not None:
         raise InvalidInput(not_one_off)

@@ -287,6 +287,12 @@ messages.register(
             "利用目的の作成・編集には、総括管理主体・保有管理主体・分析主体のいずれかの役割が必要です。",
             "Drafting a purpose needs the privacy officer, data holder or analyst role.",
         ),
+        "governance.not_author_organ": (
+            "この下書き（利用目的とその経路・授権）を編集・提出できるのは、作成者と同じ機関の"
+            "作成担当者と総括管理主体です。",
+            "Only drafters of the author's organ and privacy officers may edit or submit this "
+            "draft (a purpose, its routes and authorisations).",
+        ),
         "governance.not_privacy_officer": (
             "承認・差戻しは総括管理主体（個人情報保護責任者）が行います。",
             "Approvals and returns are made by a privacy officer.",

@@ -17,6 +17,7 @@ from governance.approvals import (
     account_id,
     audit_actor,
     record_step,
+    require_author_organ,
     require_drafter,
     take_officer_step,
     take_step,
@@ -156,6 +157,7 @@ def create_purpose(session: Session, by: Actor, data: PurposeCreate) -> Purpose:
 def update_purpose(session: Session, by: Actor, key: str, data: PurposeUpdate) -> Purpose:
     require_drafter(by)
     purpose = get_purpose(session, key)
+    require_author_organ(session, by, purpose)
     _require_editable(purpose)
     _apply_purpose_fields(session, purpose, data)
     audit.append(
@@ -174,6 +176,7 @@ def set_item(session: Session, by: Actor, purpose_key: str, data: PurposeItemIn)
     """Add an item to the purpose, or update its necessity and relevance."""
     require_drafter(by)
     purpose = get_purpose(session, purpose_key)
+    require_author_organ(session, by, purpose)
     _require_editable(purpose)
     item = _register_item(session, data.item, "item")
     assert purpose.id is not None and item.id is not None
@@ -205,6 +208,7 @@ def set_item(session: Session, by: Actor, purpose_key: str, data: PurposeItemIn)
 def remove_item(session: Session, by: Actor, purpose_key: str, item_key: str) -> None:
     require_drafter(by)
     purpose = get_purpose(session, purpose_key)
+    require_author_organ(session, by, purpose)
     _require_editable(purpose)
     item = _register_item(session, item_key, "item")
     link = session.exec(

@@ -516,6 +516,18 @@ AUTHORISATION_TRANSITIONS = _transitions(
 )
 
 
+def drafter_organ_problem(roles: Iterable[Role], drafter_organs: Collection[int],
+                          author_organs: Collection[int]) -> Reason | None:
+    """A drafter's step on a purpose's draft (and on its routes and authorisations) is for
+    privacy officers and for drafters of an organ the purpose's author drafts in; a purpose
+    with no known author (made by the system) is for privacy officers only. [I]"""
+    if set(roles) & set(OFFICER_ROLES):
+        return None
+    if set(drafter_organs) & set(author_organs):
+        return None
+    return _reason("governance.not_author_organ")
+
+
 def separation_problem(submitted_by: object, approver: object) -> Reason | None:
     """The submitter of a record cannot approve it (separation of duties); `submitted_by` and
     `approver` name people the same way (account ids, or logins)."""

@@ -40,14 +40,16 @@ def test_search_record_withdraw_over_the_api(client: TestClient, world: World,
     found = client.post("/api/consent/persons/search", json={"atena_no": child_atena},
                         headers=support)
     assert found.status_code == 200 and [p["id"] for p in found.json()] == [child]
-    assert {g["person_id"] for g in found.json()[0]["guardians"]} == set(parents)
+    assert set(found.json()[0]) == {"id", "name", "birth_date", "age"}
     searched = db.exec(select(AuditEvent).where(AuditEvent.action == "consent.person_searched")
                        .order_by(AuditEvent.seq.desc())).first()  # type: ignore[attr-defined]
     assert searched is not None and child in searched.details
     assert child_atena not in searched.details
-    by_name = client.post("/api/consent/persons/search", json={"name": "しけん　たろう"},
+    by_name = client.post("/api/consent/persons/search",
+                          json={"name": "しけん　たろう", "birth_date": "2013-05-10"},
                           headers=support)
     assert child in [p["id"] for p in by_name.json()]
+    privacy = bearer(api_token(client, "privacy"))
     body = {"principal_id": child, "relation": "parent", "notice_id": world.notice.id,
             "item_ids": world.items, "recipients": [world.recipient],
             "child_view": "assent", "channel": "paper", "evidence_ref": "form-1"}
@@ -61,16 +63,16 @@ def test_search_record_withdraw_over_the_api(client: TestClient, world: World,
                                                         "relation": "self"}, headers=support)
     assert refused.status_code == 422
     assert refused.json()["error"]["reasons"][0]["code"] == "consent.child_alone_below_guardian_age"
-    history = client.get(f"/api/consent/persons/{child}/consents", headers=support).json()
+    history = client.get(f"/api/consent/persons/{child}/consents", headers=privacy).json()
     assert {h["state"] for h in history} == {"given"}
     withdrawn = client.post(f"/api/consent/records/{created[0]['id']}/withdraw",
                             json={"channel": "counter"}, headers=support)
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
     receipt_id = withdrawn.json()["receipt_ids"][-1]
-    receipt = client.get(f"/api/consent/receipts/{receipt_id}", headers=support).json()
+    receipt = client.get(f"/api/consent/receipts/{receipt_id}", headers=privacy).json()
     assert receipt["receipt"]["event"]["event_type"] == "withdrawn"
     assert receipts.verify(receipt["jws"])["consentReceiptID"] == receipt_id
-    pdf = client.get(f"/api/consent/receipts/{receipt_id}/pdf", headers=support)
+    pdf = client.get(f"/api/consent/receipts/{receipt_id}/pdf", headers=privacy)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
@@ -85,10 +87,10 @@ def test_the_mark_is_visible_to_privacy_officers_only(client: TestClient, world:
                       headers=privacy).json()[0]["reason"] == "保護者による加害の疑い"
     support = bearer(api_token(client, "support"))
     person = client.get(f"/api/consent/persons/{child}", headers=support)
-    assert person.status_code == 200 and "unsuitable" not in person.text
+    assert person.status_code == 403 and "加害" not in person.text
     console_sign_in(client, "support")
     page = client.get(f"/consent/persons/{child}")
-    assert page.status_code == 200 and "加害" not in page.text
+    assert page.status_code == 403 and "加害" not in page.text
     client.cookies.clear()
     console_sign_in(client, "privacy")
     page = client.get(f"/consent/persons/{child}")
@@ -104,7 +106,15 @@ def test_console_search_and_paper_consent(client: TestClient, world: World) -> N
     atena = world.session.get_one(Person, child).atena_no
     page = client.post("/consent", data={"csrf_token": csrf_from(page.text), "atena_no": atena})
     assert page.status_code == 200 and f'data-id="{child}"' in page.text
+    assert f'href="/consent/persons/{child}"' not in page.text  # no full record to open
     assert client.get("/consent", params={"atena_no": atena}).text.count("data-id=") == 0
+    assert client.get(f"/consent/persons/{child}").status_code == 403
+    client.cookies.clear()
+    assert console_sign_in(client, "privacy").status_code == 303
+    page = client.post("/consent", data={"csrf_token": csrf_from(client.get("/consent").text),
+                                         "name": "試験 " + atena[-4:],
+                                         "birth_date": "H28.5.10"})
+    assert f'href="/consent/persons/{child}"' in page.text
     page = client.get(f"/consent/persons/{child}")
     assert page.status_code == 200
     response = client.post(f"/consent/persons/{child}/consents", data={

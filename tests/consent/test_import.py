@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ def test_three_encodings_import_the_same_people(db: Session, encoding: str) -> N
     assert child is not None and child.name == "山田 健" and child.kana == "ヤマダ ケン"
     assert str(child.birth_date) == "2014-08-01"
     assert {g.relation for g in people.guardianships(db, child.id)} == {"parent"}
-    found = people.find_persons(db, audit.SYSTEM, name="やまだ　はなこ")
+    found = people.find_persons(db, audit.SYSTEM, name="やまだ　はなこ",
+                                birth_date=date(1983, 7, 7))
     assert [p.atena_no for p in found] == ["IMP0002"]
 
 
@@ -56,9 +58,11 @@ def test_importing_again_changes_nothing_and_updates_in_place(db: Session) -> No
     changed = [ROWS[0], ROWS[1].replace("花子", "華子"), ROWS[2].replace("IMP0002,", ",", 1)]
     result = importer.import_bytes(db, audit.SYSTEM, _csv(*changed).encode())
     assert (result.updated, result.links_ended) == (1, 1)
-    assert [p.atena_no for p in people.find_persons(db, audit.SYSTEM, name="山田華子")] == [
+    assert [p.atena_no for p in people.find_persons(db, audit.SYSTEM, name="山田華子",
+                                                         birth_date=date(1983, 7, 7))] == [
         "IMP0002"]
-    assert people.find_persons(db, audit.SYSTEM, name="山田花子") == []
+    assert people.find_persons(db, audit.SYSTEM, name="山田花子",
+                               birth_date=date(1983, 7, 7)) == []
 
 
 def test_a_malformed_extract_imports_nothing(db: Session) -> None:

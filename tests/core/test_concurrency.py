@@ -119,7 +119,8 @@ def test_parallel_posts_reads_and_refusals_complete_without_a_5xx(server: str,
 
     def search_people() -> int:  # identified data: a read whose access is audited
         with _client(server) as client:
-            return client.post("/api/consent/persons/search", json={"name": "わかば"},
+            return client.post("/api/consent/persons/search", json={"name": "わかば",
+                                                                    "birth_date": "2015-04-01"},
                                headers=support).status_code
 
     def list_files() -> int:
