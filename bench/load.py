@@ -11,7 +11,7 @@ the last one answered, for --duration seconds after a short warm-up. The mix, by
     public   GET /register (page) 3, GET /register.json 2, GET /healthz 1
     console  GET / (privacy officer's home) 2, GET /consent/persons/{id} (audited view) 2,
              POST /consent/persons/{id}/unsuitable (a write, CSRF form) 2
-    API      GET /api/consent/persons?name= (support worker's audited search) 3,
+    API      POST /api/consent/persons/search (support worker's audited intake search) 3,
              GET /api/registry/files (data holder) 3,
              GET /api/audit/events as an analyst (refused 403, the refusal recorded) 2
 
@@ -123,6 +123,7 @@ class Staff:
     holder: dict[str, str]
     analyst: dict[str, str]
     person_id: str
+    search: dict[str, str]  # the person's full name and birth date, as counter staff type them
 
 
 def sign_in(base: str, person_id: str) -> Staff:
@@ -139,8 +140,15 @@ def sign_in(base: str, person_id: str) -> Staff:
         done = browser.post("/login", data={"csrf_token": csrf, "login": "privacy",
                                             "password": password})
         assert done.status_code == 303, done.text
+        # CSRF tokens are tied to the session: the signed-in pages carry the one to post with.
+        home = browser.get("/").text
+        csrf = home.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
         cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-    return Staff(cookie, csrf, bearer("support"), bearer("holder"), bearer("analyst"), person_id)
+    person = httpx.get(f"{base}/api/consent/persons/{person_id}", headers=bearer("privacy"))
+    person.raise_for_status()
+    search = {"name": person.json()["name"], "birth_date": person.json()["birth_date"]}
+    return Staff(cookie, csrf, bearer("support"), bearer("holder"), bearer("analyst"), person_id,
+                 search)
 
 
 Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
@@ -159,8 +167,8 @@ def the_mix(staff: Staff) -> list[tuple[str, Request, int, int]]:
         ("console GET person", lambda c: c.get(person, headers=console), 200, 2),
         ("console POST mark", lambda c: c.post(f"{person}/unsuitable", data=mark,
                                                headers=console), 303, 2),
-        ("API person search", lambda c: c.get("/api/consent/persons", params={"name": "若葉"},
-                                              headers=staff.support), 200, 3),
+        ("API person search", lambda c: c.post("/api/consent/persons/search",
+                                               json=staff.search, headers=staff.support), 200, 3),
         ("API file list", lambda c: c.get("/api/registry/files", headers=staff.holder), 200, 3),
         ("API refused", lambda c: c.get("/api/audit/events", headers=staff.analyst), 403, 2),
     ]

@@ -41,6 +41,10 @@ def test_a_bench_runs_small_and_reports(backend: str, script: str) -> None:
     assert "machine:" in out and "target" in out.lower()
     if script == "gate.py":
         assert "gate.explain p95" in out and "jobs.start median" in out
+    if script == "load.py":
+        # A request the mix expects to succeed that fails means the mix no longer matches the
+        # app (a route or its rules changed), not that the machine is slow.
+        assert "errors 0;" in out, out[-2000:]
 
 
 def test_the_register_pdf_bench_runs_small() -> None:
