@@ -46,6 +46,7 @@ class Policy(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keywords only: DEFAULT_POLICY and the rules' default arguments stay the written defaults.
         return (init_settings,)
 
     @classmethod
@@ -60,6 +61,7 @@ class Policy(BaseSettings):
         try:
             values = EnvSettingsSource(cls)()
         except SourceError as error:  # a list or mapping that is not JSON
+            # pydantic-settings names the field only in its message.
             field = next((name for name in cls.model_fields if f'"{name}"' in str(error)), None)
             raise SettingsError(cls.variable(field), "is not valid JSON") from error
         try:
