@@ -54,6 +54,17 @@ class OutsideBodyKind(enum.StrEnum):
     other = "other"
 
 
+class Deactivatable(SQLModel):
+    """An organ, department or outside body: deactivated, it can no longer be chosen for
+    anything new, and it stays in every record that names it (history is never rewritten)."""
+
+    deactivated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
+
+
 class Municipality(SQLModel, table=True):
     __tablename__ = "core_municipality"
 
@@ -65,7 +76,7 @@ class Municipality(SQLModel, table=True):
     name_en: str = Field(max_length=200)
 
 
-class Organ(SQLModel, table=True):
+class Organ(Deactivatable, table=True):
     __tablename__ = "core_organ"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -76,7 +87,7 @@ class Organ(SQLModel, table=True):
     name_en: str = Field(max_length=200)
 
 
-class Department(SQLModel, table=True):
+class Department(Deactivatable, table=True):
     __tablename__ = "core_department"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -87,7 +98,7 @@ class Department(SQLModel, table=True):
     name_en: str = Field(max_length=200)
 
 
-class OutsideBody(SQLModel, table=True):
+class OutsideBody(Deactivatable, table=True):
     __tablename__ = "core_outside_body"
 
     id: int | None = Field(default=None, primary_key=True)
