@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from sqlmodel import Session, col, select
 
 from core import audit, messages
@@ -19,7 +23,7 @@ from core.models import (
     RoleGrant,
     StaffAccount,
 )
-from core.reasons import Conflict, InvalidInput, Reason
+from core.reasons import Conflict, DomainError, InvalidInput, Reason
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -60,8 +64,63 @@ messages.register(
             "この役割は既に付与されています。",
             "This role is already granted.",
         ),
+        "core.unknown_outside_body": (
+            "外部機関「{key}」が見つかりません。",
+            "Outside body {key!r} not found.",
+        ),
+        "core.unit_inactive": (
+            "{what}「{key}」は無効化されているため、新たに選ぶことはできません。",
+            "The {what_en} {key!r} has been deactivated and cannot be chosen for anything new.",
+        ),
+        "core.already_inactive": (
+            "{what}「{key}」は既に無効です。",
+            "The {what_en} {key!r} is already deactivated.",
+        ),
+        "core.already_active": (
+            "{what}「{key}」は既に有効です。",
+            "The {what_en} {key!r} is already active.",
+        ),
+        "core.still_named": (
+            "{what}「{key}」は無効にできません。{ref_what}「{ref_key}」がまだ指定しています。"
+            "先に移すか、終了してください。",
+            "The {what_en} {key!r} cannot be deactivated: the {ref_what_en} {ref_key!r} still "
+            "names it. Move it or end it first.",
+        ),
+        "core.still_named_more": (
+            "ほかに{count}件の記録がまだ指定しています。",
+            "{count} more records still name it.",
+        ),
+        "core.public_body_fixed": (
+            "外部機関「{key}」の区分（公的機関かどうか）は、{ref_what}「{ref_key}」が指定している間は"
+            "変更できません（経路の種類が変わるため）。",
+            "Whether {key!r} is a public body cannot change while the {ref_what_en} {ref_key!r} "
+            "names it (the kind of its routes would change).",
+        ),
+        "core.department_cycle": (
+            "部署「{department}」を「{parent}」の下に置くと、部署の親子関係が循環します。",
+            "Placing department {department!r} under {parent!r} would make a cycle.",
+        ),
+        "core.cannot_deactivate_self": (
+            "自分自身のアカウントは無効にできません。",
+            "You cannot deactivate your own account.",
+        ),
+        "core.last_admin": (
+            "有効なシステム管理者がほかにいないため、アカウント「{login}」は無効にできません。",
+            "Account {login!r} cannot be deactivated: no other active account is an "
+            "administrator.",
+        ),
     }
 )
+
+# How each kind of organisational unit is named in messages and audit events.
+UNIT_WORDS: dict[str, tuple[str, str]] = {
+    "organ": ("機関", "organ"),
+    "department": ("部署", "department"),
+    "outside_body": ("外部機関", "outside body"),
+    "staff_account": ("職員アカウント", "staff account"),
+}
+# At most this many blocking records are named one by one; the rest are counted.
+MAX_NAMED_REFERENCES = 50
 
 
 def _ensure_free_key(session: Session, model: type, key: str) -> None:
@@ -133,9 +192,9 @@ def create_department(
     name_en: str,
     parent_key: str | None = None,
 ) -> Department:
-    organ = organ_by_key(session, organ_key)
+    organ = active_organ(session, organ_key)
     _ensure_free_key(session, Department, key)
-    parent = department_by_key(session, parent_key) if parent_key else None
+    parent = active_department(session, parent_key, "parent") if parent_key else None
     if parent is not None and parent.organ_id != organ.id:
         raise InvalidInput(
             Reason.of(
@@ -216,7 +275,7 @@ def create_account(
     if session.exec(select(StaffAccount).where(StaffAccount.login == login)).first() is not None:
         raise Conflict(Reason.of("core.login_taken", login=login, field="login"))
     _check_password(password)
-    department = department_by_key(session, department_key) if department_key else None
+    department = active_department(session, department_key) if department_key else None
     account = StaffAccount(
         login=login,
         display_name=display_name,
@@ -264,8 +323,8 @@ def grant_role(
     except ValueError as error:
         raise InvalidInput(Reason.of("core.unknown_role", role=str(role), field="role")) from error
     account = account_by_login(session, login)
-    organ = organ_by_key(session, organ_key)
-    department = department_by_key(session, department_key) if department_key else None
+    organ = active_organ(session, organ_key)
+    department = active_department(session, department_key) if department_key else None
     if department is not None and department.organ_id != organ.id:
         raise InvalidInput(
             Reason.of(
@@ -349,3 +408,315 @@ def list_departments(session: Session) -> list[Department]:
 
 def list_outside_bodies(session: Session) -> list[OutsideBody]:
     return list(session.exec(select(OutsideBody).order_by(col(OutsideBody.id))).all())
+
+
+# ---------------------------------------------------------------- the organisation's lifecycle
+
+Unit = Organ | Department | OutsideBody
+UNIT_MODELS: dict[str, type[Organ] | type[Department] | type[OutsideBody]] = {
+    "organ": Organ,
+    "department": Department,
+    "outside_body": OutsideBody,
+}
+
+
+def unit_kind(unit: Unit) -> str:
+    """"organ", "department" or "outside_body" (the audit target type of the unit)."""
+    return next(kind for kind, model in UNIT_MODELS.items() if isinstance(unit, model))
+
+
+def _words(kind: str) -> dict[str, Any]:
+    ja, en = UNIT_WORDS[kind]
+    return {"what": ja, "what_en": en}
+
+
+def unit_by_key(session: Session, kind: str, key: str) -> Unit:
+    """The organ, department or outside body with `key` (active or not), or NotFound."""
+    model = UNIT_MODELS[kind]
+    code = {"organ": "core.unknown_organ", "department": "core.unknown_department",
+            "outside_body": "core.unknown_outside_body"}[kind]
+    found: Unit = get_by(session, model, code, field=kind, key=key)
+    return found
+
+
+def require_active(unit: Unit, field: str | None = None) -> None:
+    """Refuse a deactivated unit as the choice for anything new (it stays in history)."""
+    if not unit.is_active:
+        kind = unit_kind(unit)
+        raise InvalidInput(Reason.of("core.unit_inactive", key=unit.key,
+                                     field=field or kind, **_words(kind)))
+
+
+def active_organ(session: Session, key: str, field: str = "organ") -> Organ:
+    organ = organ_by_key(session, key)
+    require_active(organ, field)
+    return organ
+
+
+def active_department(session: Session, key: str, field: str = "department") -> Department:
+    department = department_by_key(session, key)
+    require_active(department, field)
+    return department
+
+
+def active_outside_body(session: Session, key: str, field: str = "outside_body") -> OutsideBody:
+    body = unit_by_key(session, "outside_body", key)
+    assert isinstance(body, OutsideBody)
+    require_active(body, field)
+    return body
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A record that still names an organ, department or outside body: it must be moved or
+    ended before the unit is deactivated."""
+
+    what_ja: str
+    what_en: str
+    key: str
+
+
+# Who still names a unit: core knows its own records (departments, accounts, role grants);
+# governance and registry register checks for theirs (routes, purposes, files, jobs), since
+# core cannot import them. Each check returns only records in force or still editable.
+ReferenceCheck = Callable[[Session, Unit], list[Reference]]
+_reference_checks: list[ReferenceCheck] = []
+
+
+def register_reference_check(check: ReferenceCheck) -> None:
+    if check not in _reference_checks:
+        _reference_checks.append(check)
+
+
+def _core_references(session: Session, unit: Unit) -> list[Reference]:
+    if isinstance(unit, OutsideBody):
+        return []
+    found: list[Reference] = []
+    department_word = UNIT_WORDS["department"]
+    if isinstance(unit, Organ):
+        departments = select(Department).where(Department.organ_id == unit.id)
+        grant_column: Any = col(RoleGrant.organ_id)
+    else:
+        departments = select(Department).where(Department.parent_id == unit.id)
+        grant_column = RoleGrant.department_id
+        accounts = session.exec(select(StaffAccount).where(
+            StaffAccount.department_id == unit.id, col(StaffAccount.is_active)
+        ).order_by(col(StaffAccount.login))).all()
+        found += [Reference(*UNIT_WORDS["staff_account"], a.login) for a in accounts]
+    found += [Reference(*department_word, d.key) for d in session.exec(
+        departments.where(col(Department.deactivated_at).is_(None)).order_by(col(Department.key)))]
+    grants = session.exec(
+        select(RoleGrant, StaffAccount)
+        .join(StaffAccount, col(StaffAccount.id) == RoleGrant.account_id)
+        .where(grant_column == unit.id, col(RoleGrant.revoked_at).is_(None))
+        .order_by(col(StaffAccount.login), col(RoleGrant.id))).all()
+    found += [Reference("役割の付与", "role grant", f"{account.login}:{grant.role}")
+              for grant, account in grants]
+    return found
+
+
+def references_to(session: Session, unit: Unit) -> list[Reference]:
+    """Every record in force that still names the unit (core's and every registered check's)."""
+    found = _core_references(session, unit)
+    for check in _reference_checks:
+        found += check(session, unit)
+    return found
+
+
+def _blocked(unit: Unit, code: str, references: list[Reference], **params: Any) -> DomainError:
+    """A Conflict naming each blocking record (the first MAX_NAMED_REFERENCES, then a count)."""
+    kind = unit_kind(unit)
+    reasons = [Reason.of(code, key=unit.key, ref_what=r.what_ja, ref_what_en=r.what_en,
+                         ref_key=r.key, refs={"kind": r.what_en, "key": r.key},
+                         **_words(kind), **params)
+               for r in references[:MAX_NAMED_REFERENCES]]
+    if len(references) > MAX_NAMED_REFERENCES:
+        reasons.append(Reason.of("core.still_named_more",
+                                 count=len(references) - MAX_NAMED_REFERENCES))
+    return Conflict(reasons)
+
+
+def deactivate_unit(session: Session, actor: audit.Actor, unit: Unit) -> Unit:
+    """Deactivate an organ, department or outside body; refused (each blocking record named)
+    while a route, file, purpose, grant, department or account in force still names it."""
+    kind = unit_kind(unit)
+    if not unit.is_active:
+        raise Conflict(Reason.of("core.already_inactive", key=unit.key, **_words(kind)))
+    references = references_to(session, unit)
+    if references:
+        raise _blocked(unit, "core.still_named", references)
+    unit.deactivated_at = utcnow()
+    session.add(unit)
+    session.flush()
+    audit.append(session, f"core.{kind}_deactivated", actor=actor, target_type=kind,
+                 target_id=unit.id, details={"key": unit.key})
+    return unit
+
+
+def reactivate_unit(session: Session, actor: audit.Actor, unit: Unit) -> Unit:
+    """Make a deactivated unit choosable again; a department only under an active organ and
+    an active parent department."""
+    kind = unit_kind(unit)
+    if unit.is_active:
+        raise Conflict(Reason.of("core.already_active", key=unit.key, **_words(kind)))
+    if isinstance(unit, Department):
+        organ = session.get(Organ, unit.organ_id)
+        assert organ is not None
+        require_active(organ, "organ")
+        parent = session.get(Department, unit.parent_id) if unit.parent_id else None
+        if parent is not None:
+            require_active(parent, "parent")
+    unit.deactivated_at = None
+    session.add(unit)
+    session.flush()
+    audit.append(session, f"core.{kind}_reactivated", actor=actor, target_type=kind,
+                 target_id=unit.id, details={"key": unit.key})
+    return unit
+
+
+def _apply_changes(record: Any, changes: dict[str, Any]) -> list[str]:
+    """Set the given attributes; the names of those whose value changed."""
+    changed = []
+    for name, value in changes.items():
+        if getattr(record, name) != value:
+            setattr(record, name, value)
+            changed.append(name)
+    return changed
+
+
+def _record_update(session: Session, actor: audit.Actor, kind: str, record: Any,
+                   changed: list[str]) -> None:
+    if not changed:
+        return
+    session.add(record)
+    session.flush()
+    # Field names only: a display name is personal data, and the chain is never purged.
+    audit.append(session, f"core.{kind}_updated", actor=actor, target_type=kind,
+                 target_id=record.id, details={"fields": sorted(changed)})
+
+
+def update_organ(session: Session, actor: audit.Actor, key: str, *,
+                 kind: OrganKind | None = None, name_ja: str | None = None,
+                 name_en: str | None = None) -> Organ:
+    organ = organ_by_key(session, key)
+    changes = {n: v for n, v in (("kind", kind), ("name_ja", name_ja), ("name_en", name_en))
+               if v is not None}
+    _record_update(session, actor, "organ", organ, _apply_changes(organ, changes))
+    return organ
+
+
+_UNCHANGED: Any = object()
+
+
+def _parent_for(session: Session, department: Department, parent_key: str | None
+                ) -> int | None:
+    """The id of the department's new parent: same organ, active, and no cycle."""
+    if parent_key is None:
+        return None
+    parent = active_department(session, parent_key, "parent")
+    if parent.organ_id != department.organ_id:
+        organ = session.get(Organ, department.organ_id)
+        raise InvalidInput(Reason.of("core.department_outside_organ", department=parent.key,
+                                     organ=organ.key if organ else "?", field="parent"))
+    ancestor: Department | None = parent
+    while ancestor is not None:
+        if ancestor.id == department.id:
+            raise InvalidInput(Reason.of("core.department_cycle", department=department.key,
+                                         parent=parent.key, field="parent"))
+        ancestor = session.get(Department, ancestor.parent_id) if ancestor.parent_id else None
+    return parent.id
+
+
+def update_department(session: Session, actor: audit.Actor, key: str, *,
+                      name_ja: str | None = None, name_en: str | None = None,
+                      parent_key: str | None = _UNCHANGED) -> Department:
+    """Rename a department or move it under another parent of its organ (None: top level).
+    A department never moves to another organ: grants and files name the pair."""
+    department = department_by_key(session, key)
+    changes: dict[str, Any] = {n: v for n, v in (("name_ja", name_ja), ("name_en", name_en))
+                               if v is not None}
+    if parent_key is not _UNCHANGED:
+        changes["parent_id"] = _parent_for(session, department, parent_key)
+    changed = [("parent" if n == "parent_id" else n)
+               for n in _apply_changes(department, changes)]
+    _record_update(session, actor, "department", department, changed)
+    return department
+
+
+def update_outside_body(session: Session, actor: audit.Actor, key: str, *,
+                        kind: OutsideBodyKind | None = None, name_ja: str | None = None,
+                        name_en: str | None = None, is_public_body: bool | None = None
+                        ) -> OutsideBody:
+    """Change an outside body; whether it is a public body is fixed while a route names it,
+    because the legal route of a provision to it (69(2)(iii)) depends on it."""
+    body = unit_by_key(session, "outside_body", key)
+    assert isinstance(body, OutsideBody)
+    if is_public_body is not None and is_public_body != body.is_public_body:
+        references = references_to(session, body)
+        if references:
+            raise _blocked(body, "core.public_body_fixed", references)
+    changes = {n: v for n, v in (("kind", kind), ("name_ja", name_ja), ("name_en", name_en),
+                                 ("is_public_body", is_public_body)) if v is not None}
+    _record_update(session, actor, "outside_body", body, _apply_changes(body, changes))
+    return body
+
+
+# ---------------------------------------------------------------- accounts
+# Every change of an account after its creation goes through `change_account`, so that one
+# place decides (and bundles guard) who may change accounts.
+
+
+def _other_active_admins(session: Session, account: StaffAccount) -> int:
+    return len(set(session.exec(
+        select(RoleGrant.account_id)
+        .join(StaffAccount, col(StaffAccount.id) == RoleGrant.account_id)
+        .where(RoleGrant.role == Role.admin.value, col(RoleGrant.revoked_at).is_(None),
+               col(StaffAccount.is_active), RoleGrant.account_id != account.id)
+    ).all()))
+
+
+def _is_admin(session: Session, account: StaffAccount) -> bool:
+    assert account.id is not None
+    return any(g.role == Role.admin.value for g in grants_of(session, account.id))
+
+
+def change_account(session: Session, actor: audit.Actor, login: str, *,
+                   display_name: str | None = None, department_key: str | None = _UNCHANGED,
+                   active: bool | None = None) -> StaffAccount:
+    """Update an account (display name, department; None: no department) and deactivate or
+    reactivate it. Deactivated, it cannot sign in and every token it holds stops working at
+    once; the actor cannot deactivate themself, nor the last active administrator."""
+    account = account_by_login(session, login)
+    changes: dict[str, Any] = {}
+    if display_name is not None:
+        changes["display_name"] = display_name
+    if department_key is not _UNCHANGED:
+        changes["department_id"] = (active_department(session, department_key).id
+                                    if department_key else None)
+    changed = [("department" if n == "department_id" else n)
+               for n in _apply_changes(account, changes)]
+    _record_update(session, actor, "staff_account", account, changed)
+    if active is False and account.is_active:
+        if actor.type == "staff" and actor.id == account.id:
+            raise Conflict(Reason.of("core.cannot_deactivate_self", field="login"))
+        if _is_admin(session, account) and _other_active_admins(session, account) == 0:
+            raise Conflict(Reason.of("core.last_admin", login=login, field="login"))
+        account.is_active = False
+        revoke_tokens(session, account)
+        session.flush()
+        audit.append(session, "core.staff_account_deactivated", actor=actor,
+                     target_type="staff_account", target_id=account.id)
+    elif active is True and not account.is_active:
+        account.is_active = True
+        session.add(account)
+        session.flush()
+        audit.append(session, "core.staff_account_reactivated", actor=actor,
+                     target_type="staff_account", target_id=account.id)
+    elif active is not None:
+        code = "core.already_active" if active else "core.already_inactive"
+        raise Conflict(Reason.of(code, key=login, **_words("staff_account")))
+    return account
+
+
+def list_accounts(session: Session) -> list[StaffAccount]:
+    return list(session.exec(select(StaffAccount).order_by(col(StaffAccount.login))).all())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -12,7 +13,13 @@ from core.db import get_by
 from core.models import Organ, OutsideBody, Role
 from core.policies import policy
 from core.reasons import Conflict, InvalidInput, Reason
-from core.service import organ_by_key
+from core.service import (
+    Reference,
+    Unit,
+    active_organ,
+    active_outside_body,
+    register_reference_check,
+)
 from governance import rules
 from governance.approvals import (
     Actor,
@@ -31,6 +38,7 @@ from governance.models import (
     Authorisation,
     Flow,
     Purpose,
+    PurposeStatus,
     RecordStatus,
     Route,
     RouteKind,
@@ -63,11 +71,12 @@ def _recipient(
     if problem is not None:
         raise InvalidInput(problem)
     if to_organ is not None:
-        organ = organ_by_key(session, to_organ)
+        organ = active_organ(session, to_organ, "to_organ")
         return rules.Recipient(organ_id=organ.id), organ, None
     body = session.exec(select(OutsideBody).where(OutsideBody.key == to_body)).first()
     if body is None:
         raise InvalidInput(Reason.of("governance.unknown_body", key=to_body, field="to_body"))
+    active_outside_body(session, body.key, "to_body")
     return (
         rules.Recipient(None, body.key, body.name_ja, body.name_en, body.is_public_body),
         None,
@@ -489,3 +498,22 @@ def authorisations_of(session: Session, route: Route) -> list[Authorisation]:
             .order_by(col(Authorisation.id))
         ).all()
     )
+
+
+def routes_naming(session: Session, unit: Unit) -> list[Reference]:
+    """Routes not revoked, of purposes not retired, from or to `unit` (an organ or an outside
+    body): they must be revoked (or the purpose retired) before it is deactivated."""
+    if isinstance(unit, Organ):
+        where: Any = (col(Route.from_organ_id) == unit.id) | (col(Route.to_organ_id) == unit.id)
+    elif isinstance(unit, OutsideBody):
+        where = col(Route.to_body_id) == unit.id
+    else:
+        return []
+    keys = session.exec(select(Route.key).join(Purpose, col(Purpose.id) == Route.purpose_id)
+                        .where(where, Route.status != RecordStatus.revoked.value,
+                               Purpose.status != PurposeStatus.retired.value)
+                        .order_by(col(Route.key))).all()
+    return [Reference("経路", "route", key) for key in keys]
+
+
+register_reference_check(routes_naming)

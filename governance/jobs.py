@@ -20,8 +20,9 @@ from core import audit
 from core.auth import Principal, principal_for
 from core.clock import as_utc, utcnow
 from core.db import TemporaryTableAs, get_by, is_postgres, unit_of_work
-from core.models import StaffAccount
+from core.models import Organ, OutsideBody, StaffAccount
 from core.reasons import Conflict, Forbidden, Reason
+from core.service import Reference, Unit, register_reference_check
 from governance import gate
 from governance.models import (
     Authorisation,
@@ -293,3 +294,21 @@ def describe(job: Job) -> dict[str, Any]:
         "submitted_at": job.submitted_at, "started_at": job.started_at,
         "finished_at": job.finished_at,
     }
+
+
+def jobs_naming(session: Session, unit: Unit) -> list[Reference]:
+    """Jobs not yet finished whose recipient is `unit` (an organ or an outside body)."""
+    if isinstance(unit, Organ):
+        column = col(Job.recipient_organ)
+    elif isinstance(unit, OutsideBody):
+        column = col(Job.recipient_body)
+    else:
+        return []
+    ids = session.exec(select(Job.id).where(
+        column == unit.key,
+        col(Job.state).in_([JobState.submitted.value, JobState.started.value]))
+        .order_by(col(Job.id))).all()
+    return [Reference("ジョブ", "job", str(job_id)) for job_id in ids]
+
+
+register_reference_check(jobs_naming)

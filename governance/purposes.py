@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session, col, select
 
 from core import audit
 from core.auth import Principal
 from core.clock import utcnow
 from core.db import get_by
-from core.models import Role
+from core.models import Department, Organ, Role
 from core.reasons import Conflict, InvalidInput, NotFound, Reason
-from core.service import department_by_key, organ_by_key
+from core.service import (
+    Reference,
+    Unit,
+    active_department,
+    active_organ,
+    register_reference_check,
+)
 from governance import rules
 from governance.approvals import (
     Actor,
@@ -114,9 +122,10 @@ def _apply_purpose_fields(
         session.flush()
         seen: set[tuple[int, int | None, str]] = set()
         for subject in data.subjects or []:
-            organ = organ_by_key(session, subject.organ)
+            organ = active_organ(session, subject.organ, "subjects")
             department = (
-                department_by_key(session, subject.department) if subject.department else None
+                active_department(session, subject.department, "subjects")
+                if subject.department else None
             )
             assert organ.id is not None
             triple = (organ.id, department.id if department else None, subject.role.value)
@@ -395,3 +404,21 @@ def revise_purpose(session: Session, by: Actor, key: str) -> Purpose:
         details={"version": purpose.version},
     )
     return purpose
+
+
+def purposes_naming(session: Session, unit: Unit) -> list[Reference]:
+    """Purposes not retired whose handling subjects name `unit` (an organ or department)."""
+    if isinstance(unit, Organ):
+        column: Any = col(PurposeSubject.organ_id)
+    elif isinstance(unit, Department):
+        column = PurposeSubject.department_id
+    else:
+        return []
+    keys = session.exec(select(Purpose.key).join(
+        PurposeSubject, col(PurposeSubject.purpose_id) == Purpose.id).where(
+        column == unit.id, Purpose.status != PurposeStatus.retired.value).distinct()
+        .order_by(col(Purpose.key))).all()
+    return [Reference("利用目的", "purpose", key) for key in keys]
+
+
+register_reference_check(purposes_naming)

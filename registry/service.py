@@ -18,7 +18,15 @@ from core.documents import render_pdf
 from core.models import Department, Organ, Role
 from core.policies import policy
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
-from core.service import department_by_key, get_municipality, list_organs, organ_by_key
+from core.service import (
+    Reference,
+    Unit,
+    active_department,
+    active_organ,
+    get_municipality,
+    list_organs,
+    register_reference_check,
+)
 from registry import rules
 from registry.models import (
     ItemStatus,
@@ -348,14 +356,14 @@ def _apply_file_fields(session: Session, file: RegistryFile, data: FileFields,
     for name in sorted(fields):
         value = getattr(data, name)
         if name == "organ":
-            organ = organ_by_key(session, str(value))
+            organ = active_organ(session, str(value))
             assert organ.id is not None
             file.organ_id = organ.id
         elif name == "department":
             if value in (None, ""):
                 file.department_id = None
                 continue
-            file.department_id = department_by_key(session, str(value)).id
+            file.department_id = active_department(session, str(value)).id
         elif name == "held_since":
             file.held_since = _as_moment(value)
         elif name in {"special_procedure", "file_type", "persons_count", "exclusion"}:
@@ -767,3 +775,21 @@ def register_context(register: PublicRegister) -> dict[str, Any]:
         "generated": register.generated_at.astimezone(TOKYO).strftime("%Y年%m月%d日"),
         "labels": rules.STATUTORY_LABELS,
     }
+
+
+def files_naming(session: Session, unit: Unit) -> list[Reference]:
+    """Files still held (not ceased) whose organ or unit in charge is `unit`: they must move
+    or cease before it is deactivated."""
+    if isinstance(unit, Organ):
+        column: Any = col(RegistryFile.organ_id)
+    elif isinstance(unit, Department):
+        column = RegistryFile.department_id
+    else:
+        return []
+    files = session.exec(select(RegistryFile).where(column == unit.id,
+                                                    col(RegistryFile.ceased_at).is_(None))
+                         .order_by(col(RegistryFile.key))).all()
+    return [Reference("個人情報ファイル", "personal information file", f.key) for f in files]
+
+
+register_reference_check(files_naming)
