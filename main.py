@@ -95,6 +95,7 @@ NAV: list[NavItem] = [
     NavItem("/jobs", "jobs.nav"),
     NavItem("/consent", "consent.nav", ("privacy_officer", "support_worker")),
     NavItem("/pia", "pia.nav", ("privacy_officer", "auditor")),
+    NavItem("/admin/organisation", "ui.organisation", ("admin",)),
 ]
 
 # Every router with the face it belongs to; the public face (internet side) gets only "public".

@@ -6,11 +6,21 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.audit import VerifyReport
 from core.auth import Principal
-from core.models import AuditEvent, Role, RoleGrant, StaffAccount
+from core.models import (
+    AuditEvent,
+    Department,
+    Organ,
+    OrganKind,
+    OutsideBody,
+    OutsideBodyKind,
+    Role,
+    RoleGrant,
+    StaffAccount,
+)
 from core.reasons import Reason
 
 
@@ -179,3 +189,100 @@ class ThrottleLifted(BaseModel):
     lifted: int
     message_ja: str
     message_en: str
+
+
+# ---------------------------------------------------------------- the organisation
+
+
+class OrganPublic(BaseModel):
+    key: str
+    kind: OrganKind
+    name_ja: str
+    name_en: str
+    active: bool
+    deactivated_at: datetime | None
+
+    @classmethod
+    def of(cls, organ: Organ) -> OrganPublic:
+        return cls(key=organ.key, kind=OrganKind(organ.kind), name_ja=organ.name_ja,
+                   name_en=organ.name_en, active=organ.is_active,
+                   deactivated_at=organ.deactivated_at)
+
+
+class DepartmentPublic(BaseModel):
+    key: str
+    organ: str = Field(description="Organ key")
+    parent: str | None = Field(description="Parent department key")
+    name_ja: str
+    name_en: str
+    active: bool
+    deactivated_at: datetime | None
+
+
+class OutsideBodyPublic(BaseModel):
+    key: str
+    kind: OutsideBodyKind
+    name_ja: str
+    name_en: str
+    is_public_body: bool
+    active: bool
+    deactivated_at: datetime | None
+
+    @classmethod
+    def of(cls, body: OutsideBody) -> OutsideBodyPublic:
+        return cls(key=body.key, kind=OutsideBodyKind(body.kind), name_ja=body.name_ja,
+                   name_en=body.name_en, is_public_body=body.is_public_body,
+                   active=body.is_active, deactivated_at=body.deactivated_at)
+
+
+class OrganisationPublic(BaseModel):
+    organs: list[OrganPublic]
+    departments: list[DepartmentPublic]
+    outside_bodies: list[OutsideBodyPublic]
+
+    @classmethod
+    def of(cls, organs: list[Organ], departments: list[Department],
+           bodies: list[OutsideBody]) -> OrganisationPublic:
+        organ_keys = {o.id: o.key for o in organs}
+        department_keys = {d.id: d.key for d in departments}
+        return cls(
+            organs=[OrganPublic.of(o) for o in organs],
+            departments=[DepartmentPublic(
+                key=d.key, organ=organ_keys.get(d.organ_id, "?"),
+                parent=department_keys.get(d.parent_id) if d.parent_id else None,
+                name_ja=d.name_ja, name_en=d.name_en, active=d.is_active,
+                deactivated_at=d.deactivated_at) for d in departments],
+            outside_bodies=[OutsideBodyPublic.of(b) for b in bodies],
+        )
+
+
+class _Change(BaseModel):
+    """A change: only the fields sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrganUpdate(_Change):
+    kind: OrganKind | None = None
+    name_ja: str | None = Field(None, min_length=1, max_length=200)
+    name_en: str | None = Field(None, min_length=1, max_length=200)
+
+
+class DepartmentUpdate(_Change):
+    name_ja: str | None = Field(None, min_length=1, max_length=200)
+    name_en: str | None = Field(None, min_length=1, max_length=200)
+    parent: str | None = Field(None, max_length=64,
+                               description="Parent department key; null: top level")
+
+
+class OutsideBodyUpdate(_Change):
+    kind: OutsideBodyKind | None = None
+    name_ja: str | None = Field(None, min_length=1, max_length=200)
+    name_en: str | None = Field(None, min_length=1, max_length=200)
+    is_public_body: bool | None = None
+
+
+class StaffUpdate(_Change):
+    display_name: str | None = Field(None, min_length=1, max_length=200)
+    department: str | None = Field(None, max_length=64,
+                                   description="Department key; null: no department")

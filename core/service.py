@@ -613,6 +613,9 @@ def _parent_for(session: Session, department: Department, parent_key: str | None
     """The id of the department's new parent: same organ, active, and no cycle."""
     if parent_key is None:
         return None
+    current = session.get(Department, department.parent_id) if department.parent_id else None
+    if current is not None and current.key == parent_key:
+        return current.id  # unchanged: kept even when it has been deactivated since
     parent = active_department(session, parent_key, "parent")
     if parent.organ_id != department.organ_id:
         organ = session.get(Organ, department.organ_id)
@@ -690,7 +693,8 @@ def change_account(session: Session, actor: audit.Actor, login: str, *,
     changes: dict[str, Any] = {}
     if display_name is not None:
         changes["display_name"] = display_name
-    if department_key is not _UNCHANGED:
+    current = session.get(Department, account.department_id) if account.department_id else None
+    if department_key is not _UNCHANGED and department_key != (current.key if current else None):
         changes["department_id"] = (active_department(session, department_key).id
                                     if department_key else None)
     changed = [("department" if n == "department_id" else n)
