@@ -23,7 +23,7 @@ from consent.cli import people_cli
 from core import audit, messages
 from core import demo as core_demo
 from core import routes as core_routes
-from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
+from core.cli import audit_cli, db_cli, keys_cli, org_cli, sub_cli, users_cli
 from core.db import get_engine, mark_session, metadata, unit_of_work
 from core.db import open_session as db_session
 from core.errors import install_database_error_handlers
@@ -180,6 +180,7 @@ def create_app(
 cli = sub_cli("こどもデータ連携 法務管理サービス / children's data governance service")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(org_cli, name="org")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(registry_cli, name="registry")

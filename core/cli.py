@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +36,8 @@ from core.keys import (
     reset_keyring_cache,
     save_keyring,
 )
-from core.reasons import DomainError, NotAuthenticated, Reason
+from core.models import OrganKind, OutsideBodyKind, Role
+from core.reasons import DomainError, Forbidden, NotAuthenticated, Reason
 from core.settings import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +50,7 @@ def sub_cli(help_text: str) -> typer.Typer:
 
 db_cli = sub_cli("データベース / database")
 users_cli = sub_cli("職員アカウント / staff accounts")
+org_cli = sub_cli("組織（機関・部署・外部機関） / organs, departments, outside bodies")
 audit_cli = sub_cli("監査ログ / audit chain")
 keys_cli = sub_cli("暗号鍵 / keys")
 
@@ -375,3 +379,148 @@ def _rotate_field_keys(path: Path) -> None:
         f"retired: {', '.join(sorted(report.retired_field_kids | report.retired_hmac_kids))}"
     )
     typer.echo(f"previous keyring backed up to {backup}; destroy it once the new one is backed up")
+
+
+# ---------------------------------------------------------------- the organisation's lifecycle
+
+AsAdmin = Annotated[str | None, typer.Option(
+    "--as", help="an administrator's login (signed in); omitted: the operator on the server, "
+    "as for `users create`")]
+
+
+def admin_actor(as_login: str | None) -> audit.Actor:
+    """The actor of an organisation change: the administrator `--as` names (signed in), or the
+    system (the operator on the server itself)."""
+    if as_login is None:
+        return audit.SYSTEM
+    principal = sign_in_as(as_login)
+    if not principal.has_role(Role.admin):
+        raise fail(Forbidden(Reason.of("auth.role_required", roles="システム管理者 / admin")))
+    return principal.actor(Role.admin)
+
+
+class UnitChoice(enum.StrEnum):
+    organ = "organ"
+    department = "department"
+    body = "body"
+
+    @property
+    def kind(self) -> str:
+        return "outside_body" if self is UnitChoice.body else self.value
+
+
+def _run(change: Callable[[Session], object], done: str) -> None:
+    try:
+        with unit_of_work() as session:
+            change(session)
+    except DomainError as error:
+        raise fail(error) from error
+    typer.echo(done)
+
+
+@org_cli.command("list")
+def org_list() -> None:
+    """Every organ, department and outside body, deactivated ones marked."""
+    with unit_of_work(writes=False) as session:
+        organs = {o.id: o for o in service.list_organs(session)}
+        for organ in organs.values():
+            typer.echo(f"organ\t{organ.key}\t{_state(organ.is_active)}\t{organ.name_ja}")
+        for department in service.list_departments(session):
+            owner = organs.get(department.organ_id)
+            typer.echo(f"department\t{department.key}\t{_state(department.is_active)}\t"
+                       f"{department.name_ja}\t({owner.key if owner else '?'})")
+        for body in service.list_outside_bodies(session):
+            typer.echo(f"body\t{body.key}\t{_state(body.is_active)}\t{body.name_ja}")
+
+
+def _state(active: bool) -> str:
+    return "active" if active else "deactivated"
+
+
+@org_cli.command("update")
+def org_update(
+    what: UnitChoice,
+    key: str,
+    name_ja: Annotated[str | None, typer.Option(help="名称 / Japanese name")] = None,
+    name_en: Annotated[str | None, typer.Option(help="English name")] = None,
+    organ_kind: Annotated[OrganKind | None, typer.Option(help="organ: 種別")] = None,
+    body_kind: Annotated[OutsideBodyKind | None, typer.Option(help="body: 種別")] = None,
+    parent: Annotated[str | None, typer.Option(help="department: parent department key")] = None,
+    top_level: Annotated[bool, typer.Option(help="department: no parent")] = False,
+    public_body: Annotated[bool | None, typer.Option(
+        "--public-body/--not-public-body", help="body: a public body (69(2)(iii))")] = None,
+    as_login: AsAdmin = None,
+) -> None:
+    """Change an organ's, department's or outside body's names (and kind, parent, public body)."""
+    actor = admin_actor(as_login)
+
+    def change(session: Session) -> None:
+        if what is UnitChoice.organ:
+            service.update_organ(session, actor, key, kind=organ_kind, name_ja=name_ja,
+                                 name_en=name_en)
+        elif what is UnitChoice.department:
+            if parent is not None or top_level:
+                service.update_department(session, actor, key, name_ja=name_ja,
+                                          name_en=name_en, parent_key=parent)
+            else:
+                service.update_department(session, actor, key, name_ja=name_ja,
+                                          name_en=name_en)
+        else:
+            service.update_outside_body(session, actor, key, kind=body_kind, name_ja=name_ja,
+                                        name_en=name_en, is_public_body=public_body)
+    _run(change, f"updated {what.value} {key}")
+
+
+@org_cli.command("deactivate")
+def org_deactivate(what: UnitChoice, key: str, as_login: AsAdmin = None) -> None:
+    """Deactivate it: refused, with every record to move or end first, while routes, files,
+    purposes, grants, departments or accounts still name it."""
+    actor = admin_actor(as_login)
+    _run(lambda session: service.deactivate_unit(
+        session, actor, service.unit_by_key(session, what.kind, key)),
+        f"deactivated {what.value} {key}")
+
+
+@org_cli.command("reactivate")
+def org_reactivate(what: UnitChoice, key: str, as_login: AsAdmin = None) -> None:
+    """Make a deactivated organ, department or outside body choosable again."""
+    actor = admin_actor(as_login)
+    _run(lambda session: service.reactivate_unit(
+        session, actor, service.unit_by_key(session, what.kind, key)),
+        f"reactivated {what.value} {key}")
+
+
+@users_cli.command("update")
+def users_update(
+    login: str,
+    name: Annotated[str | None, typer.Option(help="表示名 / display name")] = None,
+    department: Annotated[str | None, typer.Option(help="所属部署キー")] = None,
+    no_department: Annotated[bool, typer.Option(help="所属部署なし / no department")] = False,
+    as_login: AsAdmin = None,
+) -> None:
+    """Change an account's display name or department."""
+    actor = admin_actor(as_login)
+
+    def change(session: Session) -> None:
+        if department is not None or no_department:
+            service.change_account(session, actor, login, display_name=name,
+                                   department_key=department)
+        else:
+            service.change_account(session, actor, login, display_name=name)
+    _run(change, f"updated {login}")
+
+
+@users_cli.command("deactivate")
+def users_deactivate(login: str, as_login: AsAdmin = None) -> None:
+    """The account can no longer sign in, and every token it holds stops working at once."""
+    actor = admin_actor(as_login)
+    _run(lambda session: service.change_account(session, actor, login, active=False),
+         f"deactivated {login}")
+
+
+@users_cli.command("reactivate")
+def users_reactivate(login: str, as_login: AsAdmin = None) -> None:
+    """The account can sign in again (tokens issued before deactivation stay revoked)."""
+    actor = admin_actor(as_login)
+    _run(lambda session: service.change_account(session, actor, login, active=True),
+         f"reactivated {login}")
