@@ -99,20 +99,27 @@ def _approval_comment(session: Session, subject_type: str, subject_id: int | Non
     return (steps[-1].comment if steps else "") or "-"
 
 
+def _inactive(active: bool) -> bool | None:
+    """A record's `active` as exported: false when deactivated, else omitted."""
+    return None if active else False
+
+
 def _organ_record(organ: Organ) -> OrganRecord:
     return OrganRecord(key=organ.key, kind=OrganKind(organ.kind), name_ja=organ.name_ja,
-                       name_en=organ.name_en)
+                       name_en=organ.name_en, active=_inactive(organ.is_active))
 
 
 def _department_record(department: Department, names: Names) -> DepartmentRecord:
     return DepartmentRecord(key=department.key, organ=names.organs[department.organ_id],
                             parent=names.department(department.parent_id),
-                            name_ja=department.name_ja, name_en=department.name_en)
+                            name_ja=department.name_ja, name_en=department.name_en,
+                            active=_inactive(department.is_active))
 
 
 def _body_record(body: OutsideBody) -> OutsideBodyRecord:
     return OutsideBodyRecord(key=body.key, kind=OutsideBodyKind(body.kind), name_ja=body.name_ja,
-                             name_en=body.name_en, is_public_body=body.is_public_body)
+                             name_en=body.name_en, is_public_body=body.is_public_body,
+                             active=_inactive(body.is_active))
 
 
 def _staff_record(session: Session, account: StaffAccount, names: Names) -> StaffRecord:
@@ -123,6 +130,7 @@ def _staff_record(session: Session, account: StaffAccount, names: Names) -> Staf
         roles=[RoleRecord(role=Role(g.role), organ=names.organs[g.organ_id],
                           department=names.department(g.department_id))
                for g in core_service.grants_of(session, account.id)],
+        active=_inactive(account.is_active),
     )
 
 

@@ -81,6 +81,8 @@ class OrganRecord(_Record):
     kind: OrganKind
     name_ja: str = Field(min_length=1, max_length=200)
     name_en: str = Field(min_length=1, max_length=200)
+    active: bool | None = Field(
+        None, description="false: deactivated; true: reactivated; omitted: left as it is")
 
 
 class DepartmentRecord(_Record):
@@ -89,6 +91,8 @@ class DepartmentRecord(_Record):
     parent: str | None = Field(None, description="Parent department key (same organ)")
     name_ja: str = Field(min_length=1, max_length=200)
     name_en: str = Field(min_length=1, max_length=200)
+    active: bool | None = Field(
+        None, description="false: deactivated; true: reactivated; omitted: left as it is")
 
 
 class OutsideBodyRecord(_Record):
@@ -98,6 +102,8 @@ class OutsideBodyRecord(_Record):
     name_en: str = Field(min_length=1, max_length=200)
     is_public_body: bool = Field(
         False, description="Another local government's organ or a national body (69(2)(iii))")
+    active: bool | None = Field(
+        None, description="false: deactivated; true: reactivated; omitted: left as it is")
 
 
 class RoleRecord(_Record):
@@ -113,6 +119,8 @@ class StaffRecord(_Record):
     display_name: str = Field(min_length=1, max_length=200)
     department: str | None = Field(None, description="Department key")
     roles: list[RoleRecord] = Field(default_factory=list)
+    active: bool | None = Field(
+        None, description="false: deactivated; true: reactivated; omitted: left as it is")
 
 
 class ItemRecord(_Stripped):

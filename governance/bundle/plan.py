@@ -10,7 +10,9 @@ Rules of apply (docs/bundle.md):
   (`purposes[2].items[0].item`) before anything is written;
 - structural records (organs, departments, outside bodies, accounts and role grants, files and
   items) apply directly; apply never deletes, revokes, retires or unpublishes anything, and says
-  so where the bundle lacks something the database has;
+  so where the bundle lacks something the database has. An organ, department, outside body or
+  account is deactivated only where the bundle says `active: false` (after every other change,
+  refused like any other deactivation while records in force still name it);
 - purposes, routes and authorisations are created or updated as drafts. A bundle's
   `submitted_by` is acted on only when the `--as` principal is that login, and its `approved` only
   when the `--as` principal is that approver; the submitter can never approve (separation of
@@ -179,6 +181,9 @@ class _Planner:
         self.current = current_bundle(session)
         self.changes: list[Change] = []
         self.workflow: list[Change] = []
+        # Run after every other change, last named first: accounts before the departments
+        # they belong to, departments before their parents and their organ.
+        self.deactivations: list[Change] = []
 
     def add(self, change: Change) -> None:
         self.changes.append(change)
@@ -207,39 +212,95 @@ class _Planner:
         else:
             self.add(Change("unchanged", "municipality", wanted.key, path="municipality"))
 
-    def created_only(self, kind: str, what: str, section: str,
-                     records: Iterable[tuple[int, Any]], have: Mapping[str, BaseModel],
-                     create: Callable[[Session, Any], None]) -> None:
-        """Records core creates but cannot change: the missing ones are created, a difference
-        in an existing one is reported."""
+    def activation(self, kind: str, key: str, path: str, was_active: bool, want: bool | None,
+                   run_set: Callable[[Session, bool], object]) -> bool:
+        """Deactivate or reactivate where the bundle's `active` says so (omitted: as it is).
+        Reactivation runs in place, before what the bundle creates under the record;
+        deactivation after everything else, since the bundle may move what still names it."""
+        if want is None or want == was_active:
+            return False
+
+        def run(session: Session) -> None:
+            run_set(session, want)
+        change = Change("update", kind, key, ("active",),
+                        "reactivate" if want else "deactivate", f"{path}.active", run=run)
+        if want:
+            self.add(change)
+        else:
+            self.deactivations.append(change)
+        return True
+
+    def units(self, kind: str, section: str, records: Iterable[tuple[int, Any]],
+              have: Mapping[str, Any], create: Callable[[Session, Any], None],
+              update: Callable[[Session, Any, tuple[str, ...]], None],
+              fixed: Mapping[str, str] | None = None) -> None:
+        """Organs, departments and outside bodies: a missing one is created, a changed one
+        updated, and deactivated or reactivated as its `active` says. `fixed` fields cannot
+        change (a note says why)."""
+        fixed = fixed or {}
         for i, record in records:
             path = f"{section}[{i}]"
-            if record.key in have:
-                fields = _differs(have[record.key], record)
-                self.add(_not_done(kind, record.key, path, f"core has no operation to change "
-                                   f"{what}; change it by hand", fields) if fields
-                         else Change("unchanged", kind, record.key, path=path))
-                continue
-
-            def run(session: Session, r: Any = record) -> None:
-                create(session, r)
-            self.add(Change("create", kind, record.key, path=path, run=run))
+            existing = have.get(record.key)
+            if existing is None:
+                def run_create(session: Session, r: Any = record) -> None:
+                    create(session, r)
+                self.add(Change("create", kind, record.key, path=path, run=run_create))
+                was_active = True
+                said = True
+            else:
+                fields = _differs(existing, record, exclude={"active", *fixed})
+                said = bool(fields)
+                for name, why in fixed.items():
+                    if getattr(existing, name) != getattr(record, name):
+                        self.add(_not_done(kind, record.key, f"{path}.{name}", why, (name,)))
+                        said = True
+                if fields:
+                    def run_update(session: Session, r: Any = record,
+                                   f: tuple[str, ...] = fields) -> None:
+                        update(session, r, f)
+                    self.add(Change("update", kind, record.key, fields, path=path,
+                                    run=run_update))
+                was_active = existing.active is not False
+            def set_active(session: Session, active: bool, key: str = record.key) -> None:
+                found = core_service.unit_by_key(session, kind, key)
+                if active:
+                    core_service.reactivate_unit(session, self.actor, found)
+                else:
+                    core_service.deactivate_unit(session, self.actor, found)
+            toggled = self.activation(kind, record.key, path, was_active, record.active,
+                                      set_active)
+            if not (said or toggled):
+                self.add(Change("unchanged", kind, record.key, path=path))
 
     def organs(self) -> None:
         def create(session: Session, record: OrganRecord) -> None:
             core_service.create_organ(session, self.actor, key=record.key, kind=record.kind,
                                       name_ja=record.name_ja, name_en=record.name_en)
-        self.created_only("organ", "an organ", "organs", enumerate(self.bundle.organs),
-                          self.by_key(self.current.organs), create)
+
+        def update(session: Session, record: OrganRecord, fields: tuple[str, ...]) -> None:
+            core_service.update_organ(session, self.actor, record.key, kind=record.kind,
+                                      name_ja=record.name_ja, name_en=record.name_en)
+        self.units("organ", "organs", enumerate(self.bundle.organs),
+                   self.by_key(self.current.organs), create, update)
 
     def departments(self) -> None:
         def create(session: Session, record: DepartmentRecord) -> None:
             core_service.create_department(session, self.actor, key=record.key,
                                            organ_key=record.organ, name_ja=record.name_ja,
                                            name_en=record.name_en, parent_key=record.parent)
-        self.created_only("department", "a department", "departments",
-                          _ordered_departments(self.bundle.departments),
-                          self.by_key(self.current.departments), create)
+
+        def update(session: Session, record: DepartmentRecord, fields: tuple[str, ...]) -> None:
+            if "parent" in fields:
+                core_service.update_department(session, self.actor, record.key,
+                                               name_ja=record.name_ja, name_en=record.name_en,
+                                               parent_key=record.parent)
+            else:
+                core_service.update_department(session, self.actor, record.key,
+                                               name_ja=record.name_ja, name_en=record.name_en)
+        self.units("department", "departments", _ordered_departments(self.bundle.departments),
+                   self.by_key(self.current.departments), create, update,
+                   {"organ": "a department never moves to another organ (grants and files name "
+                             "the pair); give the new department a new key"})
 
     def outside_bodies(self) -> None:
         def create(session: Session, record: OutsideBodyRecord) -> None:
@@ -247,11 +308,19 @@ class _Planner:
                                              kind=record.kind, name_ja=record.name_ja,
                                              name_en=record.name_en,
                                              is_public_body=record.is_public_body)
-        self.created_only("outside_body", "an outside body", "outside_bodies",
-                          enumerate(self.bundle.outside_bodies),
-                          self.by_key(self.current.outside_bodies), create)
+
+        def update(session: Session, record: OutsideBodyRecord, fields: tuple[str, ...]
+                   ) -> None:
+            core_service.update_outside_body(session, self.actor, record.key, kind=record.kind,
+                                             name_ja=record.name_ja, name_en=record.name_en,
+                                             is_public_body=record.is_public_body)
+        self.units("outside_body", "outside_bodies", enumerate(self.bundle.outside_bodies),
+                   self.by_key(self.current.outside_bodies), create, update)
 
     def staff(self) -> None:
+        """Accounts and role grants: every change of either is a Change of kind "account" or
+        "role_grant" made here, and goes through core's create_account, change_account and
+        grant_role."""
         have: dict[str, StaffRecord] = self.by_key(self.current.staff, "login")
         for i, record in enumerate(self.bundle.staff):
             path = f"staff[{i}]"
@@ -266,12 +335,31 @@ class _Planner:
                 self.add(Change("create", "account", record.login, path=path, run=create,
                                 note="random password; cannot sign in until one is set"))
                 granted: list[RoleRecord] = []
+                was_active = True
+                fields: tuple[str, ...] = ()
             else:
-                fields = _differs(existing, record, exclude={"roles"})
-                self.add(_not_done("account", record.login, path, "core has no operation to "
-                                   "change an account; change it by hand", fields) if fields
-                         else Change("unchanged", "account", record.login, path=path))
+                fields = _differs(existing, record, exclude={"roles", "active"})
+                if fields:
+                    def update(session: Session, r: StaffRecord = record,
+                               f: tuple[str, ...] = fields) -> None:
+                        if "department" in f:
+                            core_service.change_account(session, self.actor, r.login,
+                                                        display_name=r.display_name,
+                                                        department_key=r.department)
+                        else:
+                            core_service.change_account(session, self.actor, r.login,
+                                                        display_name=r.display_name)
+                    self.add(Change("update", "account", record.login, fields, path=path,
+                                    run=update))
                 granted = existing.roles
+                was_active = existing.active is not False
+
+            def set_active(session: Session, active: bool, login: str = record.login) -> None:
+                core_service.change_account(session, self.actor, login, active=active)
+            toggled = self.activation("account", record.login, path, was_active, record.active,
+                                      set_active)
+            if existing is not None and not fields and not toggled:
+                self.add(Change("unchanged", "account", record.login, path=path))
             for j, role in enumerate(record.roles):
                 name = f"{record.login}:{role.role.value}@{role.organ}" + (
                     f"/{role.department}" if role.department else "")
@@ -595,7 +683,7 @@ class _Planner:
         self.purposes()
         self.routes()
         self.authorisations()
-        return self.changes + self.workflow
+        return self.changes + self.deactivations[::-1] + self.workflow
 
 
 def plan(session: Session, bundle: Bundle | Mapping[str, Any], as_login: str | None = None

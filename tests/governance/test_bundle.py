@@ -181,12 +181,14 @@ def test_an_edit_is_planned_as_an_update_with_its_fields(
 
 def test_what_cannot_be_changed_is_reported_not_done(db: Session) -> None:
     edited = export_bundle(db)
-    edited["organs"][0]["kind"] = "other"
+    school = next(d for d in edited["departments"] if d["organ"] == "board_of_education")
+    school["organ"] = "mayor"
     edited["staff"][0]["roles"] = []
     changes = bundle_plan.plan(db, edited)
     assert [c.line() for c in changes if c.writes] == []
     not_done = {(c.kind, c.key): c for c in changes if c.action == "not_done"}
-    assert not_done[("organ", edited["organs"][0]["key"])].fields == ("kind",)
+    assert not_done[("department", school["key"])].fields == ("organ",)
+    assert "never moves to another organ" in not_done[("department", school["key"])].note
     assert "never revokes" in next(c.note for (kind, _), c in not_done.items()
                                    if kind == "role_grant")
 
