@@ -398,16 +398,26 @@ def grants_of(session: Session, account_id: int, include_revoked: bool = False) 
     return list(session.exec(query.order_by(col(RoleGrant.id))).all())
 
 
-def list_organs(session: Session) -> list[Organ]:
-    return list(session.exec(select(Organ).order_by(col(Organ.id))).all())
+def list_organs(session: Session, *, active_only: bool = False) -> list[Organ]:
+    """Every organ (history names deactivated ones too); `active_only` for choosing anew."""
+    query = select(Organ).order_by(col(Organ.id))
+    if active_only:
+        query = query.where(col(Organ.deactivated_at).is_(None))
+    return list(session.exec(query).all())
 
 
-def list_departments(session: Session) -> list[Department]:
-    return list(session.exec(select(Department).order_by(col(Department.id))).all())
+def list_departments(session: Session, *, active_only: bool = False) -> list[Department]:
+    query = select(Department).order_by(col(Department.id))
+    if active_only:
+        query = query.where(col(Department.deactivated_at).is_(None))
+    return list(session.exec(query).all())
 
 
-def list_outside_bodies(session: Session) -> list[OutsideBody]:
-    return list(session.exec(select(OutsideBody).order_by(col(OutsideBody.id))).all())
+def list_outside_bodies(session: Session, *, active_only: bool = False) -> list[OutsideBody]:
+    query = select(OutsideBody).order_by(col(OutsideBody.id))
+    if active_only:
+        query = query.where(col(OutsideBody.deactivated_at).is_(None))
+    return list(session.exec(query).all())
 
 
 # ---------------------------------------------------------------- the organisation's lifecycle
@@ -448,13 +458,15 @@ def require_active(unit: Unit, field: str | None = None) -> None:
 
 
 def active_organ(session: Session, key: str, field: str = "organ") -> Organ:
-    organ = organ_by_key(session, key)
+    """The organ, to be chosen for something new: it must exist and be active (`field` is the
+    input that named it)."""
+    organ = get_by(session, Organ, "core.unknown_organ", field=field, key=key)
     require_active(organ, field)
     return organ
 
 
 def active_department(session: Session, key: str, field: str = "department") -> Department:
-    department = department_by_key(session, key)
+    department = get_by(session, Department, "core.unknown_department", field=field, key=key)
     require_active(department, field)
     return department
 

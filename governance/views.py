@@ -12,7 +12,7 @@ from core.auth import Principal
 from core.clock import to_tokyo
 from core.models import Department, Organ, OutsideBody, StaffAccount
 from core.reasons import Reason
-from core.service import list_departments, list_organs
+from core.service import list_departments, list_organs, list_outside_bodies
 from governance import approvals, assessment, design, footing, gate, purposes, rules
 from governance.messages import SAFEGUARD_CHECKLIST
 from governance.models import (
@@ -151,9 +151,10 @@ def register_items(session: Session) -> list[tuple[RegistryFile, Organ | None, l
 
 def choices(session: Session) -> dict[str, Any]:
     """Organs, departments and outside bodies for the forms' selects."""
-    organs = list_organs(session)
-    departments = list_departments(session)
-    bodies = list(session.exec(select(OutsideBody).order_by(col(OutsideBody.key))).all())
+    # Deactivated ones cannot be chosen anew (records that name them keep them).
+    organs = list_organs(session, active_only=True)
+    departments = list_departments(session, active_only=True)
+    bodies = sorted(list_outside_bodies(session, active_only=True), key=lambda b: b.key)
     units: list[tuple[str, str]] = []
     for organ in organs:
         units.append((organ.key, organ.name_ja))

@@ -347,8 +347,8 @@ def _file_form_data(form: Any) -> dict[str, Any]:
 
 def _form_context(session: Session, **extra: Any) -> dict[str, Any]:
     return {
-        "organs": list_organs(session),
-        "departments": list_departments(session),
+        "organs": list_organs(session, active_only=True),
+        "departments": list_departments(session, active_only=True),
         "file_types": [(t.value, rules.FILE_TYPE_LABELS[t.value]) for t in FileType],
         "exclusions": rules.EXCLUSIONS,
         "labels": FIELD_LABELS,
