@@ -80,21 +80,25 @@ messages.register(
             "{what}「{key}」は既に有効です。",
             "The {what_en} {key!r} is already active.",
         ),
+        "core.unit_in_use": (
+            "{what}「{key}」は、次の記録がまだ指定しているため無効にできません。"
+            "先に別の{what}へ移すか、終了してください。",
+            "The {what_en} {key!r} cannot be deactivated while the records below still name "
+            "it. Move them to another {what_en} or end them first.",
+        ),
         "core.still_named": (
-            "{what}「{key}」は無効にできません。{ref_what}「{ref_key}」がまだ指定しています。"
-            "先に移すか、終了してください。",
-            "The {what_en} {key!r} cannot be deactivated: the {ref_what_en} {ref_key!r} still "
-            "names it. Move it or end it first.",
+            "{ref_what}「{ref_key}」がまだ{what}「{key}」を指定しています。",
+            "The {ref_what_en} {ref_key!r} still names the {what_en} {key!r}.",
         ),
         "core.still_named_more": (
             "ほかに{count}件の記録がまだ指定しています。",
             "{count} more records still name it.",
         ),
         "core.public_body_fixed": (
-            "外部機関「{key}」の区分（公的機関かどうか）は、{ref_what}「{ref_key}」が指定している間は"
-            "変更できません（経路の種類が変わるため）。",
-            "Whether {key!r} is a public body cannot change while the {ref_what_en} {ref_key!r} "
-            "names it (the kind of its routes would change).",
+            "外部機関「{key}」が公的機関かどうかは、次の記録が指定している間は変更できません"
+            "（経路の種類が変わるため）。",
+            "Whether {key!r} is a public body cannot change while the records below name it "
+            "(the kind of their routes would change).",
         ),
         "core.department_cycle": (
             "部署「{department}」を「{parent}」の下に置くと、部署の親子関係が循環します。",
@@ -535,13 +539,15 @@ def references_to(session: Session, unit: Unit) -> list[Reference]:
     return found
 
 
-def _blocked(unit: Unit, code: str, references: list[Reference], **params: Any) -> DomainError:
-    """A Conflict naming each blocking record (the first MAX_NAMED_REFERENCES, then a count)."""
+def _blocked(unit: Unit, code: str, references: list[Reference]) -> DomainError:
+    """A Conflict: why (`code`), then each blocking record as a Reason of its own (the first
+    MAX_NAMED_REFERENCES, then a count)."""
     kind = unit_kind(unit)
-    reasons = [Reason.of(code, key=unit.key, ref_what=r.what_ja, ref_what_en=r.what_en,
-                         ref_key=r.key, refs={"kind": r.what_en, "key": r.key},
-                         **_words(kind), **params)
-               for r in references[:MAX_NAMED_REFERENCES]]
+    reasons = [Reason.of(code, key=unit.key, **_words(kind))]
+    reasons += [Reason.of("core.still_named", key=unit.key, ref_what=r.what_ja,
+                          ref_what_en=r.what_en, ref_key=r.key,
+                          refs={"kind": r.what_en, "key": r.key}, **_words(kind))
+                for r in references[:MAX_NAMED_REFERENCES]]
     if len(references) > MAX_NAMED_REFERENCES:
         reasons.append(Reason.of("core.still_named_more",
                                  count=len(references) - MAX_NAMED_REFERENCES))
@@ -556,7 +562,7 @@ def deactivate_unit(session: Session, actor: audit.Actor, unit: Unit) -> Unit:
         raise Conflict(Reason.of("core.already_inactive", key=unit.key, **_words(kind)))
     references = references_to(session, unit)
     if references:
-        raise _blocked(unit, "core.still_named", references)
+        raise _blocked(unit, "core.unit_in_use", references)
     unit.deactivated_at = utcnow()
     session.add(unit)
     session.flush()

@@ -133,10 +133,12 @@ def test_deactivating_an_organ_in_use_names_every_record_and_changes_nothing(
     assert ("purpose", "trial") in named  # a draft still names it
     assert ("department", "child_family") in named
     assert ("role grant", "admin:admin") in named
-    assert set(codes(refused.value)) == {"core.still_named"}
-    first = refused.value.reasons[0]
-    assert first.message_ja.startswith("機関「mayor」は無効にできません。")
+    assert codes(refused.value)[0] == "core.unit_in_use"
+    assert set(codes(refused.value)[1:]) == {"core.still_named"}
+    first, second = refused.value.reasons[:2]
+    assert first.message_ja.startswith("機関「mayor」は、次の記録がまだ指定しているため")
     assert "cannot be deactivated" in first.message_en
+    assert second.message_ja.endswith("がまだ機関「mayor」を指定しています。")
     assert service.organ_by_key(db, "mayor").is_active
     assert len(actions(db)) == before
 
@@ -219,7 +221,7 @@ def test_an_outside_body_named_by_a_route_is_not_deactivated_nor_reclassified(
     assert refs(refused.value) == {("route", "to_pref")}
     with pytest.raises(Conflict) as refused:
         service.update_outside_body(db, admin(db), body.key, is_public_body=False)
-    assert codes(refused.value) == ["core.public_body_fixed"]
+    assert codes(refused.value) == ["core.public_body_fixed", "core.still_named"]
     assert body.is_public_body and body.is_active
 
 
@@ -262,7 +264,7 @@ def test_a_registered_check_is_asked(db: Session) -> None:
             service.deactivate_unit(db, admin(db), body)
     finally:
         service._reference_checks.remove(everything_names_it)
-    assert len(refused.value.reasons) == service.MAX_NAMED_REFERENCES + 1
+    assert len(refused.value.reasons) == 1 + service.MAX_NAMED_REFERENCES + 1
     assert refused.value.reasons[-1].code == "core.still_named_more"
     assert "10" in refused.value.reasons[-1].message_en
 
@@ -332,7 +334,8 @@ def test_the_api_updates_and_refuses_with_the_blocking_records(client: TestClien
     reply = client.post("/api/organisation/organs/mayor/deactivate", headers=token)
     assert reply.status_code == 409
     reasons = reply.json()["error"]["reasons"]
-    assert {r["code"] for r in reasons} == {"core.still_named"}
+    assert reasons[0]["code"] == "core.unit_in_use"
+    assert {r["code"] for r in reasons[1:]} == {"core.still_named"}
     assert {"kind": "personal information file", "key": "juki"} in [r["refs"] for r in reasons]
     assert all(r["message_ja"] and r["message_en"] for r in reasons)
     reply = client.patch("/api/organisation/departments/residents", headers=token,
@@ -387,12 +390,12 @@ def test_the_page_edits_deactivates_and_shows_a_refusal(client: TestClient,
     refused = client.post("/admin/organisation/organs/board_of_education/deactivate",
                           data={"csrf_token": csrf})
     assert refused.status_code == 409
-    assert 'data-code="core.still_named"' in refused.text
+    assert 'data-code="core.unit_in_use"' in refused.text
     assert "gakureibo" in refused.text
     assert service.organ_by_key(db, "board_of_education").is_active
     last = db.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc())).first()
     assert last is not None and last.action == "core.request_refused"
-    assert "core.still_named" in last.details
+    assert "core.unit_in_use" in last.details
 
 
 def test_the_page_needs_its_csrf_token(client: TestClient, db: Session) -> None:
@@ -434,7 +437,7 @@ def test_the_cli_deactivates_and_refuses(demo_city: Engine) -> None:
     assert result.exit_code == 0, result.output
     refused = runner.invoke(cli, ["org", "deactivate", "department", "child_family"])
     assert refused.exit_code == 2
-    assert "core.still_named" in refused.output and "holder" in refused.output
+    assert "core.unit_in_use" in refused.output and "holder" in refused.output
     listed = runner.invoke(cli, ["org", "list"])
     assert "body\tnpo_kodomo_shokudo\tdeactivated" in listed.output
     result = runner.invoke(cli, ["users", "deactivate", "analyst"])

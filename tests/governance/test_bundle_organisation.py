@@ -78,9 +78,9 @@ def test_a_blocked_deactivation_refuses_the_apply_with_its_path(db: Session) -> 
     bundle["organs"][index]["active"] = False
     with pytest.raises(Conflict) as refused:
         bundle_plan.apply(db, audit.SYSTEM, bundle)
-    assert set(codes(refused.value)) == {"core.still_named"}
+    assert set(codes(refused.value)) == {"core.unit_in_use", "core.still_named"}
     assert {r.field for r in refused.value.reasons} == {f"organs[{index}].active"}
-    named = {r.refs["key"] for r in refused.value.reasons}
+    named = {r.refs["key"] for r in refused.value.reasons if r.refs}
     assert {"gakureibo", "school_affairs", "edu_holder:data_holder"} <= named
 
 
