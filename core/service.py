@@ -23,7 +23,7 @@ from core.models import (
     RoleGrant,
     StaffAccount,
 )
-from core.reasons import Conflict, DomainError, InvalidInput, Reason
+from core.reasons import Conflict, DomainError, InvalidInput, NotFound, Reason
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -446,10 +446,7 @@ def _words(kind: str) -> dict[str, Any]:
 
 def unit_by_key(session: Session, kind: str, key: str) -> Unit:
     """The organ, department or outside body with `key` (active or not), or NotFound."""
-    model = UNIT_MODELS[kind]
-    code = {"organ": "core.unknown_organ", "department": "core.unknown_department",
-            "outside_body": "core.unknown_outside_body"}[kind]
-    found: Unit = get_by(session, model, code, field=kind, key=key)
+    found: Unit = get_by(session, UNIT_MODELS[kind], _UNKNOWN[kind], field=kind, key=key)
     return found
 
 
@@ -461,25 +458,46 @@ def require_active(unit: Unit, field: str | None = None) -> None:
                                      field=field or kind, **_words(kind)))
 
 
+_UNKNOWN = {"organ": "core.unknown_organ", "department": "core.unknown_department",
+            "outside_body": "core.unknown_outside_body"}
+
+
+def _chosen(session: Session, kind: str, key: str, field: str) -> Any:
+    """The active unit `key`, chosen for a new record. Its row stays share-locked until the
+    transaction ends (PostgreSQL; on SQLite the writer holds the whole database), so that a
+    deactivation, which locks it for update before it looks for what names it, either sees
+    the new record or is seen by this choice: never neither."""
+    model = UNIT_MODELS[kind]
+    found: Any = session.exec(select(model).where(model.key == key).with_for_update(read=True)
+                              .execution_options(populate_existing=True)).first()
+    if found is None:
+        raise NotFound(Reason.of(_UNKNOWN[kind], field=field, key=key))
+    require_active(found, field)
+    return found
+
+
 def active_organ(session: Session, key: str, field: str = "organ") -> Organ:
     """The organ, to be chosen for something new: it must exist and be active (`field` is the
     input that named it)."""
-    organ = get_by(session, Organ, "core.unknown_organ", field=field, key=key)
-    require_active(organ, field)
+    organ: Organ = _chosen(session, "organ", key, field)
     return organ
 
 
 def active_department(session: Session, key: str, field: str = "department") -> Department:
-    department = get_by(session, Department, "core.unknown_department", field=field, key=key)
-    require_active(department, field)
+    department: Department = _chosen(session, "department", key, field)
     return department
 
 
 def active_outside_body(session: Session, key: str, field: str = "outside_body") -> OutsideBody:
-    body = unit_by_key(session, "outside_body", key)
-    assert isinstance(body, OutsideBody)
-    require_active(body, field)
+    body: OutsideBody = _chosen(session, "outside_body", key, field)
     return body
+
+
+def _lock_for_change(session: Session, unit: Unit) -> None:
+    """Lock the unit's row for update and read it afresh (see `_chosen`)."""
+    model = type(unit)
+    session.exec(select(model).where(model.id == unit.id).with_for_update()
+                 .execution_options(populate_existing=True)).one()
 
 
 @dataclass(frozen=True)
@@ -558,6 +576,7 @@ def deactivate_unit(session: Session, actor: audit.Actor, unit: Unit) -> Unit:
     """Deactivate an organ, department or outside body; refused (each blocking record named)
     while a route, file, purpose, grant, department or account in force still names it."""
     kind = unit_kind(unit)
+    _lock_for_change(session, unit)
     if not unit.is_active:
         raise Conflict(Reason.of("core.already_inactive", key=unit.key, **_words(kind)))
     references = references_to(session, unit)
@@ -575,6 +594,7 @@ def reactivate_unit(session: Session, actor: audit.Actor, unit: Unit) -> Unit:
     """Make a deactivated unit choosable again; a department only under an active organ and
     an active parent department."""
     kind = unit_kind(unit)
+    _lock_for_change(session, unit)
     if unit.is_active:
         raise Conflict(Reason.of("core.already_active", key=unit.key, **_words(kind)))
     if isinstance(unit, Department):
@@ -673,6 +693,7 @@ def update_outside_body(session: Session, actor: audit.Actor, key: str, *,
     body = unit_by_key(session, "outside_body", key)
     assert isinstance(body, OutsideBody)
     if is_public_body is not None and is_public_body != body.is_public_body:
+        _lock_for_change(session, body)
         references = references_to(session, body)
         if references:
             raise _blocked(body, "core.public_body_fixed", references)
@@ -688,11 +709,14 @@ def update_outside_body(session: Session, actor: audit.Actor, key: str, *,
 
 
 def _other_active_admins(session: Session, account: StaffAccount) -> int:
+    """The other active administrators, their rows locked for update: two administrators
+    deactivating each other at once are serialised, and the second finds no other left."""
     return len(set(session.exec(
-        select(RoleGrant.account_id)
-        .join(StaffAccount, col(StaffAccount.id) == RoleGrant.account_id)
+        select(StaffAccount.id)
+        .join(RoleGrant, col(StaffAccount.id) == RoleGrant.account_id)
         .where(RoleGrant.role == Role.admin.value, col(RoleGrant.revoked_at).is_(None),
-               col(StaffAccount.is_active), RoleGrant.account_id != account.id)
+               col(StaffAccount.is_active), StaffAccount.id != account.id)
+        .with_for_update(of=StaffAccount)
     ).all()))
 
 

@@ -5,15 +5,18 @@ not deactivated, and each blocking record is named; deactivated units cannot be 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from core import audit, service
+from core import demo as core_demo
 from core.demo import demo_password
 from core.models import (
     AuditEvent,
@@ -369,9 +372,9 @@ def test_the_admin_home_links_to_the_page_which_lists_everything(client: TestCli
     assert 'href="/admin/organisation"' in client.get("/").text
     page = client.get("/admin/organisation")
     assert page.status_code == 200
-    for text in ("組織の管理", "機関", "部署", "外部機関", "職員アカウント", "若葉台市長",
-                 "若葉県中央児童相談所", "管理 守"):
-        assert text in page.text
+    for shown in ("組織の管理", "機関", "部署", "外部機関", "職員アカウント", "若葉台市長",
+                  "若葉県中央児童相談所", "管理 守"):
+        assert shown in page.text
 
 
 def test_the_page_edits_deactivates_and_shows_a_refusal(client: TestClient,
@@ -471,3 +474,58 @@ def test_the_cli_as_a_non_administrator_is_refused(demo_city: Engine,
         admin_id = session.exec(select(StaffAccount.id).where(
             StaffAccount.login == "admin")).one()
     assert (event.actor_type, event.actor_id) == ("staff", admin_id)
+
+
+# ---------------------------------------------------------------- at the same time
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+@pytest.mark.parametrize("first", ["choice", "deactivation"])
+def test_a_choice_and_a_deactivation_at_once_never_both_pass(fresh_engine: Engine,
+                                                             first: str) -> None:
+    """Whichever holds the unit's row first, the other sees its result once it commits."""
+    with Session(fresh_engine) as setup:
+        core_demo.load(setup)
+        new_department(setup)
+        setup.commit()
+
+    def choose(session: Session) -> None:
+        service.create_account(session, audit.SYSTEM, login="late", display_name="遅刻",
+                               password="a-long-enough-password", department_key="new_unit")
+
+    def deactivate(session: Session) -> None:
+        service.deactivate_unit(session, audit.SYSTEM,
+                                service.department_by_key(session, "new_unit"))
+
+    hold, wait = (choose, deactivate) if first == "choice" else (deactivate, choose)
+    outcome: list[BaseException | None] = []
+
+    def second() -> None:
+        with Session(fresh_engine) as session:
+            try:
+                wait(session)
+                session.commit()
+                outcome.append(None)
+            except BaseException as error:  # collected for the assertion below
+                session.rollback()
+                outcome.append(error)
+
+    with Session(fresh_engine) as holder:
+        hold(holder)
+        holder.flush()
+        thread = threading.Thread(target=second)
+        thread.start()
+        with fresh_engine.connect() as watcher:  # until the second waits on the row lock
+            for _ in range(6000):
+                waiting = watcher.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")).scalar()
+                watcher.rollback()
+                if waiting or not thread.is_alive():
+                    break
+                threading.Event().wait(0.01)
+        holder.commit()
+    thread.join(60)
+    assert len(outcome) == 1 and isinstance(outcome[0], DomainError), outcome
+    expected = "core.unit_in_use" if first == "choice" else "core.unit_inactive"
+    assert codes(outcome[0])[0] == expected
