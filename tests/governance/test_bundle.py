@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from core import audit
 from core import demo as core_demo
+from core import service as core_service
 from core.auth import issue_staff_token
 from core.db import unit_of_work
 from core.models import AuditEvent, StaffAccount
@@ -180,8 +181,10 @@ def test_an_edit_is_planned_as_an_update_with_its_fields(
 
 
 def test_what_cannot_be_changed_is_reported_not_done(db: Session) -> None:
+    core_service.create_department(db, audit.SYSTEM, key="spare", organ_key="board_of_education",
+                                   name_ja="予備", name_en="Spare")
     edited = export_bundle(db)
-    school = next(d for d in edited["departments"] if d["organ"] == "board_of_education")
+    school = next(d for d in edited["departments"] if d["key"] == "spare")
     school["organ"] = "mayor"
     edited["staff"][0]["roles"] = []
     changes = bundle_plan.plan(db, edited)
