@@ -225,14 +225,16 @@ def serve(
 def worker(
     once: bool = typer.Option(False, help="run what is waiting, then stop"),
     poll: float = typer.Option(2.0, help="seconds between looks for new jobs"),
+    worker_id: str | None = typer.Option(None, help="this worker's name (default host:pid)"),
 ) -> None:
-    """Run submitted jobs: the gate checks each again at start."""
+    """Run waiting jobs one at a time: claims each with a lock that several machines share,
+    keeps its heartbeat, recovers the jobs of workers that died; the gate checks at start."""
     try:
         core_demo.refuse_demo_database(get_settings(), lambda: Session(get_engine()))
     except SettingsError as error:
         typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
         raise typer.Exit(2) from error
-    count = run_worker(poll_seconds=poll, once=once)
+    count = run_worker(poll_seconds=poll, once=once, worker_id=worker_id)
     typer.echo(f"{count} job(s) run")
 
 

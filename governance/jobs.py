@@ -436,22 +436,38 @@ def _recheck(session: Session, job: Job, moment: datetime) -> tuple[gate.Decisio
     return decision, problems
 
 
-def _record_refused_recheck(engine: Engine, job_id: int, decision: gate.Decision,
-                            problems: list[Reason], actor: audit.Actor, stage: str) -> None:
-    """A refused re-check, after its work was rolled back: the job stays failed."""
-    with unit_of_work(engine) as session:
-        job = get_job(session, job_id)
-        if job.state in (JobState.claimed, JobState.retrying):
-            job.state = JobState.failed
-            job.worker_id = None
-        job.error_code = problems[0].code[:80]
-        session.add(job)
-        audit.append(session, "gate.decision", actor=actor, target_type="job",
-                     target_id=job_id, purpose_id=job.purpose_id, decision_id=decision.id,
-                     details={"allowed": False, "stage": stage,
-                              "codes": sorted({p.code for p in problems})[:50]})
-        audit.append(session, "jobs.retry_refused", actor=actor, target_type="job",
-                     target_id=job_id, purpose_id=job.purpose_id, decision_id=decision.id)
+def _note_refused_recheck(session: Session, job: Job, decision: gate.Decision,
+                          problems: list[Reason], actor: audit.Actor, stage: str) -> None:
+    """A refused re-check, after its work was rolled back: the job stays (or becomes) failed."""
+    if job.state in (JobState.claimed, JobState.retrying):
+        job.state = JobState.failed
+        job.finished_at = utcnow()
+    job.error_code = problems[0].code[:80]
+    session.add(job)
+    audit.append(session, "gate.decision", actor=actor, target_type="job", target_id=job.id,
+                 purpose_id=job.purpose_id, decision_id=decision.id,
+                 details={"allowed": False, "stage": stage,
+                          "codes": sorted({p.code for p in problems})[:50]})
+    audit.append(session, "jobs.retry_refused", actor=actor, target_type="job",
+                 target_id=job.id, purpose_id=job.purpose_id, decision_id=decision.id,
+                 details={"stage": stage})
+
+
+def _guarded_recheck(session: Session, job: Job, moment: datetime, actor: audit.Actor,
+                     stage: str, *, population: bool) -> tuple[gate.Decision, list[Reason]]:
+    """`_recheck` in a savepoint: kept when allowed; rolled back (runs as they were, the
+    refused decision then recorded on its own) when not."""
+    savepoint = session.begin_nested()
+    decision, problems = _recheck(session, job, moment)
+    if not problems and population and job.id is not None and _population_hash(
+            session, job.id) != (job.population_count, job.population_hash):
+        problems = [Reason.of("jobs.population_changed", refs={"job": job.id})]
+    if problems:
+        savepoint.rollback()
+        _note_refused_recheck(session, job, decision, problems, actor, stage)
+        return dataclasses.replace(decision, allowed=False, reasons=problems), problems
+    savepoint.commit()
+    return decision, []
 
 
 def resume(engine: Engine, job_id: int, worker_id: str,
@@ -463,15 +479,10 @@ def resume(engine: Engine, job_id: int, worker_id: str,
         if not _claimable(job, worker_id) or not job.start_decision_id:
             raise Conflict(Reason.of("jobs.bad_state", state=job.state, action="再実行",
                                      action_en="retried"))
-        moment = as_utc(at or utcnow())
-        decision, problems = _recheck(session, job, moment)
-        if not problems and _population_hash(session, job_id) != (job.population_count,
-                                                                   job.population_hash):
-            problems = [Reason.of("jobs.population_changed", refs={"job": job_id})]
+        decision, problems = _guarded_recheck(session, job, as_utc(at or utcnow()),
+                                              audit.SYSTEM, "resume", population=True)
         if problems:
-            session.rollback()
-            _record_refused_recheck(engine, job_id, decision, problems, audit.SYSTEM, "resume")
-            return dataclasses.replace(decision, allowed=False, reasons=problems)
+            return decision
         job.state = JobState.started
         job.heartbeat_at = utcnow()
         job.attempts += 1
@@ -666,46 +677,37 @@ def _may_act(principal: Principal, job: Job) -> None:
         raise Forbidden(Reason.of("jobs.not_requester"))
 
 
-def retry(engine: Engine, principal: Principal, job_id: int,
-          at: datetime | None = None) -> tuple[Job, gate.Decision | None]:
+def retry(session: Session, principal: Principal, job_id: int, at: datetime | None = None
+          ) -> tuple[Job, gate.Decision | None, list[Reason]]:
     """Queue a failed job to run again under its start decision and population.
 
     The gate is asked now, as the job's requester, and must find nothing job-level changed
     (same routes, authorisations, recipient, PIA and design); no one-off run is consumed
-    again. A job that failed before it started goes back to `submitted` (its start will ask
-    the gate as any start does). Refused: the job stays failed and the reasons say why.
+    again. A job that failed before it started goes back to `submitted` (its start asks the
+    gate as any start does). Refused: the job stays failed, the refused decision is recorded
+    in this unit of work, and the reasons are returned (commit, then answer with them).
     """
-    with unit_of_work(engine) as session:
-        job = get_job(session, job_id)
-        _may_act(principal, job)
-        if job.state != JobState.failed:
-            raise Conflict(Reason.of("jobs.bad_state", state=job.state, action="再実行",
-                                     action_en="retried"))
-        decision: gate.Decision | None = None
-        if job.start_decision_id is not None:
-            decision, problems = _recheck(session, job, as_utc(at or utcnow()))
-            if problems:
-                session.rollback()
-                refused = decision
-                refusal: list[Reason] = problems
-            else:
-                refused, refusal = None, []
-        else:
-            refused, refusal = None, []
-        if refused is None:
-            job.state = JobState.retrying if job.start_decision_id else JobState.submitted
-            job.worker_id = None
-            job.error_code = None
-            job.finished_at = None
-            job.progress = "{}"
-            session.add(job)
-            audit.append(session, "jobs.retry_queued", actor=principal.actor(),
-                         target_type="job", target_id=job_id, purpose_id=job.purpose_id,
-                         decision_id=decision.id if decision else None)
-            return job, decision
-    assert refused is not None
-    _record_refused_recheck(engine, job_id, refused, refusal, principal.actor(), "retry")
-    raise Forbidden(refusal)
+    job = get_job(session, job_id)
+    _may_act(principal, job)
+    if job.state != JobState.failed:
+        raise Conflict(Reason.of("jobs.bad_state", state=job.state, action="再実行",
+                                 action_en="retried"))
+    decision: gate.Decision | None = None
+    if job.start_decision_id is not None:
+        decision, problems = _guarded_recheck(session, job, as_utc(at or utcnow()),
+                                              principal.actor(), "retry", population=False)
+        if problems:
+            return job, decision, problems
+    job.state = JobState.retrying if job.start_decision_id else JobState.submitted
+    job.worker_id = None
+    job.error_code = None
+    job.finished_at = None
+    job.progress = "{}"
+    session.add(job)
+    audit.append(session, "jobs.retry_queued", actor=principal.actor(), target_type="job",
+                 target_id=job_id, purpose_id=job.purpose_id,
+                 decision_id=decision.id if decision else None)
+    return job, decision, []
 
 
 def cancel(session: Session, principal: Principal, job_id: int) -> Job:

@@ -592,6 +592,7 @@ messages.register(
         "jobs.state.refused": ("開始時に不許可", "refused at start"),
         "jobs.state.cancelled": ("取消", "cancelled"),
         "jobs.failed": ("ジョブの実行に失敗しました（{error}）。", "The job failed ({error})."),
+        "jobs.retry_refused": ("再実行は認められませんでした。", "The retry was refused."),
         "jobs.state.claimed": ("実行待ち（ワーカー確保）", "claimed by a worker"),
         "jobs.state.retrying": ("再実行待ち", "queued to retry"),
         "jobs.params_not_expected": (
@@ -634,6 +635,12 @@ messages.register(
         "jobs.ui.worker": ("ワーカー", "Worker"),
         "jobs.ui.heartbeat": ("最終応答", "Last heard of"),
         "jobs.ui.back": ("ジョブ一覧へ", "Back to jobs"),
+        "jobs.ui.failed_generic": (
+            "ジョブは失敗しました。結果は残っていません。詳細は監査ログにあります。",
+            "The job failed; nothing of its result was kept. The audit log has the details.",
+        ),
+        "jobs.ui.population_hash": ("対象者のハッシュ", "Population hash"),
+        "jobs.ui.none_yet": ("まだありません", "none yet"),
     }
 )
 
