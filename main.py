@@ -34,8 +34,11 @@ from core.startup import prepare
 from core.web import include_router, install_error_handlers, register_template_package
 from governance import api as governance_api
 from governance import demo as governance_demo
+from governance import jobs as governance_jobs
 from governance import pages as governance_pages
+from governance import statistics as governance_statistics
 from governance.cli import gate_cli, governance_cli, jobs_cli, run_worker
+from governance.rules import JobKind
 from pia import routes as pia_routes
 from registry import demo as registry_demo
 from registry import routes as registry_routes
@@ -118,6 +121,14 @@ ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
     (pia_routes.api_router, "staff"),
     (pia_routes.console_router, "staff"),
 ]
+
+def wire_job_handlers() -> None:
+    """Each job kind to its handler (linkage and scoring are wired with their packages)."""
+    governance_jobs.register_handler(JobKind.statistics, governance_statistics.statistics_handler,
+                                     governance_statistics.StatisticsParams)
+
+
+wire_job_handlers()
 
 register_template_package("registry")
 register_template_package("governance")
