@@ -641,6 +641,7 @@ messages.register(
         ),
         "jobs.ui.population_hash": ("対象者のハッシュ", "Population hash"),
         "jobs.ui.none_yet": ("まだありません", "none yet"),
+        "jobs.ui.param_default": ("既定値", "default"),
     }
 )
 

@@ -635,6 +635,17 @@ def failure_words(code: str | None) -> tuple[str, str] | None:
     return messages.both("jobs.ui.failed_generic")
 
 
+def param_text(value: Any) -> str:
+    """A parameter's value as a person reads it."""
+    if value is None:
+        return messages.text("jobs.ui.param_default")
+    if isinstance(value, list | tuple):
+        return "、".join(param_text(v) for v in value)
+    if isinstance(value, bool):
+        return "はい" if value else "いいえ"
+    return str(value)
+
+
 @gate_console_router.get("/jobs/{job_id}")
 def job_page(job_id: int, request: Request, principal: ConsoleStaff,
              session: SessionDep) -> Response:
@@ -645,6 +656,8 @@ def job_page(job_id: int, request: Request, principal: ConsoleStaff,
     running = job.state in _RUNNING
     response = render(request, "governance/job.html", {
         "job": described, "purpose": purpose, "running": running,
+        "params": [(name, param_text(value))
+                   for name, value in sorted(described["params"].items())],
         "failure": failure_words(job.error_code) if job.state != JobState.finished else None,
         "refresh_seconds": JOB_PAGE_REFRESH_SECONDS,
     })
