@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -232,6 +233,10 @@ def serve(
     uvicorn.run(app, host=host, port=port, proxy_headers=True)
 
 
+def _stop_worker(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @cli.command()
 def worker(
     once: bool = typer.Option(False, help="run what is waiting, then stop"),
@@ -245,7 +250,13 @@ def worker(
     except SettingsError as error:
         typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
         raise typer.Exit(2) from error
-    count = run_worker(poll_seconds=poll, once=once, worker_id=worker_id)
+    # A stop (systemd, docker) fails the running job at once, cleanly, instead of leaving it
+    # for the dead-worker recovery.
+    previous = signal.signal(signal.SIGTERM, _stop_worker)
+    try:
+        count = run_worker(poll_seconds=poll, once=once, worker_id=worker_id)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     typer.echo(f"{count} job(s) run")
 
 
