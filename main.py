@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -34,8 +35,11 @@ from core.startup import prepare
 from core.web import include_router, install_error_handlers, register_template_package
 from governance import api as governance_api
 from governance import demo as governance_demo
+from governance import jobs as governance_jobs
 from governance import pages as governance_pages
+from governance import statistics as governance_statistics
 from governance.cli import gate_cli, governance_cli, jobs_cli, run_worker
+from governance.rules import JobKind
 from pia import routes as pia_routes
 from registry import demo as registry_demo
 from registry import routes as registry_routes
@@ -119,6 +123,14 @@ ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
     (pia_routes.api_router, "staff"),
     (pia_routes.console_router, "staff"),
 ]
+
+def wire_job_handlers() -> None:
+    """Each job kind to its handler (linkage and scoring are wired with their packages)."""
+    governance_jobs.register_handler(JobKind.statistics, governance_statistics.statistics_handler,
+                                     governance_statistics.StatisticsParams)
+
+
+wire_job_handlers()
 
 register_template_package("registry")
 register_template_package("governance")
@@ -223,18 +235,30 @@ def serve(
     uvicorn.run(app, host=host, port=port, proxy_headers=True)
 
 
+def _stop_worker(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @cli.command()
 def worker(
     once: bool = typer.Option(False, help="run what is waiting, then stop"),
     poll: float = typer.Option(2.0, help="seconds between looks for new jobs"),
+    worker_id: str | None = typer.Option(None, help="this worker's name (default host:pid)"),
 ) -> None:
-    """Run submitted jobs: the gate checks each again at start."""
+    """Run waiting jobs one at a time: claims each with a lock that several machines share,
+    keeps its heartbeat, recovers the jobs of workers that died; the gate checks at start."""
     try:
         core_demo.refuse_demo_database(get_settings(), lambda: Session(get_engine()))
     except SettingsError as error:
         typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
         raise typer.Exit(2) from error
-    count = run_worker(poll_seconds=poll, once=once)
+    # A stop (systemd, docker) fails the running job at once, cleanly, instead of leaving it
+    # for the dead-worker recovery.
+    previous = signal.signal(signal.SIGTERM, _stop_worker)
+    try:
+        count = run_worker(poll_seconds=poll, once=once, worker_id=worker_id)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     typer.echo(f"{count} job(s) run")
 
 

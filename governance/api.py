@@ -257,7 +257,8 @@ gate_api_router = APIRouter(prefix="/api", tags=["gate"])
 def _job_request(body: JobRequestIn, principal: Principal, *, explain: bool) -> gate.JobRequest:
     return gate.JobRequest(kind=gate.JobKind(body.kind), purpose=body.purpose, items=body.items,
                            principal=principal, recipient_organ=body.to_organ,
-                           recipient_body=body.to_body, at=body.at if explain else None)
+                           recipient_body=body.to_body, at=body.at if explain else None,
+                           params=body.params)
 
 
 @gate_api_router.post("/gate/explain", response_model=DecisionPublic)
@@ -293,6 +294,22 @@ def show_job(job_id: int, principal: Staff, session: SessionDep) -> JobPublic:
 @gate_api_router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
 def cancel_job(job_id: int, principal: Staff, session: SessionDep) -> JobPublic:
     return JobPublic.model_validate(jobs.describe(jobs.cancel(session, principal, job_id)))
+
+
+@gate_api_router.post("/jobs/{job_id}/retry", response_model=JobPublic, responses={
+    403: {"description": "Not the requester or a privacy officer; or refused by the gate "
+                         "(every reason, and the recorded decision)"}})
+def retry_job(job_id: int, principal: Staff, session: SessionDep) -> Response:
+    """Queue a failed job to run again under its start decision (the requester or a privacy
+    officer); the gate must find nothing job-level changed; no one-off run is used again."""
+    job, decision, problems = jobs.retry(session, principal, job_id)
+    if problems:
+        # Answer instead of raising, so the recorded refusal is committed with the request.
+        return JSONResponse({"error": {"code": "jobs.retry_refused",
+                                       "reasons": [r.to_dict() for r in problems]},
+                             "decision": decision.to_dict() if decision else None},
+                            status_code=403)
+    return JSONResponse(jsonable_encoder(JobPublic.model_validate(jobs.describe(job))))
 
 
 pia_api_router = APIRouter(prefix="/api/governance/purposes", tags=["governance", "pia"])

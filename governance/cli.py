@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session
@@ -15,8 +14,8 @@ from core import audit
 from core.cli import fail, progress_bar, sign_in_as, sub_cli
 from core.clock import as_utc
 from core.db import get_engine, unit_of_work
-from core.reasons import DomainError
-from governance import gate, jobs
+from core.reasons import DomainError, Forbidden
+from governance import gate, jobs, worker
 from governance.bundle import plan as bundle_plan
 from governance.bundle.export import export_bundle
 from governance.bundle.format import json_schema_text, parse_bundle, to_yaml
@@ -155,15 +154,26 @@ def jobs_submit(
     as_login: Annotated[str, typer.Option("--as", help="submit as this staff login")],
     to_organ: Annotated[str | None, typer.Option(help="recipient organ key")] = None,
     to_body: Annotated[str | None, typer.Option(help="recipient outside body key")] = None,
+    params: Annotated[str, typer.Option(help="the kind's parameters as a JSON object")] = "{}",
 ) -> None:
     """Submit a job; the gate decides and its decision is recorded either way."""
+    try:
+        given = json.loads(params)
+    except ValueError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint="--params") from error
+    if not isinstance(given, dict):
+        raise typer.BadParameter("a JSON object, e.g. '{\"threshold\": 10}'",
+                                 param_hint="--params")
     principal = sign_in_as(as_login)
     request = gate.JobRequest(kind=kind, purpose=purpose,
                               items=[i.strip() for i in items.split(",") if i.strip()],
                               principal=principal, recipient_organ=to_organ,
-                              recipient_body=to_body)
-    with unit_of_work() as session:
-        decision, job = jobs.submit(session, request)
+                              recipient_body=to_body, params=given)
+    try:
+        with unit_of_work() as session:
+            decision, job = jobs.submit(session, request)
+    except DomainError as error:
+        raise fail(error) from error
     _print_decision(decision, False)
     if job is None:
         raise typer.Exit(1)
@@ -176,8 +186,9 @@ def jobs_list() -> None:
     with Session(get_engine()) as session:
         for job in jobs.list_jobs(session):
             population = "-" if job.population_count is None else job.population_count
+            line = _progress_line(jobs.describe(job)) if job.state == "started" else ""
             typer.echo(f"{job.id:>6}  {job.state:<10} {job.kind:<10} "
-                       f"purpose {job.purpose_id}  population {population}")
+                       f"purpose {job.purpose_id}  population {population}  {line}".rstrip())
 
 
 @jobs_cli.command("show")
@@ -203,36 +214,86 @@ def jobs_cancel(job_id: int, as_login: Annotated[str, typer.Option("--as")]) -> 
     typer.echo(f"job {job_id} cancelled")
 
 
+def _progress_line(described: dict[str, Any]) -> str:
+    progress = described["progress"]
+    if not progress.get("stage"):
+        return ""
+    percent = "" if progress["percent"] is None else f" {progress['percent']}%"
+    return f"{progress['stage']} {progress['done']}/{progress['total']}{percent}"
+
+
 @jobs_cli.command("run")
 def jobs_run(job_id: int) -> None:
-    """Start a submitted job (the gate checks again) and run its handler inline."""
+    """Claim a waiting job and run it here: the gate checks again at start."""
     with progress_bar() as bar:
         task = bar.add_task(f"job {job_id}", total=None)
+
+        def show(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=f"job {job_id}: {stage}", completed=done, total=total)
+
         try:
-            job = jobs.run(get_engine(), job_id, progress=lambda done, total: bar.update(
-                task, completed=done, total=total))
+            job = jobs.run(get_engine(), job_id, progress=show)
         except DomainError as error:
             raise fail(error) from error
     typer.echo(f"job {job_id}: {job.state}")
     if job.state != "finished":
+        if job.error_code:
+            typer.echo(f"  {job.error_code}", err=True)
         raise typer.Exit(1)
 
 
-def run_worker(poll_seconds: float = 2.0, once: bool = False) -> int:
-    """Run submitted jobs one after another; returns how many were run."""
-    count = 0
-    while True:
-        with Session(get_engine()) as session:
-            job = jobs.next_submitted(session)
-        if job is None or job.id is None:
-            if once:
-                return count
-            time.sleep(poll_seconds)
-            continue
+@jobs_cli.command("progress")
+def jobs_progress(job_id: int) -> None:
+    """A job's state and its last reported progress (stage, done / total)."""
+    with Session(get_engine()) as session:
         try:
-            jobs.run(get_engine(), job.id)
+            described = jobs.describe(jobs.get_job(session, job_id))
         except DomainError as error:
-            typer.echo(f"job {job.id}: {error.code}", err=True)
-        except Exception as error:
-            typer.echo(f"job {job.id} failed: {type(error).__name__}", err=True)
-        count += 1
+            raise fail(error) from error
+    line = _progress_line(described)
+    typer.echo(f"job {job_id}: {described['state']}" + (f"  {line}" if line else ""))
+
+
+@jobs_cli.command("retry")
+def jobs_retry(
+    job_id: int,
+    as_login: Annotated[str, typer.Option("--as", help="the requester or a privacy officer")],
+    run_here: Annotated[bool, typer.Option("--run", help="run it here instead of a worker")]
+    = False,
+) -> None:
+    """Rerun a failed job under its start decision and population, if the gate confirms that
+    nothing job-level changed (no one-off run is consumed again)."""
+    principal = sign_in_as(as_login)
+    try:
+        with unit_of_work() as session:
+            job, decision, problems = jobs.retry(session, principal, job_id)
+    except DomainError as error:
+        raise fail(error) from error
+    if problems:
+        typer.echo("再実行できません。/ The job cannot be retried.", err=True)
+        raise fail(Forbidden(problems))
+    if decision is not None:
+        typer.echo(f"gate: allowed again ({decision.id[:8]}); start decision "
+                   f"{(job.start_decision_id or '')[:8]} kept")
+    typer.echo(f"job {job_id}: {job.state}")
+    if run_here:
+        jobs_run(job_id)
+
+
+@jobs_cli.command("recover")
+def jobs_recover(
+    dead_after: Annotated[float | None, typer.Option(
+        help="seconds without a heartbeat (default KODOMO_WORKER_DEAD_AFTER_SECONDS)")] = None,
+) -> None:
+    """Fail the jobs whose worker stopped answering, leaving nothing of them (for cron)."""
+    recovered = jobs.recover(get_engine(), dead_after_seconds=dead_after)
+    for job_id in recovered:
+        typer.echo(f"job {job_id}: recovered as failed")
+    typer.echo(f"{len(recovered)} job(s) recovered")
+
+
+def run_worker(poll_seconds: float = 2.0, once: bool = False,
+               worker_id: str | None = None) -> int:
+    """Run waiting jobs one at a time (see governance.worker); returns how many were run."""
+    return worker.run_worker(get_engine(), worker_id=worker_id, poll_seconds=poll_seconds,
+                             once=once, report=lambda line: typer.echo(line, err=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,8 @@ class JobRequest:
     recipient_organ: str | None = None
     recipient_body: str | None = None
     at: datetime | None = None
+    # The kind's parameters as its model validated them (governance.jobs); hashed with the rest.
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ def _inputs_hash(request: JobRequest, recipient: str, at: datetime,
         "recipient": recipient,
         "principal": request.principal.account_id,
         "at": at.isoformat(),
+        "params": dict(request.params),
     })
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

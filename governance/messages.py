@@ -592,6 +592,56 @@ messages.register(
         "jobs.state.refused": ("開始時に不許可", "refused at start"),
         "jobs.state.cancelled": ("取消", "cancelled"),
         "jobs.failed": ("ジョブの実行に失敗しました（{error}）。", "The job failed ({error})."),
+        "jobs.retry_refused": ("再実行は認められませんでした。", "The retry was refused."),
+        "jobs.state.claimed": ("実行待ち（ワーカー確保）", "claimed by a worker"),
+        "jobs.state.retrying": ("再実行待ち", "queued to retry"),
+        "jobs.params_not_expected": (
+            "ジョブの種類「{kind}」はパラメータを受け付けません。",
+            "Jobs of kind {kind} take no parameters.",
+        ),
+        "jobs.bad_param": (
+            "パラメータ「{name}」が正しくありません（{problem}）。",
+            "Parameter {name} is not valid ({problem}).",
+        ),
+        "jobs.retry_basis_changed": (
+            "開始時の判定から条件が変わったため再実行できません（{what}）。新しいジョブとして"
+            "提出してください。",
+            "The job cannot be retried: conditions changed since its start decision ({what}). "
+            "Submit it as a new job.",
+        ),
+        "jobs.population_changed": (
+            "開始時に記録した対象者が変わっているため再実行できません。",
+            "The job cannot be retried: its population differs from the one written at start.",
+        ),
+        "jobs.worker_lost": (
+            "ジョブを実行していたワーカーが応答しなくなりました。結果は残っていません。",
+            "The worker running the job stopped answering; nothing of its result was kept.",
+        ),
+        "jobs.ui.job": ("ジョブ {id}", "Job {id}"),
+        "jobs.ui.params": ("パラメータ", "Parameters"),
+        "jobs.ui.no_params": ("なし", "none"),
+        "jobs.ui.items": ("データ項目", "Data items"),
+        "jobs.ui.recipient": ("提供先", "Recipient"),
+        "jobs.ui.progress": ("進捗", "Progress"),
+        "jobs.ui.stage": ("段階", "Stage"),
+        "jobs.ui.no_progress": ("まだ報告がありません。", "Nothing reported yet."),
+        "jobs.ui.refreshing": (
+            "実行中のため、このページは自動で更新されます。",
+            "This page refreshes itself while the job runs.",
+        ),
+        "jobs.ui.result": ("結果", "Result"),
+        "jobs.ui.error": ("失敗の理由", "Why it failed"),
+        "jobs.ui.attempts": ("実行回数", "Runs"),
+        "jobs.ui.worker": ("ワーカー", "Worker"),
+        "jobs.ui.heartbeat": ("最終応答", "Last heard of"),
+        "jobs.ui.back": ("ジョブ一覧へ", "Back to jobs"),
+        "jobs.ui.failed_generic": (
+            "ジョブは失敗しました。結果は残っていません。詳細は監査ログにあります。",
+            "The job failed; nothing of its result was kept. The audit log has the details.",
+        ),
+        "jobs.ui.population_hash": ("対象者のハッシュ", "Population hash"),
+        "jobs.ui.none_yet": ("まだありません", "none yet"),
+        "jobs.ui.param_default": ("既定値", "default"),
     }
 )
 

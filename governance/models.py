@@ -273,11 +273,13 @@ class PurposeVersion(SQLModel, table=True):
 
 class JobState(enum.StrEnum):
     submitted = "submitted"
+    claimed = "claimed"  # a worker took it; the gate has not started it yet
     started = "started"
     finished = "finished"
     failed = "failed"
     refused = "refused"  # refused at start: a job-level condition changed since submission
     cancelled = "cancelled"
+    retrying = "retrying"  # failed, re-checked and queued to run again on its start decision
 
 
 class Job(SQLModel, table=True):
@@ -302,6 +304,18 @@ class Job(SQLModel, table=True):
     consumed_authorisations: str = Field(default="[]", sa_type=Text)
     result: str = Field(default="{}", sa_type=Text)  # counts reported by the handler
     error_code: str | None = Field(default=None, max_length=80)
+    # Kind-specific parameters, canonical JSON as the kind's model validated them
+    params: str = Field(default="{}", sa_type=Text)
+    # What the start decision relied on (flows, recipient, PIA, design hash), canonical JSON:
+    # a retry runs under it after the gate confirms that nothing of it has changed.
+    start_basis: str = Field(default="{}", sa_type=Text)
+    # The worker that holds the job, and its last sign of life (recovery reads it)
+    worker_id: str | None = Field(default=None, max_length=128)
+    claimed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    heartbeat_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # {"stage", "done", "total", "stages"}: the handler's last reported progress
+    progress: str = Field(default="{}", sa_type=Text)
+    attempts: int = Field(default=0)  # runs of the handler so far (a retry adds one)
     submitted_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     started_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

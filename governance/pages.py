@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from core import forms
+from core import forms, messages
 from core.auth import Principal
 from core.clock import TOKYO
 from core.models import Role
@@ -30,13 +30,14 @@ from governance.forms import (
     required,
     validation_reasons,
 )
-from governance.models import Authorisation, Route
+from governance.models import Authorisation, JobState, Purpose, Route
 from governance.rules import GovernancePolicy
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
     AuthorisationFields,
     Decision,
+    JobProgressState,
     PurposeCreate,
     PurposeItemIn,
     PurposeUpdate,
@@ -615,6 +616,61 @@ def jobs_page(request: Request, principal: ConsoleStaff, session: SessionDep) ->
     return render(request, "governance/jobs.html", {
         "jobs": [(jobs.describe(j), by_id.get(j.purpose_id)) for j in jobs.list_jobs(session)],
     })
+
+
+# While a job waits or runs its page asks the browser to load it again (the `Refresh` header
+# works without JavaScript); the JSON beside it serves clients that poll.
+JOB_PAGE_REFRESH_SECONDS = 5
+_RUNNING = {JobState.submitted, JobState.claimed, JobState.started, JobState.retrying}
+
+
+def failure_words(code: str | None) -> tuple[str, str] | None:
+    """What a failed job's stored code means, in words (never the code itself)."""
+    if not code:
+        return None
+    if messages.has(code):
+        ja, en = messages.both(code)
+        if "{" not in ja + en:
+            return ja, en
+    return messages.both("jobs.ui.failed_generic")
+
+
+def param_text(value: Any) -> str:
+    """A parameter's value as a person reads it."""
+    if value is None:
+        return messages.text("jobs.ui.param_default")
+    if isinstance(value, list | tuple):
+        return "、".join(param_text(v) for v in value)
+    if isinstance(value, bool):
+        return "はい" if value else "いいえ"
+    return str(value)
+
+
+@gate_console_router.get("/jobs/{job_id}")
+def job_page(job_id: int, request: Request, principal: ConsoleStaff,
+             session: SessionDep) -> Response:
+    """One job: its state, live progress, parameters, population and result."""
+    job = jobs.get_job(session, job_id)
+    described = jobs.describe(job)
+    purpose = session.get(Purpose, job.purpose_id)
+    running = job.state in _RUNNING
+    response = render(request, "governance/job.html", {
+        "job": described, "purpose": purpose, "running": running,
+        "params": [(name, param_text(value))
+                   for name, value in sorted(described["params"].items())],
+        "failure": failure_words(job.error_code) if job.state != JobState.finished else None,
+        "refresh_seconds": JOB_PAGE_REFRESH_SECONDS,
+    })
+    if running:
+        response.headers["Refresh"] = str(JOB_PAGE_REFRESH_SECONDS)
+    return response
+
+
+@gate_console_router.get("/jobs/{job_id}/progress", response_model=JobProgressState)
+def job_progress(job_id: int, principal: ConsoleStaff, session: SessionDep) -> JobProgressState:
+    """The job's state and progress, small, for a page that polls."""
+    described = jobs.describe(jobs.get_job(session, job_id))
+    return JobProgressState.model_validate(described)
 
 
 ConsolePiaReader = Annotated[Principal, Depends(console_staff(Role.privacy_officer, Role.auditor,

@@ -203,6 +203,8 @@ class JobRequestIn(_Strict):
     to_organ: str | None = None
     to_body: str | None = None
     at: datetime | None = Field(None, description="Evaluate at this moment (explain only)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The kind's parameters; checked by its model")
 
 
 class FlowBasisPublic(BaseModel):
@@ -240,6 +242,25 @@ class DecisionPublic(BaseModel):
     inputs_hash: str
 
 
+class JobProgressPublic(BaseModel):
+    """The handler's last reported progress: stage, steps done of total, percentage."""
+
+    stage: str | None = None
+    done: int = 0
+    total: int = 0
+    percent: int | None = None
+    stages: list[str] = Field(default_factory=list)
+
+
+class JobProgressState(BaseModel):
+    """What the job page polls while a job runs."""
+
+    id: int
+    state: JobState
+    progress: JobProgressPublic
+    error_code: str | None = None
+
+
 class JobPublic(BaseModel):
     id: int
     kind: str
@@ -253,6 +274,11 @@ class JobPublic(BaseModel):
     population_hash: str | None = None
     result: dict[str, Any] = Field(default_factory=dict)
     error_code: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    progress: JobProgressPublic
+    worker_id: str | None = None
+    heartbeat_at: datetime | None = None
+    attempts: int = 0
     submitted_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -36,22 +36,28 @@ def city(fresh_engine: Engine) -> Iterator[Engine]:
     with unit_of_work(fresh_engine) as session:
         for loader in DEMO_LOADERS:
             loader(session)
+    wired = dict(jobs._handlers)
     jobs.register_handler(gate.JobKind.scoring, _count_population)
     jobs.register_handler(gate.JobKind.linkage, _count_population)
     yield fresh_engine
     jobs._handlers.clear()
+    jobs._handlers.update(wired)
 
 
 def _count_population(ctx: jobs.JobContext) -> jobs.JobResult:
     total = ctx.session.execute(
         select(func.count()).select_from(ctx.population().subquery())
     ).scalar_one()
-    audit.append(ctx.session, "test.result_written", target_type="job", target_id=ctx.job.id)
-    return jobs.JobResult({"people": int(total)})
+
+    def publish(session: Session) -> None:
+        audit.append(session, "test.result_written", target_type="job", target_id=ctx.job.id)
+
+    return jobs.JobResult({"people": int(total)}, publish=publish)
 
 
 def _explode(ctx: jobs.JobContext) -> jobs.JobResult:
-    audit.append(ctx.session, "test.result_written", target_type="job", target_id=ctx.job.id)
+    with ctx.writing() as session:
+        audit.append(session, "test.staged", target_type="job", target_id=ctx.job.id)
     raise RuntimeError("the handler broke half-way")
 
 
