@@ -23,7 +23,7 @@ from consent.cli import people_cli
 from core import audit, messages
 from core import demo as core_demo
 from core import routes as core_routes
-from core.cli import audit_cli, db_cli, keys_cli, sub_cli, users_cli
+from core.cli import audit_cli, db_cli, keys_cli, policies_cli, sub_cli, users_cli
 from core.db import get_engine, mark_session, metadata, unit_of_work
 from core.db import open_session as db_session
 from core.errors import install_database_error_handlers
@@ -181,6 +181,7 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(policies_cli, name="policies")
 cli.add_typer(registry_cli, name="registry")
 cli.add_typer(governance_cli, name="governance")
 cli.add_typer(gate_cli, name="gate")

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core import audit, service, witness
+from core import audit, policies, service, witness
 from core.auth import Principal, authenticate, principal_for, staff_principal_from_token
 from core.crypto import commit_rotation, rotate_keys
 from core.db import get_engine, metadata, unit_of_work
@@ -35,7 +35,7 @@ from core.keys import (
     save_keyring,
 )
 from core.reasons import DomainError, NotAuthenticated, Reason
-from core.settings import get_settings
+from core.settings import SettingsError, get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -375,3 +375,50 @@ def _rotate_field_keys(path: Path) -> None:
         f"retired: {', '.join(sorted(report.retired_field_kids | report.retired_hmac_kids))}"
     )
     typer.echo(f"previous keyring backed up to {backup}; destroy it once the new one is backed up")
+
+
+# ---------------------------------------------------------------- policies
+
+policies_cli = sub_cli("方針（ポリシー） / policies")
+DOC_BEGIN, DOC_END = "<!-- policies:begin -->", "<!-- policies:end -->"
+
+
+@policies_cli.command("show")
+def policies_show() -> None:
+    """Every policy key in force, with its value and where it comes from."""
+    for view in policies.in_force():
+        typer.echo(f"[{view.section}] {view.title_ja} / {view.title_en}")
+        for key in view.keys:
+            source = policies.SOURCES[key.source][0]
+            typer.echo(f"  {key.field} = {key.value}  ({source}; [{key.marker}] {key.basis})")
+
+
+@policies_cli.command("check")
+def policies_check(file: Annotated[Path, typer.Argument(help="TOML policy file")]) -> None:
+    """Check a policy file as the start would (unknown keys, wrong values), without using it."""
+    try:
+        policies.check_policy_file(file)
+    except policies.PolicyError as error:
+        for key, problem in error.problems:
+            typer.echo(f"設定エラー / setting error: {key}: {problem}", err=True)
+        raise typer.Exit(2) from error
+    except SettingsError as error:
+        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"{file}: 問題はありません / no problems")
+
+
+@policies_cli.command("doc")
+def policies_doc(
+    write: Annotated[Path | None, typer.Option(help="rewrite the generated part of this file")]
+    = None,
+) -> None:
+    """The policy reference of docs/policies.md, generated from the policies' declarations."""
+    generated = policies.reference_markdown()
+    if write is None:
+        typer.echo(generated, nl=False)
+        return
+    text = write.read_text(encoding="utf-8")
+    start, end = text.index(DOC_BEGIN) + len(DOC_BEGIN), text.index(DOC_END)
+    write.write_text(f"{text[:start]}\n{generated}{text[end:]}", encoding="utf-8")
+    typer.echo(f"{write}: updated")
