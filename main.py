@@ -31,7 +31,7 @@ from core.middleware import RequestSizeLimit, SecurityHeaders
 from core.routes import TodoProvider
 from core.settings import SettingsError, get_settings
 from core.startup import prepare
-from core.web import include_router, install_error_handlers, register_template_package
+from core.web import Mount, include_router, install_error_handlers, register_template_package
 from governance import api as governance_api
 from governance import demo as governance_demo
 from governance import pages as governance_pages
@@ -97,16 +97,19 @@ NAV: list[NavItem] = [
     NavItem("/pia", "pia.nav", ("privacy_officer", "auditor")),
 ]
 
-# Every router with the face it belongs to; the public face (internet side) gets only "public".
-ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
-    (core_routes.public_router, "public"),
+# Every router with the face it is served on: the public face (internet side) gets "public" and
+# "both", the staff face (LGWAN side) "staff" and "both"; no staff route is ever "public" or
+# "both" (core.web.include_router refuses it).
+ROUTERS: list[tuple[APIRouter, Mount]] = [
+    (core_routes.shared_router, "both"),
+    (core_routes.sign_in_router, "staff"),
     (core_routes.api_router, "staff"),
     (core_routes.console_router, "staff"),
     (registry_routes.public_router, "public"),
     (registry_routes.api_router, "staff"),
     (registry_routes.console_router, "staff"),
     (governance_api.api_router, "staff"),
-    (consent_routes.public_router, "public"),
+    (consent_routes.shared_router, "both"),
     (consent_routes.api_router, "staff"),
     (consent_routes.console_router, "staff"),
     (governance_pages.console_router, "staff"),
@@ -166,7 +169,7 @@ def create_app(
     app.state.nav = list(NAV)
     app.state.face = face
     for router, router_face in ROUTERS:
-        if face == "all" or router_face == face:
+        if face == "all" or router_face in (face, "both"):
             include_router(app, router, router_face)
     install_error_handlers(app)
     install_database_error_handlers(app)

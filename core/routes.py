@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from core import audit, auth, service, throttle
+from core import audit, auth, policies, service, throttle
 from core.auth import Principal
 from core.clock import utcnow
 from core.models import Role
@@ -49,6 +49,7 @@ Auditor = Annotated[Principal, Depends(api_staff(Role.auditor))]
 Admin = Annotated[Principal, Depends(api_staff(Role.admin))]
 ConsoleAnyStaff = Annotated[Principal, Depends(console_staff())]
 ConsoleAuditor = Annotated[Principal, Depends(console_staff(Role.auditor))]
+ConsolePrivacyOfficer = Annotated[Principal, Depends(console_staff(Role.privacy_officer))]
 Public = Depends(public())
 
 
@@ -71,12 +72,15 @@ class TodoPanel:
 # main.py composes them so that core imports no domain package.
 TodoProvider = Callable[[Session, Principal], list[TodoPanel]]
 
-public_router = APIRouter()
+# The health check, on both faces.
+shared_router = APIRouter()
+# The staff console's sign-in: open to anyone, but served on the staff face only.
+sign_in_router = APIRouter()
 api_router = APIRouter(prefix="/api")
 console_router = APIRouter()
 
 
-@public_router.get("/healthz", dependencies=[Public])
+@shared_router.get("/healthz", dependencies=[Public])
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -227,12 +231,12 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-@public_router.get("/login", dependencies=[Public])
+@sign_in_router.get("/login", dependencies=[Public])
 def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "core/login.html", {"next": _safe_next(next), "error": None})
 
 
-@public_router.post("/login", dependencies=[Public])
+@sign_in_router.post("/login", dependencies=[Public])
 def login_submit(
     request: Request,
     session: SessionDep,
@@ -341,3 +345,12 @@ def audit_verify_page(request: Request, principal: ConsoleAuditor, session: Sess
             "report": report,
         },
     )
+
+
+@console_router.get("/policies")
+def policies_page(request: Request, principal: ConsolePrivacyOfficer) -> Response:
+    """Every policy in force, read-only: the operator changes them in the policy file."""
+    return render(request, "core/policies.html", {
+        "policies": policies.in_force(), "markers": policies.MARKERS,
+        "sources": policies.SOURCES,
+    })

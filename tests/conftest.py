@@ -127,6 +127,13 @@ def public_client(connection: Connection) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def staff_client(connection: Connection) -> Iterator[TestClient]:
+    """The staff face alone (face "staff", the LGWAN side) on the test's transaction."""
+    with app_client(connection, "staff") as test_client:
+        yield test_client
+
+
+@pytest.fixture
 def fresh_engine(backend: str) -> Iterator[Engine]:
     """A migrated database of its own that commits for real (concurrency, CLI tests)."""
     url = new_database_url(backend)

@@ -60,7 +60,7 @@ def test_every_mounted_route_declares_exactly_one_rule(router: APIRouter, face: 
         assert isinstance(route, APIRoute)
         rules = route_access(route)
         assert len(rules) == 1, route.path
-        if face == "public":
+        if face != "staff":
             assert rules[0].kind != "staff", route.path
 
 
@@ -139,7 +139,6 @@ def test_public_face_has_no_staff_route(public_client: TestClient, method: str, 
 
 
 def test_public_face_serves_public_pages(public_client: TestClient) -> None:
-    assert public_client.get("/login").status_code == 200
     health = public_client.get("/healthz")
     assert health.status_code == 200
     assert health.json() == {"status": "ok"}
