@@ -90,7 +90,8 @@ class CapacityPolicy(Policy, env_prefix="KODOMO_CONSENT_"):
 
     guardian_required_below: int = rule(
         16, ge=0, le=MAJORITY_AGE, marker="I",
-        basis="法69条2項1号; 個人情報保護委員会 通則編Q&A1-62（12〜15歳）; 制度改正方針（16歳未満）; LAW.md §12.2",
+        basis="法69条2項1号; 個人情報保護委員会 通則編Q&A1-62（12〜15歳）; "
+              "制度改正方針（16歳未満）; LAW.md §12.2",
         ja="この年齢未満は法定代理人が同意する", en="below this age the 法定代理人 consents")
     child_view_from: int = rule(
         12, ge=0, le=MAJORITY_AGE, marker="I", basis="通則編Q&A1-62; LAW.md §12.2",

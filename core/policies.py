@@ -34,7 +34,8 @@ Marker = Literal["I", "R", "S"]
 MARKERS: dict[str, tuple[str, str]] = {
     "I": ("設計上の推論（法令ではない）", "design inference, not law"),
     "R": ("条文未確認（要確認）", "statute recalled, not re-read"),
-    "S": ("出典確認済み（条例・政令で変わりうる）", "confirmed; an ordinance or 政令 may change it"),
+    "S": ("出典確認済み（条例・政令で変わりうる）",
+          "confirmed; an ordinance or 政令 may change it"),
 }
 Source = Literal["default", "file", "environment", "override"]
 SOURCES: dict[str, tuple[str, str]] = {
@@ -115,7 +116,8 @@ class Policy(BaseSettings):
     def section(cls) -> str:
         """The policy file's table for this policy: `KODOMO_GOVERNANCE_` → `governance`."""
         prefix = cls.prefix()
-        if not (prefix.startswith(PREFIX) and prefix.endswith("_") and len(prefix) > len(PREFIX) + 1):
+        if not (prefix.startswith(PREFIX) and prefix.endswith("_")
+                and len(prefix) > len(PREFIX) + 1):
             raise TypeError(f"{cls.__qualname__}: env_prefix must be KODOMO_<SECTION>_")
         return prefix[len(PREFIX):-1].lower()
 

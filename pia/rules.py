@@ -236,7 +236,8 @@ class PiaPolicy(Policy, env_prefix="KODOMO_PIA_"):
         ja="全項目評価の意見募集の最短日数（短くするには理由が必要）",
         en="shortest public comment period of a full assessment (shorter needs a reason)")
     review_interval_days: int = rule(
-        365, ge=1, marker="R", basis="特定個人情報保護評価指針（年1回の見直しは努力義務）; LAW.md §11.3",
+        365, ge=1, marker="R",
+        basis="特定個人情報保護評価指針（年1回の見直しは努力義務）; LAW.md §11.3",
         ja="承認から次の見直しまでの日数", en="days from approval to the next review")
     refuse_overdue_review: bool = rule(
         True, marker="I", basis="LAW.md §11.4（ゲート）",

@@ -13,9 +13,8 @@ from sqlalchemy.engine import Connection
 
 import main
 from core.web import route_access
-from tests.core.test_web import mounted_routes
 from tests.databases import session_on
-from tests.web import sign_in
+from tests.web import mounted_routes, sign_in
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 JSON = {"Accept": "application/json"}
@@ -43,9 +42,10 @@ FACES = [
 def test_each_face_serves_its_own_routes(staff_client: TestClient, public_client: TestClient,
                                          method: str, path: str, staff: int | None,
                                          public: int | None) -> None:
-    for client, expected in ((staff_client, staff), (public_client, public)):
+    for face, client, expected in (("staff", staff_client, staff),
+                                   ("public", public_client, public)):
         answer = client.request(method, path, headers=JSON, follow_redirects=False)
-        assert answer.status_code == (expected or 404), (client.app.state.face, answer.text)
+        assert answer.status_code == (expected or 404), (face, answer.text)
 
 
 def _paths(client: TestClient) -> set[tuple[str, str]]:

@@ -32,7 +32,6 @@ from governance.rules import GovernancePolicy
 from pia.rules import PiaPolicy
 from registry.rules import RegistryPolicy
 
-
 DOC = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
 BEGIN, END = "<!-- policies:begin -->", "<!-- policies:end -->"
 

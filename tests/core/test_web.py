@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection
-from starlette.routing import BaseRoute
 
 import main
 from core import audit, messages
@@ -42,6 +41,7 @@ from tests.web import (
     console_sign_in,
     cookie_attributes,
     csrf_from,
+    mounted_routes,
     set_cookie_header,
 )
 
@@ -62,16 +62,6 @@ def test_every_mounted_route_declares_exactly_one_rule(router: APIRouter, face: 
         assert len(rules) == 1, route.path
         if face != "staff":
             assert rules[0].kind != "staff", route.path
-
-
-def mounted_routes(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
-    """Every route an app answers, through included routers (FastAPI may keep them nested)."""
-    for route in routes:
-        nested = getattr(route, "original_router", None)
-        if nested is not None:
-            yield from mounted_routes(nested.routes)
-        else:
-            yield route
 
 
 def test_every_route_of_the_whole_app_declares_exactly_one_rule(client: TestClient) -> None:
