@@ -72,6 +72,7 @@ register(
         "ui.policies.item": ("項目", "Item"),
         "ui.policies.value": ("現在の値", "In force"),
         "ui.policies.default": ("既定値", "Default"),
+        "ui.policies.same": ("（現在の値と同じ）", "(as in force)"),
         "ui.policies.basis": ("根拠", "Legal basis"),
         "ui.policies.tag": ("区分", "Tag"),
         "ui.policies.source": ("設定元", "Set by"),

@@ -335,8 +335,8 @@ def shown(value: Any, choices: Mapping[str, str] | None = None) -> str:
         return value.isoformat()
     if isinstance(value, frozenset | set):
         return "、".join(shown(v) for v in sorted(value)) or "なし / none"
-    if isinstance(value, tuple | list):
-        return "; ".join(shown(v) for v in value) or "なし / none"
+    if isinstance(value, tuple | list):  # a table: one row a line
+        return "\n".join(shown(v) for v in value) or "なし / none"
     return str(value)
 
 
@@ -373,7 +373,7 @@ def in_force() -> list[PolicyView]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\n", "<br>")
 
 
 def reference_markdown(models: list[type[Policy]] | None = None) -> str:
