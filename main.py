@@ -23,7 +23,15 @@ from consent.cli import people_cli
 from core import audit, messages
 from core import demo as core_demo
 from core import routes as core_routes
-from core.cli import audit_cli, db_cli, keys_cli, policies_cli, sub_cli, users_cli
+from core.cli import (
+    audit_cli,
+    db_cli,
+    keys_cli,
+    policies_cli,
+    setting_error,
+    sub_cli,
+    users_cli,
+)
 from core.db import get_engine, mark_session, metadata, unit_of_work
 from core.db import open_session as db_session
 from core.errors import install_database_error_handlers
@@ -200,8 +208,7 @@ def _startup(ctx: typer.Context) -> None:
     try:
         prepare(get_settings(), need_keyring=ctx.invoked_subcommand != "keys")
     except SettingsError as error:
-        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(2) from error
+        raise setting_error(error) from error
     # A command that wrote audit events ends with a signed checkpoint of the head, so that
     # the witness covers everything it did.
     audit.reset_wrote()
@@ -220,8 +227,7 @@ def serve(
     try:
         app = create_app(face)
     except SettingsError as error:
-        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(2) from error
+        raise setting_error(error) from error
     uvicorn.run(app, host=host, port=port, proxy_headers=True)
 
 
@@ -234,8 +240,7 @@ def worker(
     try:
         core_demo.refuse_demo_database(get_settings(), lambda: Session(get_engine()))
     except SettingsError as error:
-        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(2) from error
+        raise setting_error(error) from error
     count = run_worker(poll_seconds=poll, once=once)
     typer.echo(f"{count} job(s) run")
 

@@ -75,6 +75,14 @@ def fail(error: DomainError) -> typer.Exit:
     return typer.Exit(2)
 
 
+def setting_error(error: SettingsError) -> typer.Exit:
+    """Print a wrong setting (every problem of a policy file, one a line) and exit with 2."""
+    problems = getattr(error, "problems", None) or [(error.variable, error.problem)]
+    for key, problem in problems:
+        typer.echo(f"設定エラー / setting error: {key}: {problem}", err=True)
+    return typer.Exit(2)
+
+
 def sign_in_as(login: str) -> Principal:
     """The principal of a command's --as LOGIN: KODOMO_TOKEN (a staff bearer token of that
     login), else a password (KODOMO_PASSWORD or a prompt). A failed sign-in is counted and
@@ -398,13 +406,8 @@ def policies_check(file: Annotated[Path, typer.Argument(help="TOML policy file")
     """Check a policy file as the start would (unknown keys, wrong values), without using it."""
     try:
         policies.check_policy_file(file)
-    except policies.PolicyError as error:
-        for key, problem in error.problems:
-            typer.echo(f"設定エラー / setting error: {key}: {problem}", err=True)
-        raise typer.Exit(2) from error
     except SettingsError as error:
-        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(2) from error
+        raise setting_error(error) from error
     typer.echo(f"{file}: 問題はありません / no problems")
 
 

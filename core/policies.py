@@ -50,6 +50,8 @@ SOURCES: dict[str, tuple[str, str]] = {
 _declared: dict[str, type[Policy]] = {}
 _loaded: dict[type[Policy], Policy] = {}
 _sources: dict[type[Policy], dict[str, Source]] = {}
+# A policy as read, with where each of its set keys came from.
+Read = tuple["Policy", dict[str, Source]]
 
 
 class PolicyError(SettingsError):
@@ -194,8 +196,9 @@ def _policy_file() -> Path | None:
     return get_settings().policy_file
 
 
-def read_policy_file(path: Path) -> dict[str, dict[str, Any]]:
-    """The tables of a policy file, each checked against its policy's keys (TOML, UTF-8)."""
+def read_policy_file(path: Path) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+    """The tables of a policy file (TOML, UTF-8) with the keys its policies declare, and a
+    problem for each table or key that no policy declares."""
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -214,20 +217,18 @@ def read_policy_file(path: Path) -> dict[str, dict[str, Any]]:
             problems.append((f"[{section}]", f"unknown policy section (in {path}); "
                                              f"known: {known}"))
         else:
-            for name in table:
-                if name not in model.model_fields:
-                    problems.append((model.key(name), f"unknown policy key (in {path})"))
-            tables[section] = table
-    if problems:
-        raise PolicyError(problems)
-    return tables
+            problems.extend((model.key(name), f"unknown policy key (in {path})")
+                            for name in table if name not in model.model_fields)
+            tables[section] = {k: v for k, v in table.items() if k in model.model_fields}
+    return tables, problems
 
 
-def _file_tables() -> tuple[dict[str, dict[str, Any]], str]:
+def _file_tables() -> tuple[dict[str, dict[str, Any]], str, list[tuple[str, str]]]:
     path = _policy_file()
     if path is None:
-        return {}, ""
-    return read_policy_file(path), str(path)
+        return {}, "", []
+    tables, problems = read_policy_file(path)
+    return tables, str(path), problems
 
 
 def _read(model: type[P], tables: Mapping[str, Mapping[str, Any]],
@@ -235,7 +236,7 @@ def _read(model: type[P], tables: Mapping[str, Mapping[str, Any]],
     return model._read(tables.get(model.section(), {}), where)
 
 
-def _keep(model: type[Policy], read: tuple[Policy, dict[str, Source]]) -> Policy:
+def _keep(model: type[Policy], read: Read) -> Policy:
     if model not in _loaded:
         _loaded[model], _sources[model] = read
     return _loaded[model]
@@ -245,14 +246,18 @@ def policy(model: type[P]) -> P:
     """The policy in force: read from the policy file and the environment the first time."""
     found = _loaded.get(model)
     if found is None:
-        found = _keep(model, _read(model, *_file_tables()))
+        tables, where, problems = _file_tables()
+        if problems:
+            raise PolicyError(problems)
+        found = _keep(model, _read(model, tables, where))
     return cast(P, found)
 
 
-def _read_all(tables: Mapping[str, Mapping[str, Any]],
-              where: str) -> dict[type[Policy], tuple[Policy, dict[str, Source]]]:
-    problems: list[tuple[str, str]] = []
-    values: dict[type[Policy], tuple[Policy, dict[str, Source]]] = {}
+def _read_all(tables: Mapping[str, Mapping[str, Any]], where: str,
+              problems: list[tuple[str, str]]) -> dict[type[Policy], Read]:
+    """Every declared policy read; the file's problems and every policy's, all at once."""
+    problems = list(problems)
+    values: dict[type[Policy], Read] = {}
     for model in declared():
         try:
             values[model] = _read(model, tables, where)
@@ -272,7 +277,8 @@ def load_policies() -> None:
 
 def check_policy_file(path: Path) -> None:
     """Check a policy file (with the environment) as the start would, without using it."""
-    _read_all(read_policy_file(path), str(path))
+    tables, problems = read_policy_file(path)
+    _read_all(tables, str(path), problems)
 
 
 def declared() -> list[type[Policy]]:

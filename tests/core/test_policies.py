@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -31,6 +32,7 @@ from core.settings import SettingsError, get_settings
 from governance.rules import GovernancePolicy
 from pia.rules import PiaPolicy
 from registry.rules import RegistryPolicy
+from tests.web import sign_in
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
 BEGIN, END = "<!-- policies:begin -->", "<!-- policies:end -->"
@@ -231,13 +233,29 @@ def test_an_unknown_variable_under_a_policy_prefix_is_refused(
 
 
 def test_nothing_starts_on_a_bad_file(policy_file: Callable[[str], Path]) -> None:
-    policy_file("[governance]\nmax_one_off_dayz = 90\n")
+    policy_file('[governance]\nmax_one_off_dayz = 90\n[pia]\nmin_comment_days = "a month"\n')
     with pytest.raises(SettingsError, match=re.escape("governance.max_one_off_dayz")):
         main.create_app("staff")
-    result = CliRunner().invoke(main.cli, ["serve", "--face", "staff"])
-    assert result.exit_code == 2
-    assert "設定エラー / setting error: governance.max_one_off_dayz" in result.output
-    assert "unknown policy key" in result.output
+    for command in (["serve", "--face", "staff"], ["worker", "--once"], ["policies", "show"]):
+        result = CliRunner().invoke(main.cli, command)
+        assert result.exit_code == 2, command
+        lines = result.output.splitlines()
+        assert any(line.startswith("設定エラー / setting error: governance.max_one_off_dayz: "
+                                   "unknown policy key") for line in lines), lines
+        assert any(line.startswith("設定エラー / setting error: pia.min_comment_days: ")
+                   for line in lines), lines
+
+
+def test_a_file_is_checked_before_it_is_deployed(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text("[consent]\nparents = \"any\"\n", encoding="utf-8")
+    bad.write_text("[consent]\nparents = \"either\"\nguardian_required_belo = 16\n",
+                   encoding="utf-8")
+    assert CliRunner().invoke(main.cli, ["policies", "check", str(good)]).exit_code == 0
+    refused = CliRunner().invoke(main.cli, ["policies", "check", str(bad)])
+    assert refused.exit_code == 2
+    assert "consent.guardian_required_belo: unknown policy key" in refused.output
+    assert policy(CapacityPolicy).parents == "all"  # checking a file puts nothing in force
 
 
 def test_a_second_policy_with_the_same_section_is_refused() -> None:
@@ -266,3 +284,39 @@ def test_the_documented_policies_are_the_declared_ones() -> None:
         for field in model.model_fields:
             assert f"`{model.key(field)}`" in generated
             assert f"`{model.variable(field)}`" in generated
+
+
+# ---------------------------------------------------------------- the console page
+
+
+def test_privacy_officers_read_every_policy_and_where_it_comes_from(
+        client: TestClient, policy_file: Callable[[str], Path]) -> None:
+    policy_file("[governance]\nmax_one_off_days = 90\n")
+    policies._loaded.clear()  # the app read them at its start (this test's own dict)
+    sign_in(client, "privacy")
+    page = client.get("/policies")
+    assert page.status_code == 200
+    text = page.text
+    assert "<h1>方針（ポリシー）の設定" in text
+    for model in REAL_POLICIES:
+        assert f'data-section="{model.section()}"' in text
+        assert model.title_ja in text
+        for field in model.model_fields:
+            assert f'<tr data-key="{model.key(field)}">' in text
+    row = text[text.index('<tr data-key="governance.max_one_off_days">'):]
+    row = row[:row.index("</tr>")]
+    assert '<td data-label="現在の値" class="value">90</td>' in row
+    assert "180" in row and "設定ファイル" in row
+    assert "<form" not in text.split("</header>")[1]  # read-only: no form below the header
+
+
+@pytest.mark.parametrize("login", ["holder", "analyst", "support", "auditor", "admin"])
+def test_other_staff_may_not_read_the_policies_page(client: TestClient, login: str) -> None:
+    sign_in(client, login)
+    assert client.get("/policies").status_code == 403
+    assert 'href="/policies"' not in client.get("/").text
+
+
+def test_the_home_page_links_the_policies_page_for_privacy_officers(client: TestClient) -> None:
+    sign_in(client, "privacy")
+    assert 'href="/policies"' in client.get("/").text
