@@ -561,8 +561,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
         # No route (404), a method the route does not take (405), or an HTTPException.
         code = {404: "core.not_found", 405: "core.method_not_allowed"}.get(error.status_code)
-        reason = Reason.of(code) if code else Reason.of("core.http_error",
-                                                        status=error.status_code)
+        if code is not None:
+            reason = Reason.of(code)
+        elif error.status_code == 413:  # a streamed body over the limit (core.middleware)
+            reason = Reason.of("core.request_too_large", limit=get_settings().max_request_bytes)
+        else:
+            reason = Reason.of("core.http_error", status=error.status_code)
         headers = dict(error.headers or {})
         if _wants_html(request):
             response: Response = error_page(request, [reason], error.status_code)
