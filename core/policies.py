@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-from core.settings import SettingsError, get_settings
+from core.settings import Settings, SettingsError, get_settings
 
 P = TypeVar("P", bound="Policy")
 
@@ -92,6 +92,10 @@ class Policy(BaseSettings):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         section = cls.section()
+        # KODOMO_<SECTION>_* belongs to the policy alone: unknown variables there are refused.
+        clashes = sorted(name for name in Settings.model_fields if name.startswith(f"{section}_"))
+        if clashes:
+            raise TypeError(f"policy section {section!r} would take the settings {clashes}")
         held = _declared.get(section)
         if held is not None and held.__qualname__ != cls.__qualname__:
             raise TypeError(f"policy section {section!r} is declared twice: "

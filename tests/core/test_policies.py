@@ -258,6 +258,12 @@ def test_a_file_is_checked_before_it_is_deployed(tmp_path: Path) -> None:
     assert policy(CapacityPolicy).parents == "all"  # checking a file puts nothing in force
 
 
+def test_a_policy_cannot_take_the_variables_of_a_setting() -> None:
+    with pytest.raises(TypeError, match="login_max_failures"):
+        class LoginPolicy(Policy, env_prefix="KODOMO_LOGIN_"):
+            tries: int = 1
+
+
 def test_a_second_policy_with_the_same_section_is_refused() -> None:
     with pytest.raises(TypeError, match="declared twice"):
         class Another(Policy, env_prefix="KODOMO_SAMPLE_"):
