@@ -24,7 +24,16 @@ from consent.cli import people_cli
 from core import audit, messages
 from core import demo as core_demo
 from core import routes as core_routes
-from core.cli import audit_cli, db_cli, keys_cli, org_cli, sub_cli, users_cli
+from core.cli import (
+    audit_cli,
+    db_cli,
+    keys_cli,
+    org_cli,
+    policies_cli,
+    setting_error,
+    sub_cli,
+    users_cli,
+)
 from core.db import get_engine, mark_session, metadata, unit_of_work
 from core.db import open_session as db_session
 from core.errors import install_database_error_handlers
@@ -32,7 +41,7 @@ from core.middleware import RequestSizeLimit, SecurityHeaders
 from core.routes import TodoProvider
 from core.settings import SettingsError, get_settings
 from core.startup import prepare
-from core.web import include_router, install_error_handlers, register_template_package
+from core.web import Mount, include_router, install_error_handlers, register_template_package
 from governance import api as governance_api
 from governance import demo as governance_demo
 from governance import jobs as governance_jobs
@@ -102,16 +111,19 @@ NAV: list[NavItem] = [
     NavItem("/admin/organisation", "ui.organisation", ("admin",)),
 ]
 
-# Every router with the face it belongs to; the public face (internet side) gets only "public".
-ROUTERS: list[tuple[APIRouter, Literal["staff", "public"]]] = [
-    (core_routes.public_router, "public"),
+# Every router with the face it is served on: the public face (internet side) gets "public" and
+# "both", the staff face (LGWAN side) "staff" and "both"; no staff route is ever "public" or
+# "both" (core.web.include_router refuses it).
+ROUTERS: list[tuple[APIRouter, Mount]] = [
+    (core_routes.shared_router, "both"),
+    (core_routes.sign_in_router, "staff"),
     (core_routes.api_router, "staff"),
     (core_routes.console_router, "staff"),
     (registry_routes.public_router, "public"),
     (registry_routes.api_router, "staff"),
     (registry_routes.console_router, "staff"),
     (governance_api.api_router, "staff"),
-    (consent_routes.public_router, "public"),
+    (consent_routes.shared_router, "both"),
     (consent_routes.api_router, "staff"),
     (consent_routes.console_router, "staff"),
     (governance_pages.console_router, "staff"),
@@ -179,7 +191,7 @@ def create_app(
     app.state.nav = list(NAV)
     app.state.face = face
     for router, router_face in ROUTERS:
-        if face == "all" or router_face == face:
+        if face == "all" or router_face in (face, "both"):
             include_router(app, router, router_face)
     install_error_handlers(app)
     install_database_error_handlers(app)
@@ -195,6 +207,7 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(org_cli, name="org")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(policies_cli, name="policies")
 cli.add_typer(registry_cli, name="registry")
 cli.add_typer(governance_cli, name="governance")
 cli.add_typer(gate_cli, name="gate")
@@ -210,8 +223,7 @@ def _startup(ctx: typer.Context) -> None:
     try:
         prepare(get_settings(), need_keyring=ctx.invoked_subcommand != "keys")
     except SettingsError as error:
-        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(2) from error
+        raise setting_error(error) from error
     # A command that wrote audit events ends with a signed checkpoint of the head, so that
     # the witness covers everything it did.
     audit.reset_wrote()
@@ -230,8 +242,7 @@ def serve(
     try:
         app = create_app(face)
     except SettingsError as error:
-        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(2) from error
+        raise setting_error(error) from error
     uvicorn.run(app, host=host, port=port, proxy_headers=True)
 
 
@@ -250,8 +261,7 @@ def worker(
     try:
         core_demo.refuse_demo_database(get_settings(), lambda: Session(get_engine()))
     except SettingsError as error:
-        typer.echo(f"設定エラー / setting error: {error.variable}: {error.problem}", err=True)
-        raise typer.Exit(2) from error
+        raise setting_error(error) from error
     # A stop (systemd, docker) fails the running job at once, cleanly, instead of leaving it
     # for the dead-worker recovery.
     previous = signal.signal(signal.SIGTERM, _stop_worker)

@@ -58,7 +58,8 @@ ConsoleOfficer = Annotated[Principal, Depends(console_staff(Role.privacy_officer
 
 api_router = APIRouter(prefix="/api/consent", tags=["consent"])
 console_router = APIRouter(prefix="/consent")
-public_router = APIRouter()
+# The receipts' JWKS, on both faces: residents and staff verify receipts.
+shared_router = APIRouter()
 
 
 # ---------------------------------------------------------------- output helpers
@@ -145,10 +146,10 @@ def _pdf(content: bytes, name: str) -> Response:
                     headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
-# ---------------------------------------------------------------- public: the JWKS
+# ---------------------------------------------------------------- both faces: the JWKS
 
 
-@public_router.get("/.well-known/jwks.json", dependencies=[Depends(public())])
+@shared_router.get("/.well-known/jwks.json", dependencies=[Depends(public())])
 def jwks() -> JSONResponse:
     """The public key that verifies consent receipts (JWS, ES256)."""
     return JSONResponse(auth.receipt_jwks(), headers={"Cache-Control": "public, max-age=300"})

@@ -12,13 +12,13 @@ import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import model_validator
 
 from core.clock import to_tokyo
 from core.models import Role
-from core.policies import Policy
+from core.policies import Policy, rule
 
 # ---------------------------------------------------------------- age (年齢計算ニ関スル法律)
 #
@@ -85,13 +85,39 @@ class CapacityPolicy(Policy, env_prefix="KODOMO_CONSENT_"):
         reached `guardian_required_below` (default no: the child must confirm it).
     """
 
-    guardian_required_below: int = 16
-    child_view_from: int = 12
-    parents: Literal["all", "any"] = "all"
-    withdrawal_by_either_withdraws: bool = True
-    child_objection_blocks: bool = True
-    guardian_consent_after_threshold: bool = False
-    withdrawal_restricts_purpose: bool = True
+    title_ja: ClassVar[str] = "同意能力（こどもの同意）"
+    title_en: ClassVar[str] = "consent capacity (children's consent)"
+
+    guardian_required_below: int = rule(
+        16, ge=0, le=MAJORITY_AGE, marker="I",
+        basis="法69条2項1号; 個人情報保護委員会 通則編Q&A1-62（12〜15歳）; "
+              "制度改正方針（16歳未満）; LAW.md §12.2",
+        ja="この年齢未満は法定代理人が同意する", en="below this age the 法定代理人 consents")
+    child_view_from: int = rule(
+        12, ge=0, le=MAJORITY_AGE, marker="I", basis="通則編Q&A1-62; LAW.md §12.2",
+        ja="この年齢からこども本人の意見を記録する",
+        en="from this age the child's own view is recorded")
+    parents: Literal["all", "any"] = rule(
+        "all", marker="I", basis="民法818条（共同親権）[R]; LAW.md §12.2",
+        ja="共同親権のとき必要な親権者の同意",
+        en="consent needed where two 親権者 share authority",
+        choices={"all": "全員の同意", "any": "いずれか一人の同意"})
+    withdrawal_by_either_withdraws: bool = rule(
+        True, marker="I", basis="LAW.md §12.2, §12.5（撤回）",
+        ja="いずれかの親権者の撤回で同意が撤回される",
+        en="a withdrawal by either 親権者 withdraws")
+    child_objection_blocks: bool = rule(
+        True, marker="I", basis="LAW.md §12.2（こども本人の意見）",
+        ja="こども本人が反対した同意は数えない",
+        en="a consent recorded with the child's objection does not count")
+    guardian_consent_after_threshold: bool = rule(
+        False, marker="I", basis="LAW.md §12.2（年齢到達時の再確認）",
+        ja="こどもが同意年齢に達した後も保護者の同意を有効とする",
+        en="a guardian's consent still counts once the child reaches the age")
+    withdrawal_restricts_purpose: bool = rule(
+        True, marker="I", basis="LAW.md §12.5（撤回の効果）; 法61条2項",
+        ja="同意の撤回でその利用目的への利用を制限する",
+        en="a withdrawal restricts the purpose for the person")
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> Self:

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core import audit, service, witness
+from core import audit, policies, service, witness
 from core.auth import Principal, authenticate, principal_for, staff_principal_from_token
 from core.crypto import commit_rotation, rotate_keys
 from core.db import get_engine, metadata, unit_of_work
@@ -38,7 +38,7 @@ from core.keys import (
 )
 from core.models import OrganKind, OutsideBodyKind, Role
 from core.reasons import DomainError, Forbidden, NotAuthenticated, Reason
-from core.settings import get_settings
+from core.settings import SettingsError, get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +76,14 @@ def fail(error: DomainError) -> typer.Exit:
         prefix = " ".join(where)
         typer.echo(f"{prefix + ' ' if prefix else ''}{reason.code}: {reason.message_ja} / "
                    f"{reason.message_en}", err=True)
+    return typer.Exit(2)
+
+
+def setting_error(error: SettingsError) -> typer.Exit:
+    """Print a wrong setting (every problem of a policy file, one a line) and exit with 2."""
+    problems = getattr(error, "problems", None) or [(error.variable, error.problem)]
+    for key, problem in problems:
+        typer.echo(f"設定エラー / setting error: {key}: {problem}", err=True)
     return typer.Exit(2)
 
 
@@ -524,3 +532,43 @@ def users_reactivate(login: str, as_login: AsAdmin = None) -> None:
     actor = admin_actor(as_login)
     _run(lambda session: service.change_account(session, actor, login, active=True),
          f"reactivated {login}")
+# ---------------------------------------------------------------- policies
+
+policies_cli = sub_cli("方針（ポリシー） / policies")
+DOC_BEGIN, DOC_END = "<!-- policies:begin -->", "<!-- policies:end -->"
+
+
+@policies_cli.command("show")
+def policies_show() -> None:
+    """Every policy key in force, with its value and where it comes from."""
+    for view in policies.in_force():
+        typer.echo(f"[{view.section}] {view.title_ja} / {view.title_en}")
+        for key in view.keys:
+            source = policies.SOURCES[key.source][0]
+            typer.echo(f"  {key.field} = {key.value}  ({source}; [{key.marker}] {key.basis})")
+
+
+@policies_cli.command("check")
+def policies_check(file: Annotated[Path, typer.Argument(help="TOML policy file")]) -> None:
+    """Check a policy file as the start would (unknown keys, wrong values), without using it."""
+    try:
+        policies.check_policy_file(file)
+    except SettingsError as error:
+        raise setting_error(error) from error
+    typer.echo(f"{file}: 問題はありません / no problems")
+
+
+@policies_cli.command("doc")
+def policies_doc(
+    write: Annotated[Path | None, typer.Option(help="rewrite the generated part of this file")]
+    = None,
+) -> None:
+    """The policy reference of docs/policies.md, generated from the policies' declarations."""
+    generated = policies.reference_markdown()
+    if write is None:
+        typer.echo(generated, nl=False)
+        return
+    text = write.read_text(encoding="utf-8")
+    start, end = text.index(DOC_BEGIN) + len(DOC_BEGIN), text.index(DOC_END)
+    write.write_text(f"{text[:start]}\n{generated}{text[end:]}", encoding="utf-8")
+    typer.echo(f"{write}: updated")

@@ -78,6 +78,24 @@ register(
         "body_kind.npo": ("NPO法人", "NPO"),
         "body_kind.private_business": ("民間事業者", "Private business"),
         "body_kind.other": ("その他", "Other"),
+        "ui.policies": ("方針（ポリシー）の設定", "Policies in force"),
+        "ui.policies.intro": (
+            "法令が自治体に委ねている事項や、このサービスの設計上の判断（[I]）・条文未確認の規定"
+            "（[R]）は、次の方針として設定されています。変更はシステム管理者が設定ファイル"
+            "（KODOMO_POLICY_FILE）または環境変数で行い、次回の起動から有効になります。",
+            "The choices the law leaves to the municipality, the service's design inferences ([I])"
+            " and the statute text not re-read ([R]) are set as the policies below. The operator "
+            "changes them in the policy file (KODOMO_POLICY_FILE) or the environment; a change "
+            "takes effect at the next start.",
+        ),
+        "ui.policies.item": ("項目", "Item"),
+        "ui.policies.value": ("現在の値", "In force"),
+        "ui.policies.default": ("既定値", "Default"),
+        "ui.policies.same": ("（現在の値と同じ）", "(as in force)"),
+        "ui.policies.basis": ("根拠", "Legal basis"),
+        "ui.policies.tag": ("区分", "Tag"),
+        "ui.policies.source": ("設定元", "Set by"),
+        "ui.policies.key": ("設定キー", "Key"),
         # Roles (LAW.md §10.5 governance roles plus auditor and admin).
         "role.privacy_officer": ("総括管理主体（個人情報保護責任者）", "Privacy officer"),
         "role.data_holder": ("保有・管理主体", "Data holder"),

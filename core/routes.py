@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from core import audit, auth, messages, service, throttle
+from core import audit, auth, messages, policies, service, throttle
 from core.auth import Principal
 from core.clock import utcnow
 from core.forms import by_field, parse_form, text
@@ -58,6 +58,7 @@ Admin = Annotated[Principal, Depends(api_staff(Role.admin))]
 ConsoleAnyStaff = Annotated[Principal, Depends(console_staff())]
 ConsoleAuditor = Annotated[Principal, Depends(console_staff(Role.auditor))]
 ConsoleAdmin = Annotated[Principal, Depends(console_staff(Role.admin))]
+ConsolePrivacyOfficer = Annotated[Principal, Depends(console_staff(Role.privacy_officer))]
 Public = Depends(public())
 
 
@@ -95,12 +96,15 @@ messages.register(
     }
 )
 
-public_router = APIRouter()
+# The health check, on both faces.
+shared_router = APIRouter()
+# The staff console's sign-in: open to anyone, but served on the staff face only.
+sign_in_router = APIRouter()
 api_router = APIRouter(prefix="/api")
 console_router = APIRouter()
 
 
-@public_router.get("/healthz", dependencies=[Public])
+@shared_router.get("/healthz", dependencies=[Public])
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -341,12 +345,12 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-@public_router.get("/login", dependencies=[Public])
+@sign_in_router.get("/login", dependencies=[Public])
 def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "core/login.html", {"next": _safe_next(next), "error": None})
 
 
-@public_router.post("/login", dependencies=[Public])
+@sign_in_router.post("/login", dependencies=[Public])
 def login_submit(
     request: Request,
     session: SessionDep,
@@ -594,3 +598,10 @@ def organisation_reactivate(kind: str, key: str, request: Request, principal: Co
         return _refused(request, session, error, f"{kind}:{key}")
     return RedirectResponse(f"/admin/organisation?done=reactivated#{kind}-{key}",
                             status_code=303)
+@console_router.get("/policies")
+def policies_page(request: Request, principal: ConsolePrivacyOfficer) -> Response:
+    """Every policy in force, read-only: the operator changes them in the policy file."""
+    return render(request, "core/policies.html", {
+        "policies": policies.in_force(), "markers": policies.MARKERS,
+        "sources": policies.SOURCES,
+    })

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     resident_token_minutes: int = Field(30, ge=1, le=240)
 
     key_file: Path | None = Field(None, description="Keyring JSON, kept outside the repository.")
+    # The deployment's policies ([package] tables of TOML, docs/policies.md); the environment's
+    # KODOMO_<PACKAGE>_<KEY> variables win over it.
+    policy_file: Path | None = None
 
     # Failed sign-ins before a block (login_lock_minutes): per address and login string, per
     # login string from any address, per address over any login strings.

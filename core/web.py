@@ -13,7 +13,13 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
@@ -21,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import audit, messages
 from core.auth import Principal, ResidentPrincipal, resident_from_token, staff_principal_from_token
@@ -42,7 +49,36 @@ messages.register(
             "入力内容に誤りがあります（{where}）: {detail}",
             "The request is not valid ({where}): {detail}",
         ),
-        "core.not_found": ("ページが見つかりません。", "Page not found."),
+        "core.not_found": (
+            "お探しのページは見つかりませんでした。アドレスを確かめるか、ホームから操作してください。",
+            "The page was not found. Check the address, or start from the home page.",
+        ),
+        "core.method_not_allowed": (
+            "このページではその操作はできません。画面のボタンやリンクから操作してください。",
+            "This page does not accept that kind of request. Use the page's buttons and links.",
+        ),
+        "core.http_error": (
+            "要求を処理できませんでした（{status}）。",
+            "The request could not be handled ({status}).",
+        ),
+        "core.server_error": (
+            "システムでエラーが発生しました。時間をおいてもう一度お試しください。"
+            "続く場合はシステム管理者に連絡してください。",
+            "Something went wrong in the service. Try again later; if it goes on, tell the "
+            "system administrator.",
+        ),
+        "core.error_title": ("エラー", "Error"),
+        "core.error_title.400": ("入力内容を確認してください", "Please check your input"),
+        "core.error_title.401": ("サインインが必要です", "Sign-in required"),
+        "core.error_title.403": ("この操作を行う権限がありません", "Not allowed"),
+        "core.error_title.404": ("ページが見つかりません", "Page not found"),
+        "core.error_title.405": ("この操作はできません", "Not accepted here"),
+        "core.error_title.409": ("ほかの操作と重なりました", "Conflict"),
+        "core.error_title.413": ("送信された内容が大きすぎます", "Request too large"),
+        "core.error_title.422": ("入力内容に誤りがあります", "The input is not valid"),
+        "core.error_title.429": ("しばらくお待ちください", "Too many requests"),
+        "core.error_title.500": ("エラーが発生しました", "Something went wrong"),
+        "core.error_title.503": ("ただいま混み合っています", "Busy"),
         "core.fix": ("修正する", "fix"),
         "auth.origin_refused": (
             "他のサイトから送信されたため受け付けませんでした。このサービスの画面から送信してください。",
@@ -224,7 +260,11 @@ def route_access(route: APIRoute) -> list[AccessRule]:
     return _rules_of(route.dependant)
 
 
-def undeclared_routes(router: APIRouter, face: Literal["staff", "public"]) -> list[str]:
+# Where a router is served: the staff face, the public face, or both.
+Mount = Literal["staff", "public", "both"]
+
+
+def undeclared_routes(router: APIRouter, face: Mount) -> list[str]:
     """Routes without exactly one access rule, or with a staff rule on the public face."""
     problems: list[str] = []
     for route in router.routes:
@@ -235,12 +275,12 @@ def undeclared_routes(router: APIRouter, face: Literal["staff", "public"]) -> li
         where = f"{sorted(route.methods or ())} {route.path}"
         if len(rules) != 1:
             problems.append(f"{where}: {len(rules)} access rules")
-        elif face == "public" and rules[0].kind == "staff":
+        elif face != "staff" and rules[0].kind == "staff":
             problems.append(f"{where}: staff route on the public face")
     return problems
 
 
-def include_router(app: FastAPI, router: APIRouter, face: Literal["staff", "public"]) -> None:
+def include_router(app: FastAPI, router: APIRouter, face: Mount) -> None:
     """Mount a router only when every route declares who may call it (default deny)."""
     problems = undeclared_routes(router, face)
     if problems:
@@ -396,7 +436,23 @@ def render(
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api")
+    """A page for a browser, JSON for the API: never a page under /api, never for a client
+    that asks for JSON and not HTML; a page otherwise (browsers send text/html)."""
+    if request.url.path.startswith("/api"):
+        return False
+    accept = request.headers.get("accept", "").lower()
+    return "text/html" in accept or "application/json" not in accept
+
+
+def error_page(request: Request, reasons: list[Reason], status_code: int) -> HTMLResponse:
+    """The Japanese error page in the site's layout, with a way back where there is one."""
+    code = f"core.error_title.{status_code}"
+    title = code if code in messages.codes() else "core.error_title"
+    face = getattr(request.app.state, "face", "all")
+    return render(request, "core/error.html", {
+        "reasons": reasons, "status": status_code, "title": _bilingual(title),
+        "home": None if face == "public" else "/",
+    }, status_code=status_code)
 
 
 def error_body(error: DomainError) -> dict[str, Any]:
@@ -452,7 +508,7 @@ def busy_response(request: Request) -> Response:
     reason = Reason.of("core.busy")
     headers = {"Retry-After": "5"}
     if _wants_html(request):
-        response = render(request, "core/error.html", {"reasons": [reason]}, status_code=503)
+        response = error_page(request, [reason], 503)
         response.headers.update(headers)
         return response
     body = {"error": {"code": "core.busy", "reasons": [reason.to_dict()]}}
@@ -465,12 +521,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # A database write: in the thread pool, never on the event loop.
         await run_in_threadpool(record_refusal, request, error)
         if _wants_html(request):
-            return render(
-                request,
-                "core/error.html",
-                {"reasons": error.reasons},
-                status_code=error.status_code,
-            )
+            return error_page(request, error.reasons, error.status_code)
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
         return JSONResponse(error_body(error), status_code=error.status_code, headers=headers)
 
@@ -499,10 +550,45 @@ def install_error_handlers(app: FastAPI) -> None:
             )
             for item in error.errors()
         ] or [Reason.of("core.invalid_request", where="", detail="")]
+        if _wants_html(request):
+            return error_page(request, reasons, 422)
         body = {
             "error": {"code": "core.invalid_request", "reasons": [r.to_dict() for r in reasons]}
         }
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        # No route (404), a method the route does not take (405), or an HTTPException.
+        code = {404: "core.not_found", 405: "core.method_not_allowed"}.get(error.status_code)
+        if code is not None:
+            reason = Reason.of(code)
+        elif error.status_code == 413:  # a streamed body over the limit (core.middleware)
+            reason = Reason.of("core.request_too_large", limit=get_settings().max_request_bytes)
+        else:
+            reason = Reason.of("core.http_error", status=error.status_code)
+        headers = dict(error.headers or {})
+        if _wants_html(request):
+            response: Response = error_page(request, [reason], error.status_code)
+        else:
+            body = {"error": {"code": reason.code, "reasons": [reason.to_dict()]}}
+            response = JSONResponse(body, status_code=error.status_code)
+        response.headers.update(headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, _error: Exception) -> Response:
+        # Starlette still logs the error and re-raises it after this answer; no detail of it
+        # (a path, a value) reaches the person.
+        reason = Reason.of("core.server_error")
+        if _wants_html(request):
+            try:
+                return error_page(request, [reason], 500)
+            except Exception:
+                return PlainTextResponse(f"{reason.message_ja}\n{reason.message_en}\n",
+                                         status_code=500)
+        return JSONResponse({"error": {"code": reason.code, "reasons": [reason.to_dict()]}},
+                            status_code=500)
 
 
 __all__ = ["register_template_package"]

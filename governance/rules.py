@@ -8,11 +8,11 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from core.clock import as_utc
 from core.models import Role
-from core.policies import Policy
+from core.policies import Policy, rule
 from core.reasons import Reason
 from governance.models import (
     Basis,
@@ -256,10 +256,21 @@ def route_fields_problems(
 class GovernancePolicy(Policy, env_prefix="KODOMO_GOVERNANCE_"):
     """Configurable choices LAW.md marks [I]; the defaults are the conservative ones."""
 
-    # A second one-off authorisation of the same pattern inside this window is refused.
-    repeat_window_days: int = 365
-    max_one_off_days: int = 180
-    max_one_off_runs: int = 3
+    title_ja: ClassVar[str] = "目的外利用・提供（臨時的な利用の承認）"
+    title_en: ClassVar[str] = "out-of-purpose use and provision (one-off authorisations)"
+
+    repeat_window_days: int = rule(
+        365, ge=0, marker="I", basis="法69条2項（臨時的）; 事務対応ガイド4-2-1(3); LAW.md §4.3(1)",
+        ja="同じ型の臨時的利用の承認を再び認めない期間（日）",
+        en="days within which a second one-off authorisation of the same pattern is refused")
+    max_one_off_days: int = rule(
+        180, ge=1, marker="I", basis="法69条2項2号・3号（臨時的）; LAW.md §4.3",
+        ja="臨時的利用の承認の最長有効期間（日）",
+        en="longest validity of a one-off authorisation, in days")
+    max_one_off_runs: int = rule(
+        3, ge=1, marker="I", basis="法69条2項2号・3号（臨時的）; LAW.md §4.3",
+        ja="臨時的利用の承認で実行できる最大回数",
+        en="most runs a one-off authorisation allows")
 
 
 DEFAULT_POLICY = GovernancePolicy()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func
@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from consent.models import Person
 from consent.rules import age_on, local_day
-from core.policies import Policy, policy
+from core.policies import Policy, policy, rule
 from governance.jobs import JobContext, JobResult
 from governance.models import JobPopulation, Purpose
 from governance.rules import parse_json_object
@@ -34,8 +34,13 @@ class StatisticsPolicy(Policy, env_prefix="KODOMO_STATISTICS_"):
     """[I] Small cells: LAW.md's 69(2)(iv) route asks for output that cannot re-identify; the
     threshold is the common 10 of Japanese official statistics, a policy, not a rule of law."""
 
-    # Cells (and totals) under this count are shown as 「N未満」; a job may ask for more.
-    min_cell: int = Field(10, ge=2)
+    title_ja: ClassVar[str] = "統計の作成（小さな集計値の秘匿）"
+    title_en: ClassVar[str] = "statistics (suppression of small cells)"
+
+    min_cell: int = rule(
+        10, ge=2, marker="I", basis="法69条2項4号（統計の作成）; LAW.md §4.2",
+        ja="この数未満の集計値は「N未満」と表示する（ジョブはより大きい値のみ指定できる）",
+        en="cells and totals under this count are shown as 「N未満」 (a job may only raise it)")
 
 
 class StatisticsParams(BaseModel):

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from core.policies import Policy
+from pydantic import field_validator
+
+from core.policies import Policy, rule
 from core.reasons import Reason
 from pia.models import Level, Residual, SelfRating, Stage, State
 
@@ -107,6 +109,11 @@ class ThresholdRule:
     when: Mapping[str, Any]
     level: Level
     basis: str = ""
+
+    def __str__(self) -> str:
+        """The row as the policies page shows it: its basis and the level it requires."""
+        level = self.level.value if isinstance(self.level, Level) else str(self.level)
+        return f"{self.basis or self.name} → {LEVEL_LABELS.get(level, level)}"
 
     def matches(self, answers: ThresholdAnswers) -> bool:
         for key, wanted in self.when.items():
@@ -216,15 +223,41 @@ def heat_map(cells: Iterable[tuple[int | None, int | None]]) -> dict[tuple[int, 
 class PiaPolicy(Policy, env_prefix="KODOMO_PIA_"):
     """Configurable choices LAW.md marks [I] or [R]; the defaults are the conservative ones."""
 
-    threshold_rules: tuple[ThresholdRule, ...] = DEFAULT_THRESHOLD_RULES
-    # A full assessment's public comment period (指針 第5の3 [S]): shorter needs a reason.
-    min_comment_days: int = 30
-    # Next review one year after approval (yearly review is an effort duty [R]).
-    review_interval_days: int = 365
-    # An overdue review makes the PIA unusable [I]; False only warns.
-    refuse_overdue_review: bool = True
-    # A risk about a special-care item is rated high-sensitivity: impact ≥ this (§2) [I].
-    special_care_min_impact: int = 3
+    title_ja: ClassVar[str] = "個人情報保護評価（PIA）"
+    title_en: ClassVar[str] = "privacy impact assessment (PIA)"
+
+    threshold_rules: tuple[ThresholdRule, ...] = rule(
+        DEFAULT_THRESHOLD_RULES, marker="R",
+        basis="特定個人情報保護評価指針 しきい値判断（行ごとに[S]/[R]/[I]）; LAW.md §11.3–11.4",
+        ja="しきい値判断の表（この条件のとき少なくともこの評価）",
+        en="threshold table (when every condition holds, at least this level)")
+    min_comment_days: int = rule(
+        30, ge=1, marker="S", basis="特定個人情報保護評価指針 第5の3; LAW.md §11.3",
+        ja="全項目評価の意見募集の最短日数（短くするには理由が必要）",
+        en="shortest public comment period of a full assessment (shorter needs a reason)")
+    review_interval_days: int = rule(
+        365, ge=1, marker="R",
+        basis="特定個人情報保護評価指針（年1回の見直しは努力義務）; LAW.md §11.3",
+        ja="承認から次の見直しまでの日数", en="days from approval to the next review")
+    refuse_overdue_review: bool = rule(
+        True, marker="I", basis="LAW.md §11.4（ゲート）",
+        ja="見直し期限を過ぎた評価では利用を止める（いいえ: 警告のみ）",
+        en="an overdue review makes the PIA unusable (no: warn only)")
+    special_care_min_impact: int = rule(
+        3, ge=1, le=4, marker="I", basis="法2条3項（要配慮個人情報）; LAW.md §2",
+        ja="要配慮個人情報に関するリスクの影響度の下限（1〜4）",
+        en="lowest impact of a risk about a special-care item (1–4)")
+
+    @field_validator("threshold_rules")
+    @classmethod
+    def _conditions_known(cls, rules: tuple[ThresholdRule, ...]) -> tuple[ThresholdRule, ...]:
+        known = set(ThresholdAnswers.__dataclass_fields__)
+        for index, row in enumerate(rules):
+            for condition in row.when:
+                answer = condition.removesuffix("_min").removesuffix("_max")
+                if answer not in known:
+                    raise ValueError(f"row {index} ({row.name}): unknown condition {condition!r}")
+        return rules
 
 
 DEFAULT_POLICY = PiaPolicy()

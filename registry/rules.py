@@ -12,11 +12,11 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from core.clock import to_tokyo
 from core.dates import deadline
-from core.policies import Policy
+from core.policies import Policy, rule
 
 # 施行令 on 74(2)(ix): files with fewer persons than this need not be published [S].
 PUBLICATION_THRESHOLD = 1000
@@ -42,15 +42,32 @@ EXCLUSIONS: dict[str, str] = {
 class RegistryPolicy(Policy, env_prefix="KODOMO_REGISTRY_"):
     """Configurable policy; every default is the conservative reading of LAW.md §7."""
 
-    # 施行令 20: 直ちに (create / correct the entry) and 遅滞なく (delete / publish), in days.
-    # The law gives no number [I]; the first day is not counted and closed days move the deadline.
-    immediate_days: int = 1
-    without_delay_days: int = 14
-    # [I] Whether a stale entry blocks use at once or only after the 直ちに allowance.
-    stale_blocks: Literal["at_once", "after_allowance"] = "at_once"
-    publication_threshold: int = PUBLICATION_THRESHOLD
-    # Municipal closed days besides Saturdays and Sundays (年末年始, 祝日), as dates.
-    closed_dates: frozenset[date] = frozenset()
+    title_ja: ClassVar[str] = "個人情報ファイル簿"
+    title_en: ClassVar[str] = "register of personal information files"
+
+    # The law gives no number for 直ちに / 遅滞なく; the first day is not counted and closed days
+    # move the deadline.
+    immediate_days: int = rule(
+        1, ge=0, marker="I", basis="施行令20条1項・3項（直ちに）; LAW.md §7",
+        ja="「直ちに」の日数（ファイル簿の作成・修正）",
+        en="days allowed for 直ちに (create or correct an entry)")
+    without_delay_days: int = rule(
+        14, ge=0, marker="I", basis="施行令20条4項・5項（遅滞なく）; LAW.md §7",
+        ja="「遅滞なく」の日数（ファイル簿の削除・公表）",
+        en="days allowed for 遅滞なく (delete or publish an entry)")
+    stale_blocks: Literal["at_once", "after_allowance"] = rule(
+        "at_once", marker="I", basis="施行令20条3項; LAW.md §7 (Rules)",
+        ja="ファイル簿が古いとき利用を止める時期",
+        en="when a stale register entry blocks use",
+        choices={"at_once": "直ちに止める", "after_allowance": "「直ちに」の日数の後に止める"})
+    publication_threshold: int = rule(
+        PUBLICATION_THRESHOLD, ge=1, marker="S", basis="法75条2項・74条2項9号、施行令（1,000人）",
+        ja="ファイル簿の公表が必要となる本人の数",
+        en="persons from which an entry must be published")
+    closed_dates: frozenset[date] = rule(
+        frozenset(), marker="R", basis="地方自治法4条の2（休日条例）; 民法142条",
+        ja="土曜・日曜のほかの閉庁日",
+        en="municipal closed days besides Saturdays and Sundays")
 
 
 DEFAULT_POLICY = RegistryPolicy()

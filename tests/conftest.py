@@ -25,6 +25,7 @@ os.environ.pop("KODOMO_DATABASE_URL", None)
 
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import settings  # noqa: E402
 from sqlalchemy.engine import Connection, Engine  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
@@ -43,6 +44,10 @@ from tests.databases import (  # noqa: E402
 from tests.web import app_client  # noqa: E402
 
 BACKENDS = ["sqlite", "postgres"]
+
+# No timed assertions: a property test's example may be slow on a busy machine (CI shares one).
+settings.register_profile("kodomo", deadline=None)
+settings.load_profile("kodomo")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -123,6 +128,13 @@ def client(connection: Connection) -> Iterator[TestClient]:
 def public_client(connection: Connection) -> Iterator[TestClient]:
     """The public face alone (face "public") on the test's transaction."""
     with app_client(connection, "public") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def staff_client(connection: Connection) -> Iterator[TestClient]:
+    """The staff face alone (face "staff", the LGWAN side) on the test's transaction."""
+    with app_client(connection, "staff") as test_client:
         yield test_client
 
 

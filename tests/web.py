@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection
+from starlette.routing import BaseRoute
 
 from core import demo as core_demo
 from main import Face, create_app
@@ -35,6 +36,16 @@ def app_client(
     app = create_app(face, session_factory=lambda: session_on(connection))
     with TestClient(app, base_url=base_url) as test_client:
         yield test_client
+
+
+def mounted_routes(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route an app answers, through included routers (FastAPI may keep them nested)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            yield from mounted_routes(nested.routes)
+        else:
+            yield route
 
 
 # ---------------------------------------------------------------- the API

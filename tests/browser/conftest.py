@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,17 +145,25 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[str]:
-    """The base URL of `kodomo serve` on a temporary, migrated SQLite file with the demo city."""
+def served_data(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Path:
+    """A temporary data directory: a migrated SQLite file with the demo city."""
     data_dir = tmp_path_factory.mktemp("browser-server")
     env = _server_env(data_dir)
     log = data_dir / "server.log"
     _run(["db", "upgrade"], env, log)
     _run(["demo", "load"], env, log)
+    return data_dir
+
+
+@contextmanager
+def _serving(data_dir: Path, face: str) -> Iterator[str]:
+    """`kodomo serve --face FACE` on the data directory until the block ends; its base URL."""
+    env = _server_env(data_dir)
+    log = data_dir / f"server-{face}.log"
     port = _free_port()
     with log.open("a", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [*_kodomo(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*_kodomo(), "serve", "--face", face, "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -168,6 +177,27 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(served_data: Path) -> Iterator[str]:
+    """The base URL of `kodomo serve` (both faces) with the demo city."""
+    with _serving(served_data, "all") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def staff_server(served_data: Path) -> Iterator[str]:
+    """The base URL of `kodomo serve --face staff` (the LGWAN side) on the same database."""
+    with _serving(served_data, "staff") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def public_server(served_data: Path) -> Iterator[str]:
+    """The base URL of `kodomo serve --face public` (the internet side) on the same database."""
+    with _serving(served_data, "public") as url:
+        yield url
 
 
 @pytest.fixture

@@ -119,3 +119,4 @@ def test_a_streamed_body_over_the_limit_is_refused(client: TestClient) -> None:
     reply = client.post("/api/auth/token", content=chunks(),
                         headers={"Content-Type": "application/json"})
     assert reply.status_code == 413
+    assert reply.json()["error"]["code"] == "core.request_too_large"
