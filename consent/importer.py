@@ -31,7 +31,7 @@ from consent.models import (
     Sex,
 )
 from core import audit, textio
-from core.clock import utcnow
+from core.clock import local_day, utcnow
 from core.crypto import keyed_hash, keyed_hash_candidates
 from core.dates import parse_date
 from core.reasons import InvalidInput, Reason
@@ -117,7 +117,7 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
     """Every row of the extract, or InvalidInput with every problem (row and field)."""
     text = decode(data)
     textio.refuse_control_characters(text)
-    today = today or rules.local_day(utcnow())
+    today = today or local_day(utcnow())
     lines = list(textio.read_csv(text))
     if not lines or not any(cell.strip() for cell in lines[0][1]):
         raise InvalidInput(Reason.of("consent.import_empty", field="file"))
@@ -234,7 +234,7 @@ def import_rows(session: Session, actor: audit.Actor, rows: list[Row],
                 at: datetime | None = None) -> ImportResult:
     """Write parsed rows (all of them, or raise before anything is flushed)."""
     moment = at or utcnow()
-    today = rules.local_day(moment)
+    today = local_day(moment)
     people = _existing(session, [r.atena_no for r in rows]
                        + [g[0] for r in rows for g in r.guardians])
     in_file = {r.atena_no for r in rows}

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from consent import eligibility, people, receipts, rules, service
+from consent.rules import CapacityPolicy
 from consent.models import (
     Channel,
     ChildView,
@@ -43,9 +44,10 @@ from consent.schemas import (
 )
 from core import auth, messages
 from core.auth import Principal
-from core.clock import utcnow
+from core.clock import local_day, utcnow
 from core.dates import parse_date
 from core.models import Role
+from core.policies import policy as configured
 from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
 from core.web import FormDep, SessionDep, api_staff, console_staff, public, render
@@ -65,7 +67,7 @@ public_router = APIRouter()
 
 
 def person_public(session: Session, person: Person) -> PersonPublic:
-    today = rules.local_day(utcnow())
+    today = local_day(utcnow())
 
     def link(person_id: str, relation: Any, proof: str, since: Any, until: Any
              ) -> GuardianPublic:
@@ -76,7 +78,7 @@ def person_public(session: Session, person: Person) -> PersonPublic:
 
     return PersonPublic(
         id=person.id, atena_no=person.atena_no, name=person.name, kana=person.kana,
-        birth_date=person.birth_date, age=rules.age_on(person.birth_date, today),
+        birth_date=person.birth_date, age=configured(CapacityPolicy).age(person.birth_date, today),
         sex=str(person.sex),
         guardians=[link(g.guardian_id, g.relation, g.proof_ref, g.valid_from, g.valid_until)
                    for g in people.guardianships(session, person.id)],
@@ -159,7 +161,8 @@ def jwks() -> JSONResponse:
 
 def candidate(person: Person) -> PersonCandidate:
     return PersonCandidate(id=person.id, name=person.name, birth_date=person.birth_date,
-                           age=rules.age_on(person.birth_date, rules.local_day(utcnow())))
+                           age=configured(CapacityPolicy).age(person.birth_date,
+                                                              local_day(utcnow())))
 
 
 @api_router.post("/persons/search", response_model=list[PersonCandidate])
