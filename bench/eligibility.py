@@ -50,7 +50,7 @@ from bench.audit import (  # noqa: E402
     new_database,
     settle,
 )
-from consent import eligibility, rules  # noqa: E402
+from consent import eligibility  # noqa: E402
 from consent.models import ConsentScope, Notice, Person  # noqa: E402
 from core.ages import age_on, latest_birth_for_age  # noqa: E402
 from core.cli import alembic_config  # noqa: E402

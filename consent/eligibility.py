@@ -13,7 +13,6 @@ from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 import consent.messages  # noqa: F401  (registers the messages)
-from consent import rules
 from consent.models import (
     ChildView,
     ConsentRecord,
@@ -434,7 +433,8 @@ def population_of_children(min_age: int, max_age: int, at: datetime) -> Populati
     """A population query: people aged min_age..max_age during the Japanese day of `at`.
 
     Ages follow 年齢計算法 as administrative practice counts them (core.ages: an age is reached
-    on the day before the birthday). The birth date comes along so that `eligible` need not read it again.
+    on the day before the birthday). The birth date comes along so that `eligible` need not
+    read it again.
     """
     day = local_day(as_utc(at))
     oldest = latest_birth_for_age(day, max_age + 1)

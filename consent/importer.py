@@ -33,7 +33,7 @@ from consent.models import (
 from core import audit, textio
 from core.clock import local_day, utcnow
 from core.crypto import keyed_hash, keyed_hash_candidates
-from core.dates import parse_date
+from core.dates import date_reason, parse_date
 from core.reasons import InvalidInput, Reason
 
 # canonical name -> accepted headers (English first)
@@ -113,6 +113,12 @@ def _bad(row: int, column: str, detail: str) -> Reason:
                      detail=detail, line=row)
 
 
+def _not_a_date(row: int, column: str, text: str) -> Reason:
+    """Why a cell is not a date (an era date outside its era says so), with row and field."""
+    return date_reason(text, field=column, row=row) or _bad(row, column, "日付ではありません / "
+                                                                          "not a date")
+
+
 def parse(data: bytes, today: date | None = None) -> list[Row]:
     """Every row of the extract, or InvalidInput with every problem (row and field)."""
     text = decode(data)
@@ -166,7 +172,7 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
             first_row[atena] = number
         birth = parse_date(cell("birth_date")) if cell("birth_date") else None
         if cell("birth_date") and birth is None:
-            problems.append(_bad(number, "birth_date", "日付ではありません / not a date"))
+            problems.append(_not_a_date(number, "birth_date", cell("birth_date")))
         elif birth is not None and birth > today:
             problems.append(_bad(number, "birth_date", "未来の日付です / in the future"))
         sex = rules.parse_sex(cell("sex"))
@@ -176,8 +182,8 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
         if cell("guardianship_from"):
             since = parse_date(cell("guardianship_from"))
             if since is None:
-                problems.append(_bad(number, "guardianship_from", "日付ではありません / "
-                                                                  "not a date"))
+                problems.append(_not_a_date(number, "guardianship_from",
+                                            cell("guardianship_from")))
         guardians: list[tuple[str, GuardianRelation, str, str]] = []
         for column, relation, proof_column in GUARDIAN_COLUMNS:
             value = cell(column)

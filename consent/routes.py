@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from consent import eligibility, people, receipts, rules, service
-from consent.rules import CapacityPolicy
 from consent.models import (
     Channel,
     ChildView,
@@ -21,6 +20,7 @@ from consent.models import (
     Restriction,
     UnsuitableMark,
 )
+from consent.rules import CapacityPolicy
 from consent.schemas import (
     ConsentIn,
     ConsentPublic,
@@ -45,7 +45,7 @@ from consent.schemas import (
 from core import auth, messages
 from core.auth import Principal
 from core.clock import local_day, utcnow
-from core.dates import parse_date
+from core.dates import date_reason, parse_date
 from core.models import Role
 from core.policies import policy as configured
 from core.reasons import DomainError, InvalidInput, Reason
@@ -310,8 +310,8 @@ def console_search(request: Request, principal: ConsoleStaff, session: SessionDe
     found: list[PersonCandidate] = []
     reasons: list[Reason] = []
     if birth_text.strip() and birth_date is None:
-        reasons = [Reason.of("core.invalid_request", field="birth_date", where="birth_date",
-                             detail="date")]
+        reasons = [date_reason(birth_text, field="birth_date") or Reason.of(
+            "core.invalid_request", field="birth_date", where="birth_date", detail="date")]
     elif atena_no or name or birth_text:
         try:
             found = [candidate(p) for p in people.find_persons(

@@ -1,4 +1,4 @@
-"""Dates as people and source systems type them (西暦 and 和暦), each era date checked against its era."""
+"""Dates as people and source systems type them (西暦, 和暦), era dates checked against the era."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from core import messages
 from core.reasons import InvalidInput, Reason
@@ -21,7 +22,8 @@ messages.register(
             "{text!r} is not a day of the calendar.",
         ),
         "core.date_era_unknown": (
-            "「{era}」は使える元号ではありません（明治・大正・昭和・平成・令和、または M・T・S・H・R）。",
+            "「{era}」は使える元号ではありません"
+            "（明治・大正・昭和・平成・令和、または M・T・S・H・R）。",
             "{era!r} is not an era this service reads (明治, 大正, 昭和, 平成, 令和, "
             "or M, T, S, H, R).",
         ),
@@ -82,7 +84,7 @@ _KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
 
 
 def _kanji_number(text: str) -> str:
-    """漢数字 as Arabic digits: 十-style (三十一) or digit by digit (二〇二四); '' when malformed."""
+    """漢数字 as Arabic digits: 十-style (三十一) or digit by digit (二〇二四); '' if malformed."""
     if "十" not in text:
         return "".join(str(_KANJI_DIGITS[c]) for c in text)
     tens, _, units = text.partition("十")
@@ -107,7 +109,7 @@ def era_date(day: date) -> str:
 
 
 def _refused(code: str, typed: str, field: str | None, row: int | None,
-             **params: object) -> InvalidInput:
+             **params: Any) -> InvalidInput:
     return InvalidInput(Reason.of(code, field=field, row=row, text=typed[:40], **params))
 
 
@@ -157,6 +159,17 @@ def parse_date(text: str) -> date | None:
         return read_date(text)
     except InvalidInput:
         return None
+
+
+def date_or_text(text: str, *, field: str | None = None, row: int | None = None) -> date | str:
+    """A date when `text` is one, else the text itself for a later validator (an ISO datetime,
+    say); refused (InvalidInput) when it names a day that does not exist or is outside its era."""
+    try:
+        return read_date(text, field=field, row=row)
+    except InvalidInput as error:
+        if error.reasons[0].code == "core.date_not_a_date":
+            return text
+        raise
 
 
 def date_reason(text: str, *, field: str | None = None, row: int | None = None) -> Reason | None:

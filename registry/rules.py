@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from core.clock import to_tokyo
+from core.clock import local_day
 from core.periods import DEFAULT_CALENDAR, MunicipalCalendar, deadline
 from core.policies import Policy
 
@@ -117,7 +117,7 @@ def stale_blocks_use(since: datetime, at: datetime, policy: RegistryPolicy = DEF
     """A stale entry blocks use at once (default) or once the 直ちに allowance has run out."""
     if policy.stale_blocks == "at_once":
         return True
-    return to_tokyo(at).date() > due_date(since, policy.immediate_days, policy, cal)
+    return local_day(at) > due_date(since, policy.immediate_days, policy, cal)
 
 
 # ---------------------------------------------------------------- deadlines
@@ -160,7 +160,7 @@ class Overdue:
 def overdue(facts: EntryFacts, at: datetime, policy: RegistryPolicy = DEFAULT_POLICY,
             cal: MunicipalCalendar = DEFAULT_CALENDAR) -> list[Overdue]:
     """Deadlines of 施行令 20 that have passed at `at` (Tokyo dates)."""
-    today = to_tokyo(at).date()
+    today = local_day(at)
     found: list[Overdue] = []
 
     def add(kind: Literal["create_entry", "correct_entry", "delete_entry"], due: date) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import literal
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
-from consent import eligibility, rules, service
+from consent import eligibility, service
 from consent.models import ChildView, Person, Relation, RestrictionSource
 from consent.rules import CapacityPolicy
 from consent.schemas import RestrictionIn, WithdrawIn

@@ -10,6 +10,7 @@ from consent import rules
 from consent.rules import CapacityPolicy
 from core.ages import AgeReachedOn
 
+
 @pytest.mark.parametrize(("reached_on", "day", "age", "guardian_decides"), [
     # born 2010-12-02: 16 on 2026-12-01 by the default (the practice of 年齢計算法)
     (AgeReachedOn.day_before_birthday, date(2026, 11, 30), 15, True),

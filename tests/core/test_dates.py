@@ -4,6 +4,7 @@ date outside its era is refused with the reason, at every boundary from 明治6�
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_the_refusal_says_which_era_the_day_belongs_to() -> None:
 
 
 def test_the_era_table_has_no_gap_and_no_overlap() -> None:
-    for earlier, later in zip(ERAS, ERAS[1:], strict=False):
+    for earlier, later in pairwise(ERAS):
         assert earlier.last_day is not None
         assert (later.first_day - earlier.last_day).days == 1
         assert later.first_year == later.first_day.year
