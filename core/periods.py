@@ -1,7 +1,7 @@
 """The municipal calendar and statutory periods: 民法140–143 and 地方自治法4条の2 (LAW.md §13a).
 
 Pure functions over dates. A period is counted in Japanese days; its naive end follows 民法:
-the first day is not counted unless the period starts at 0:00 (140), the period ends when its
+the first day is not counted unless the period begins at 0:00 of it (140), the period ends when its
 last day ends (141), and weeks, months and years run by the calendar, ending on the day before
 the day that corresponds to the first counted day, or on the last day of the month where the
 last month has no such day (143). A deadline for an act addressed to the municipality that falls
@@ -13,13 +13,13 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, Self
 
 import jpholiday
 from pydantic import AfterValidator, model_validator
 
-from core.clock import to_tokyo
+from core.clock import local_day
 from core.policies import Policy
 
 _DAY = timedelta(days=1)
@@ -88,13 +88,15 @@ class MunicipalCalendar(Policy, env_prefix="KODOMO_CALENDAR_"):
 DEFAULT_CALENDAR = MunicipalCalendar()
 
 
-def first_counted_day(start: datetime) -> date:
-    """The first day of a period that starts at `start` (民法140): the next Japanese day,
-    or that day itself when the period starts at 0:00 in Tokyo."""
-    local = to_tokyo(start)
-    if local.time() == time.min:
-        return local.date()
-    return local.date() + _DAY
+def first_counted_day(start: datetime, *, from_midnight: bool = False) -> date:
+    """The first counted day of a period that runs from the event at `start` (民法140): the
+    next Japanese day. With `from_midnight` the period is one that begins at 0:00 of the day of
+    `start` (140ただし書, e.g. a period set to run "from 1 April"), so that day counts.
+
+    The time of day of an event does not decide this: a date recorded without a time is
+    stored at 0:00, and an event at 0:00 would otherwise lose a day."""
+    day = local_day(start)
+    return day if from_midnight else day + _DAY
 
 
 def _add_months(first: date, months: int) -> date:
@@ -121,9 +123,10 @@ def period_end(first: date, *, days: int = 0, weeks: int = 0, months: int = 0,
 
 
 def deadline(start: datetime, cal: MunicipalCalendar = DEFAULT_CALENDAR, *, days: int = 0,
-             weeks: int = 0, months: int = 0, years: int = 0) -> date:
+             weeks: int = 0, months: int = 0, years: int = 0,
+             from_midnight: bool = False) -> date:
     """The last day for an act due to the municipality within a period from `start` (e.g. the
     receipt of a request): the period's end, moved to the next open day when it is closed."""
-    end = period_end(first_counted_day(start), days=days, weeks=weeks, months=months,
-                     years=years)
+    end = period_end(first_counted_day(start, from_midnight=from_midnight), days=days,
+                     weeks=weeks, months=months, years=years)
     return cal.next_open_day(end)

@@ -74,7 +74,7 @@ def test_a_malformed_extract_imports_nothing(db: Session) -> None:
     where = {(r.row, r.field, r.code) for r in error.value.reasons}
     assert where == {
         (3, "given_name", "consent.import_bad_value"),
-        (3, "birth_date", "consent.import_bad_value"),
+        (3, "birth_date", "core.date_no_such_day"),
         (3, "sex", "consent.import_bad_value"),
         (4, "atena_no", "consent.import_duplicate"),
     }

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -88,17 +89,19 @@ def test_the_calendar_is_read_from_the_environment(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize(
-    ("start", "first"),
+    ("start", "from_midnight", "first"),
     [
-        (tokyo(date(2026, 11, 29)), date(2026, 11, 30)),  # 初日不算入
-        (tokyo(date(2026, 11, 29), 23), date(2026, 11, 30)),
-        (tokyo(date(2026, 11, 29), 0), date(2026, 11, 29)),  # from 0:00 the first day counts
-        (datetime(2026, 11, 29, 15, 0, tzinfo=UTC), date(2026, 11, 30)),  # 0:00 on 11/30 Tokyo
-        (datetime(2026, 11, 29, 15, 0, 1, tzinfo=UTC), date(2026, 12, 1)),
+        (tokyo(date(2026, 11, 29)), False, date(2026, 11, 30)),  # 初日不算入
+        (tokyo(date(2026, 11, 29), 23), False, date(2026, 11, 30)),
+        (tokyo(date(2026, 11, 29), 0), False, date(2026, 11, 30)),  # an event at 0:00 too
+        (datetime(2026, 11, 29, 15, 0, tzinfo=UTC), False, date(2026, 12, 1)),  # 11/30 Tokyo
+        # a period that begins at 0:00 of its first day counts that day (140ただし書)
+        (tokyo(date(2026, 11, 29), 0), True, date(2026, 11, 29)),
+        (tokyo(date(2026, 11, 29), 10), True, date(2026, 11, 29)),
     ],
 )
-def test_the_first_day_is_not_counted(start: datetime, first: date) -> None:
-    assert first_counted_day(start) == first
+def test_the_first_day_is_not_counted(start: datetime, from_midnight: bool, first: date) -> None:
+    assert first_counted_day(start, from_midnight=from_midnight) == first
 
 
 @pytest.mark.parametrize(
@@ -146,6 +149,12 @@ def test_deadlines(received: date, days: int, due: date) -> None:
     assert deadline(tokyo(received), days=days) == due
 
 
+def test_a_period_from_midnight_counts_its_first_day() -> None:
+    # 30 days from 0:00 of 11/29 end on 12/28, an open day
+    assert deadline(tokyo(date(2026, 11, 29), 0), days=30, from_midnight=True) == date(
+        2026, 12, 28)
+
+
 def test_a_deadline_in_months_across_the_year_end() -> None:
     # received 11/28: first counted day 11/29; one month ends 12/28, open → 12/28;
     # received 11/29: ends 12/29, closed → 2027-01-04
@@ -172,8 +181,9 @@ units = st.sampled_from(["days", "weeks", "months", "years"])
 @given(moments, st.integers(min_value=0, max_value=400), units, calendars)
 def test_a_deadline_is_the_first_open_day_on_or_after_the_naive_end(
         start: datetime, n: int, unit: str, calendar: MunicipalCalendar) -> None:
-    due = deadline(start, calendar, **{unit: n})
-    naive = period_end(first_counted_day(start), **{unit: n})
+    period: dict[str, Any] = {unit: n}
+    due = deadline(start, calendar, **period)
+    naive = period_end(first_counted_day(start), **period)
     assert not calendar.is_closed(due)
     assert due >= naive
     day = naive
