@@ -50,9 +50,11 @@ from bench.audit import (  # noqa: E402
     new_database,
     settle,
 )
-from consent import eligibility, rules  # noqa: E402
+from consent import eligibility  # noqa: E402
 from consent.models import ConsentScope, Notice, Person  # noqa: E402
+from core.ages import age_on, latest_birth_for_age  # noqa: E402
 from core.cli import alembic_config  # noqa: E402
+from core.clock import local_day  # noqa: E402
 from core.db import make_engine, unit_of_work  # noqa: E402
 from core.settings import get_settings  # noqa: E402
 from core.startup import prepare  # noqa: E402
@@ -149,11 +151,11 @@ def fill(engine: Engine, persons: int, events: int, restrictions: int,
     now = loader.time(AT)
     children = int(persons * 0.4)
     adults = persons - children
-    today = rules.local_day(AT)
+    today = local_day(AT)
     child_ids = [secrets.token_hex(16) for _ in range(children)]
     adult_ids = [secrets.token_hex(16) for _ in range(adults)]
     births: dict[str, date] = {}
-    span = (today - date(today.year - 18, today.month, today.day)).days - 1
+    span = (today - latest_birth_for_age(today, 18)).days - 1
 
     def people() -> Iterable[Sequence[Any]]:
         for n, pid in enumerate(child_ids):
@@ -207,7 +209,7 @@ def fill(engine: Engine, persons: int, events: int, restrictions: int,
         if made >= events:
             break
         birth = births[pid]
-        age_then = rules.age_on(birth, rules.local_day(given_base))
+        age_then = age_on(birth, local_day(given_base))
         if age_then < 9:
             continue
         if age_then >= 16:

@@ -72,9 +72,10 @@ from consent import service as consent  # noqa: E402
 from consent.models import Person  # noqa: E402
 from consent.schemas import NoticeIn, NoticeItemIn, NoticeRecipientIn  # noqa: E402
 from core import audit  # noqa: E402
+from core.ages import age_on, latest_birth_for_age  # noqa: E402
 from core.auth import Principal, principal_for  # noqa: E402
 from core.cli import alembic_config  # noqa: E402
-from core.clock import utcnow  # noqa: E402
+from core.clock import local_day, utcnow  # noqa: E402
 from core.db import make_engine, unit_of_work  # noqa: E402
 from core.models import Organ, OutsideBody, StaffAccount  # noqa: E402
 from core.settings import get_settings  # noqa: E402
@@ -351,11 +352,11 @@ def fill(engine: Engine, world: World, residents: int, events: int,
     loader = Loader(engine)
     at = utcnow()
     now = loader.time(at)
-    today = consent_rules.local_day(at)
+    today = local_day(at)
     with Session(engine) as session:
         already = session.exec(select(func.count()).select_from(Person)).one()
         purpose_ids = [p.id for p in session.exec(select(Purpose)).all() if p.id is not None]
-        cut = consent_rules.latest_birth_for_age(today, 18)
+        cut = latest_birth_for_age(today, 18)
         young = session.exec(select(func.count()).select_from(Person)
                              .where(col(Person.birth_date) > cut)).one()
     total = max(residents - already, 10)
@@ -364,7 +365,7 @@ def fill(engine: Engine, world: World, residents: int, events: int,
     child_ids = [secrets.token_hex(16) for _ in range(children)]
     adult_ids = [secrets.token_hex(16) for _ in range(adults)]
     births: dict[str, date] = {}
-    span = (today - consent_rules.latest_birth_for_age(today, 18)).days - 1
+    span = (today - latest_birth_for_age(today, 18)).days - 1
 
     def people() -> Iterable[Sequence[Any]]:
         for n, pid in enumerate(child_ids):
@@ -413,7 +414,7 @@ def fill(engine: Engine, world: World, residents: int, events: int,
     for pid in order:
         if made >= events:
             break
-        age = consent_rules.age_on(births[pid], today)
+        age = age_on(births[pid], today)
         if age >= 16:
             givers = [(pid, "self")]
         else:

@@ -13,7 +13,6 @@ from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 import consent.messages  # noqa: F401  (registers the messages)
-from consent import rules
 from consent.models import (
     ChildView,
     ConsentRecord,
@@ -27,7 +26,8 @@ from consent.models import (
 from consent.people import get_person, guardianships
 from consent.rules import CapacityPolicy
 from core import messages
-from core.clock import as_utc, utcnow
+from core.ages import latest_birth_for_age
+from core.clock import as_utc, local_day, utcnow
 from core.policies import policy as configured
 from core.reasons import Reason
 
@@ -83,8 +83,8 @@ def _unsuitable(purpose_id: int, at: datetime) -> Select[Any]:
 
 def _covered(purpose_id: int, flow: Flow, at: datetime, policy: CapacityPolicy) -> Any:
     """Person ids whose consent for one flow counts at `at` under the policy (one query)."""
-    day = rules.local_day(at)
-    cut = rules.latest_birth_for_age(day, policy.guardian_required_below)
+    day = local_day(at)
+    cut = policy.latest_birth(day, policy.guardian_required_below)
     # The child decides at or above the guardian age.
     by_self = (select(ConsentRecord.principal_id)
                .select_from(ConsentRecord).join(ConsentScope, and_(*_covering(purpose_id, flow)))
@@ -174,8 +174,8 @@ def _default_policy(person_id: Any, birth_date: Any | None, purpose_id: int,
     read from the register inside the sets.
     """
     moment = as_utc(at)
-    day = rules.local_day(moment)
-    cut = rules.latest_birth_for_age(day, policy.guardian_required_below)
+    day = local_day(moment)
+    cut = policy.latest_birth(day, policy.guardian_required_below)
     full = _full_cover(purpose_id, flows, moment, policy, exact=True).cte("full_consent")
     own = select(full.c.child).where(full.c.child == full.c.giver)
     holder = Guardianship.__table__.alias("holder")  # type: ignore[attr-defined]
@@ -224,8 +224,8 @@ def _default_policy_split(query: Select[Any], person_id: Any, birth_date: Any | 
     `birth_date` is the population's own copy of the register's birth date, when it has one;
     otherwise each person is looked up again.
     """
-    day = rules.local_day(at)
-    cut = rules.latest_birth_for_age(day, policy.guardian_required_below)
+    day = local_day(at)
+    cut = policy.latest_birth(day, policy.guardian_required_below)
     allowed = query
     if birth_date is None:
         subject = Person.__table__.alias("subject")  # type: ignore[attr-defined]
@@ -314,7 +314,7 @@ def why_excluded(session: Session, person_id: str, purpose_id: int,
     """
     policy = policy or configured(CapacityPolicy)
     moment = as_utc(at)
-    day = rules.local_day(moment)
+    day = local_day(moment)
     person = get_person(session, person_id)
     refs: dict[str, Any] = {"person_id": person.id, "purpose_id": purpose_id}
     reasons: list[Reason] = []
@@ -330,7 +330,7 @@ def why_excluded(session: Session, person_id: str, purpose_id: int,
             "consent.excluded_restricted",
             refs={**refs, "restriction_id": restriction.id, "source": restriction.source},
             source=messages.text(f"consent.source.{restriction.source}"),
-            since=rules.local_day(restriction.valid_from).isoformat()))
+            since=local_day(restriction.valid_from).isoformat()))
     flows = list(dict.fromkeys((int(i), str(r)) for i, r in consent_flows))
     if not flows:
         return reasons
@@ -341,7 +341,7 @@ def why_excluded(session: Session, person_id: str, purpose_id: int,
         code = ("consent.excluded_route_unsuitable" if reveal_unsuitable
                 else "consent.excluded_route_unavailable")
         reasons.append(Reason.of(code, refs=refs))
-    age = rules.age_on(person.birth_date, day)
+    age = policy.age(person.birth_date, day)
     links = guardianships(session, person.id, day)
     for flow in flows:
         reasons.extend(_flow_reasons(session, person, purpose_id, flow, moment, age, links,
@@ -432,11 +432,13 @@ def _flow_reasons(session: Session, person: Person, purpose_id: int, flow: Flow,
 def population_of_children(min_age: int, max_age: int, at: datetime) -> Population:
     """A population query: people aged min_age..max_age during the Japanese day of `at`.
 
-    Ages follow 年齢計算法. The birth date comes along so that `eligible` need not read it again.
+    Ages follow 年齢計算法 as administrative practice counts them (core.ages: an age is reached
+    on the day before the birthday). The birth date comes along so that `eligible` need not
+    read it again.
     """
-    day = rules.local_day(as_utc(at))
-    oldest = rules.latest_birth_for_age(day, max_age + 1)
-    youngest = rules.latest_birth_for_age(day, min_age)
+    day = local_day(as_utc(at))
+    oldest = latest_birth_for_age(day, max_age + 1)
+    youngest = latest_birth_for_age(day, min_age)
     return sa_select(col(Person.id), col(Person.birth_date)).where(
         col(Person.birth_date) > oldest, col(Person.birth_date) <= youngest)
 
@@ -464,10 +466,10 @@ def reconfirmation_due(session: Session, at: datetime | None = None,
     threshold (the view age, the guardian age, majority): to be re-confirmed."""
     policy = policy or configured(CapacityPolicy)
     moment = as_utc(at or utcnow())
-    day = rules.local_day(moment)
+    day = local_day(moment)
     found: list[Reconfirmation] = []
     for threshold in policy.thresholds():
-        cut = rules.latest_birth_for_age(day, threshold)
+        cut = policy.latest_birth(day, threshold)
         rows = session.exec(
             select(col(ConsentRecord.id), col(ConsentRecord.principal_id),
                    col(Person.birth_date))
@@ -475,7 +477,7 @@ def reconfirmation_due(session: Session, at: datetime | None = None,
             .where(*_in_force(moment), ConsentRecord.confirmed_age < threshold,
                    col(Person.birth_date) <= cut)
         ).all()
-        found.extend(Reconfirmation(rid, pid, threshold, rules.age_on(birth, day))
+        found.extend(Reconfirmation(rid, pid, threshold, policy.age(birth, day))
                      for rid, pid, birth in rows)
     found.sort(key=lambda r: (r.record_id, r.threshold))
     return found

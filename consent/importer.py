@@ -31,9 +31,9 @@ from consent.models import (
     Sex,
 )
 from core import audit, textio
-from core.clock import utcnow
+from core.clock import local_day, utcnow
 from core.crypto import keyed_hash, keyed_hash_candidates
-from core.dates import parse_date
+from core.dates import date_reason, parse_date
 from core.reasons import InvalidInput, Reason
 
 # canonical name -> accepted headers (English first)
@@ -113,11 +113,17 @@ def _bad(row: int, column: str, detail: str) -> Reason:
                      detail=detail, line=row)
 
 
+def _not_a_date(row: int, column: str, text: str) -> Reason:
+    """Why a cell is not a date (an era date outside its era says so), with row and field."""
+    return date_reason(text, field=column, row=row) or _bad(row, column, "日付ではありません / "
+                                                                          "not a date")
+
+
 def parse(data: bytes, today: date | None = None) -> list[Row]:
     """Every row of the extract, or InvalidInput with every problem (row and field)."""
     text = decode(data)
     textio.refuse_control_characters(text)
-    today = today or rules.local_day(utcnow())
+    today = today or local_day(utcnow())
     lines = list(textio.read_csv(text))
     if not lines or not any(cell.strip() for cell in lines[0][1]):
         raise InvalidInput(Reason.of("consent.import_empty", field="file"))
@@ -166,7 +172,7 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
             first_row[atena] = number
         birth = parse_date(cell("birth_date")) if cell("birth_date") else None
         if cell("birth_date") and birth is None:
-            problems.append(_bad(number, "birth_date", "日付ではありません / not a date"))
+            problems.append(_not_a_date(number, "birth_date", cell("birth_date")))
         elif birth is not None and birth > today:
             problems.append(_bad(number, "birth_date", "未来の日付です / in the future"))
         sex = rules.parse_sex(cell("sex"))
@@ -176,8 +182,8 @@ def parse(data: bytes, today: date | None = None) -> list[Row]:
         if cell("guardianship_from"):
             since = parse_date(cell("guardianship_from"))
             if since is None:
-                problems.append(_bad(number, "guardianship_from", "日付ではありません / "
-                                                                  "not a date"))
+                problems.append(_not_a_date(number, "guardianship_from",
+                                            cell("guardianship_from")))
         guardians: list[tuple[str, GuardianRelation, str, str]] = []
         for column, relation, proof_column in GUARDIAN_COLUMNS:
             value = cell(column)
@@ -234,7 +240,7 @@ def import_rows(session: Session, actor: audit.Actor, rows: list[Row],
                 at: datetime | None = None) -> ImportResult:
     """Write parsed rows (all of them, or raise before anything is flushed)."""
     moment = at or utcnow()
-    today = rules.local_day(moment)
+    today = local_day(moment)
     people = _existing(session, [r.atena_no for r in rows]
                        + [g[0] for r in rows for g in r.guardians])
     in_file = {r.atena_no for r in rows}

@@ -20,6 +20,7 @@ from consent.models import (
     Restriction,
     UnsuitableMark,
 )
+from consent.rules import CapacityPolicy
 from consent.schemas import (
     ConsentIn,
     ConsentPublic,
@@ -43,9 +44,10 @@ from consent.schemas import (
 )
 from core import auth, messages
 from core.auth import Principal
-from core.clock import utcnow
-from core.dates import parse_date
+from core.clock import local_day, utcnow
+from core.dates import date_reason, parse_date
 from core.models import Role
+from core.policies import policy as configured
 from core.reasons import DomainError, InvalidInput, Reason
 from core.routes import TodoItem, TodoPanel
 from core.web import FormDep, SessionDep, api_staff, console_staff, public, render
@@ -66,7 +68,7 @@ shared_router = APIRouter()
 
 
 def person_public(session: Session, person: Person) -> PersonPublic:
-    today = rules.local_day(utcnow())
+    today = local_day(utcnow())
 
     def link(person_id: str, relation: Any, proof: str, since: Any, until: Any
              ) -> GuardianPublic:
@@ -77,7 +79,7 @@ def person_public(session: Session, person: Person) -> PersonPublic:
 
     return PersonPublic(
         id=person.id, atena_no=person.atena_no, name=person.name, kana=person.kana,
-        birth_date=person.birth_date, age=rules.age_on(person.birth_date, today),
+        birth_date=person.birth_date, age=configured(CapacityPolicy).age(person.birth_date, today),
         sex=str(person.sex),
         guardians=[link(g.guardian_id, g.relation, g.proof_ref, g.valid_from, g.valid_until)
                    for g in people.guardianships(session, person.id)],
@@ -160,7 +162,8 @@ def jwks() -> JSONResponse:
 
 def candidate(person: Person) -> PersonCandidate:
     return PersonCandidate(id=person.id, name=person.name, birth_date=person.birth_date,
-                           age=rules.age_on(person.birth_date, rules.local_day(utcnow())))
+                           age=configured(CapacityPolicy).age(person.birth_date,
+                                                              local_day(utcnow())))
 
 
 @api_router.post("/persons/search", response_model=list[PersonCandidate])
@@ -308,8 +311,8 @@ def console_search(request: Request, principal: ConsoleStaff, session: SessionDe
     found: list[PersonCandidate] = []
     reasons: list[Reason] = []
     if birth_text.strip() and birth_date is None:
-        reasons = [Reason.of("core.invalid_request", field="birth_date", where="birth_date",
-                             detail="date")]
+        reasons = [date_reason(birth_text, field="birth_date") or Reason.of(
+            "core.invalid_request", field="birth_date", where="birth_date", detail="date")]
     elif atena_no or name or birth_text:
         try:
             found = [candidate(p) for p in people.find_persons(

@@ -1,4 +1,4 @@
-"""Pure rules of consent: ages, the capacity policy, name normalisation, notice matching.
+"""Pure rules of consent: the capacity policy (ages by core.ages), names, notice matching.
 
 No I/O here. The numbers of the capacity policy are design choices, not law (LAW.md §12.2 marks
 them [I]); they are configurable, with the conservative defaults.
@@ -6,65 +6,18 @@ them [I]); they are configurable, with the conservative defaults.
 
 from __future__ import annotations
 
-import calendar
 import re
 import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar, Literal, Self
 
 from pydantic import model_validator
 
-from core.clock import to_tokyo
+from core.ages import MAJORITY_AGE, PRACTICE, AgeReachedOn, age_on, latest_birth_for_age
 from core.models import Role
 from core.policies import Policy, rule
-
-# ---------------------------------------------------------------- age (年齢計算ニ関スル法律)
-#
-# Age is counted from the day of birth (第1項), and a year of age ends, by 民法第143条, at the end
-# of the day before the birthday's anniversary; so a person is N years old from the very start of
-# the N-th anniversary of the birth. For a birth on 29 February, a common year has no such day:
-# the year ends at the end of the last day of February (民法143条2項ただし書), so the person is N
-# from 1 March.
-
-MAJORITY_AGE = 18  # 民法第4条 (since 2022-04-01)
-
-
-def anniversary(birth: date, years: int) -> date:
-    """The first day on which a person born on `birth` is `years` old."""
-    year = birth.year + years
-    if birth.month == 2 and birth.day == 29 and not calendar.isleap(year):
-        return date(year, 3, 1)
-    return date(year, birth.month, birth.day)
-
-
-def age_on(birth: date, day: date) -> int:
-    """Age in whole years during `day` (0 before the first anniversary; negative never)."""
-    if day < birth:
-        return 0
-    years = day.year - birth.year
-    if anniversary(birth, years) > day:
-        years -= 1
-    return max(years, 0)
-
-
-def latest_birth_for_age(day: date, years: int) -> date:
-    """The latest birth date of a person who is at least `years` old during `day`.
-
-    `age_on(b, day) >= years` exactly when `b <= latest_birth_for_age(day, years)`, which lets
-    the database compare a clear birth date with one bound value (set-based, no age column).
-    """
-    year = day.year - years
-    if day.month == 2 and day.day == 29 and not calendar.isleap(year):
-        return date(year, 2, 28)
-    return date(year, day.month, day.day)
-
-
-def local_day(at: datetime) -> date:
-    """The calendar day in Japan at an instant (ages and guardianship dates are Japanese days)."""
-    return to_tokyo(at).date()
-
 
 # ---------------------------------------------------------------- capacity policy
 
@@ -83,6 +36,9 @@ class CapacityPolicy(Policy, env_prefix="KODOMO_CONSENT_"):
     child_objection_blocks: a consent recorded with the child's objection does not count.
     guardian_consent_after_threshold: whether a guardian's consent still counts once the child has
         reached `guardian_required_below` (default no: the child must confirm it).
+    age_reached_on: the first day on which each of these ages counts (core.ages): the day before
+        the birthday (default, the administrative practice of 年齢計算法; LAW.md §13a) or the
+        birthday itself.
     """
 
     title_ja: ClassVar[str] = "同意能力（こどもの同意）"
@@ -118,6 +74,10 @@ class CapacityPolicy(Policy, env_prefix="KODOMO_CONSENT_"):
         True, marker="I", basis="LAW.md §12.5（撤回の効果）; 法61条2項",
         ja="同意の撤回でその利用目的への利用を制限する",
         en="a withdrawal restricts the purpose for the person")
+    age_reached_on: AgeReachedOn = rule(
+        PRACTICE, marker="I", basis="年齢計算ニ関スル法律; 民法143条; LAW.md §13a（行政実務）",
+        ja="年齢に達したとみなす日", en="the day on which an age counts as reached",
+        choices={"day_before_birthday": "誕生日の前日（行政実務）", "birthday": "誕生日"})
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> Self:
@@ -129,6 +89,14 @@ class CapacityPolicy(Policy, env_prefix="KODOMO_CONSENT_"):
     def thresholds(self) -> tuple[int, ...]:
         """Ages at which a consent given for a younger child is to be re-confirmed."""
         return tuple(sorted({self.child_view_from, self.guardian_required_below, MAJORITY_AGE}))
+
+    def age(self, birth: date, day: date) -> int:
+        """The child's age during `day` as the capacity rules count it."""
+        return age_on(birth, day, self.age_reached_on)
+
+    def latest_birth(self, day: date, years: int) -> date:
+        """The latest birth date of a person the capacity rules count as `years` old on `day`."""
+        return latest_birth_for_age(day, years, self.age_reached_on)
 
     def guardian_decides(self, age: int) -> bool:
         return age < self.guardian_required_below

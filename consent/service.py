@@ -44,8 +44,9 @@ from consent.people import (
 from consent.rules import CapacityPolicy
 from consent.schemas import ConsentIn, NoticeIn, RestrictionIn, WithdrawIn
 from core import audit, messages
+from core.ages import MAJORITY_AGE
 from core.auth import Principal
-from core.clock import as_utc, utcnow
+from core.clock import as_utc, local_day, utcnow
 from core.db import get_by
 from core.models import Organ, OutsideBody, Role
 from core.policies import policy as configured
@@ -218,12 +219,12 @@ def record_consent(session: Session, acting: Acting, data: ConsentIn,
     """
     policy = policy or configured(CapacityPolicy)
     at = as_utc(data.at or utcnow())
-    day = rules.local_day(at)
+    day = local_day(at)
     child = get_person(session, data.principal_id)
     notice = get_notice(session, data.notice_id)
     giver_id = data.given_by_id or child.id
     giver = get_person(session, giver_id)
-    age = rules.age_on(child.birth_date, day)
+    age = policy.age(child.birth_date, day)
     reasons: list[Reason] = []
     refs = {"notice_id": notice.id, "principal_id": child.id}
     if at > utcnow() + timedelta(minutes=5):
@@ -245,7 +246,7 @@ def record_consent(session: Session, acting: Acting, data: ConsentIn,
                                      limit=policy.guardian_required_below))
     else:
         link = _authority(session, child.id, giver.id, data.relation, day)
-        if link is None or age >= rules.MAJORITY_AGE:
+        if link is None or age >= MAJORITY_AGE:
             reasons.append(Reason.of("consent.no_authority", field="given_by_id",
                                      refs={**refs, "given_by_id": giver.id},
                                      giver=giver.id, relation=_relation_label(data.relation)))
@@ -311,7 +312,7 @@ def withdraw(session: Session, acting: Acting, record_id: str, data: WithdrawIn,
     restriction on the purpose follows (source "withdrawal") until consent is given again."""
     policy = policy or configured(CapacityPolicy)
     at = as_utc(data.at or utcnow())
-    day = rules.local_day(at)
+    day = local_day(at)
     record = get_record(session, record_id)
     if record.state != ConsentState.given or record.given_at is None:
         raise Conflict(Reason.of("consent.not_given", refs={"record_id": record.id},
@@ -322,7 +323,7 @@ def withdraw(session: Session, acting: Acting, record_id: str, data: WithdrawIn,
     allowed = by in (record.given_by_id, record.principal_id) or any(
         g.guardian_id == by for g in guardianships(session, child.id, day))
     if by == child.id and by != record.given_by_id and policy.guardian_decides(
-            rules.age_on(child.birth_date, day)):
+            policy.age(child.birth_date, day)):
         allowed = False
     if not allowed:
         raise Forbidden(Reason.of("consent.no_withdrawal_authority", field="by_person_id",
@@ -432,16 +433,17 @@ def read_receipt(session: Session, acting: Acting, receipt_id: str) -> Receipt:
 
 def reconfirm(session: Session, acting: Acting, record_id: str, child_view: ChildView,
               child_view_reason: str = "", channel: Channel = Channel.counter,
-              evidence_ref: str = "", at: datetime | None = None) -> tuple[ConsentRecord,
-                                                                          Receipt]:
+              evidence_ref: str = "", at: datetime | None = None,
+              policy: CapacityPolicy | None = None) -> tuple[ConsentRecord, Receipt]:
     """The child (or guardian) confirms a consent at a threshold, with the child's view."""
+    policy = policy or configured(CapacityPolicy)
     moment = as_utc(at or utcnow())
     record = get_record(session, record_id)
     if record.state != ConsentState.given:
         raise Conflict(Reason.of("consent.not_given", refs={"record_id": record.id},
                                  state=messages.text(f"consent.state.{record.state}")))
     child = get_person(session, record.principal_id)
-    record.confirmed_age = rules.age_on(child.birth_date, rules.local_day(moment))
+    record.confirmed_age = policy.age(child.birth_date, local_day(moment))
     record.child_view = child_view
     record.child_view_reason = child_view_reason
     session.add(record)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -21,6 +21,11 @@ def as_utc(moment: datetime) -> datetime:
 
 def to_tokyo(moment: datetime) -> datetime:
     return as_utc(moment).astimezone(TOKYO)
+
+
+def local_day(at: datetime) -> date:
+    """The calendar day in Japan at an instant (ages, periods and deadlines count Japanese days)."""
+    return to_tokyo(at).date()
 
 
 def format_tokyo(moment: datetime | None) -> str:

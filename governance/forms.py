@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from core import forms
 from core.clock import TOKYO
-from core.dates import parse_date
+from core.dates import date_reason, parse_date
 from core.reasons import Reason
 from governance import messages as words
 from governance.rules import SAFEGUARD_CATEGORIES
@@ -125,8 +125,8 @@ def auth_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Reas
         values[name] = typed
         data[name] = tokyo_day(typed, end) if typed else None
         if typed and data[name] is None:
-            problems.append(Reason.of("governance.ui.not_a_date", field=name, name=name,
-                                      label=label_of(name)))
+            problems.append(date_reason(typed, field=name) or Reason.of(
+                "governance.ui.not_a_date", field=name, name=name, label=label_of(name)))
     runs = forms.text(form, "runs_allowed")
     values["runs_allowed"] = runs
     try:

@@ -16,7 +16,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col
 
 from consent.models import Person
-from consent.rules import age_on, local_day
+from core.ages import age_on
+from core.clock import local_day
 from core.policies import Policy, policy, rule
 from governance.jobs import JobContext, JobResult
 from governance.models import JobPopulation, Purpose

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from core import messages
 from core.auth import Principal
 from core.clock import TOKYO, format_tokyo
-from core.dates import parse_date
+from core.dates import read_date
 from core.forms import by_field, parse_form, text
 from core.models import Role
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
@@ -320,14 +320,11 @@ def _version(form: Any) -> int:
         return 0
 
 
-def _date(text: str, end_of_day: bool = False) -> datetime | None:
+def _date(text: str, field: str, end_of_day: bool = False) -> datetime | None:
     text = text.strip()
     if not text:
         return None
-    day = parse_date(text)
-    if day is None:
-        raise InvalidInput(Reason.of("pia.invalid_field", field="comment_start", name="date",
-                                     label="日付", detail=text[:20]))
+    day = read_date(text, field=field)
     return datetime.combine(day, time(23, 59) if end_of_day else time(0, 0), TOKYO)
 
 
@@ -444,8 +441,9 @@ def console_procedure(pia_id: int, request: Request, form: FormDep, principal: C
         "third_party_members", "third_party_opinion", "conclusion")}
     try:
         body = _parse(ProcedureIn, {
-            **values, "version": _version(form), "comment_start": _date(values["comment_start"]),
-            "comment_end": _date(values["comment_end"], end_of_day=True)})
+            **values, "version": _version(form),
+            "comment_start": _date(values["comment_start"], "comment_start"),
+            "comment_end": _date(values["comment_end"], "comment_end", end_of_day=True)})
         service.save_procedure(session, principal, pia_id, body)
     except DomainError as error:
         return _failed(request, session, pia_id, error, {"procedure": values})

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from core import audit, messages, textio
-from core.dates import parse_date
+from core.dates import date_or_text
 from core.reasons import DomainError, InvalidInput, Reason
 from registry import service
 from registry.models import RegistryFile, RegistryItem
@@ -64,7 +64,7 @@ class ImportResult:
     published: int
 
 
-def _fix_value(name: str, value: Any) -> Any:
+def _fix_value(name: str, value: Any, row: int | None = None) -> Any:
     if isinstance(value, str):
         text = value.strip()
         if name in LIST_FIELDS:
@@ -72,7 +72,7 @@ def _fix_value(name: str, value: Any) -> Any:
         if text in _JA_BOOL:
             return _JA_BOOL[text]
         if name == "held_since" and text:
-            return parse_date(text) or text
+            return date_or_text(text, field=name, row=row)
         return text
     return value
 
@@ -93,7 +93,7 @@ def parse_yaml(text: str) -> list[ImportRecord]:
         if not isinstance(entry, dict):
             raise InvalidInput(Reason.of("registry.import_bad_value", row=index, field="",
                                          line=index, column="", detail="not a mapping"))
-        data = {k: _fix_value(k, v) for k, v in entry.items() if k != "items"}
+        data = {k: _fix_value(k, v, index) for k, v in entry.items() if k != "items"}
         record = ImportRecord(index, data)
         for position, item in enumerate(entry.get("items") or [], start=1):
             if not isinstance(item, dict):
@@ -117,7 +117,7 @@ def parse_csv(text: str) -> list[ImportRecord]:
             continue
         row = dict(zip(header, cells, strict=False))
         key = (row.get("key") or "").strip()
-        file_data = {k: _fix_value(k, v) for k, v in row.items()
+        file_data = {k: _fix_value(k, v, row_number) for k, v in row.items()
                      if k and not k.startswith("item_") and v is not None and v.strip() != ""}
         record = records.get(key)
         if record is None:

@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 from core import messages
 from core.auth import Principal
 from core.clock import as_utc, to_tokyo, utcnow
-from core.dates import parse_date
+from core.dates import date_or_text
 from core.forms import by_field, field_reason, parse_form, text
 from core.models import Department, Organ, Role
 from core.reasons import DomainError, InvalidInput, Reason
@@ -319,6 +319,11 @@ FILE_FLAG_FIELDS = ("ordinance_extends", "withhold_collection_method", "withhold
 
 
 def _parse(model: type[M], data: dict[str, Any]) -> M:
+    held_since = data.get("held_since")
+    if isinstance(held_since, str) and held_since:
+        # Era dates (令和6年4月1日, R6.4.1) are accepted wherever a person types a date; one
+        # outside its era is refused with the reason.
+        data = {**data, "held_since": date_or_text(held_since, field="held_since")}
     return parse_form(model, data, FIELD_LABELS, code="registry.invalid_field")
 
 
@@ -339,8 +344,7 @@ def _file_form_data(form: Any) -> dict[str, Any]:
     data["special_procedure"] = {"yes": True, "no": False}.get(procedure)
     held_since = str(form.get("held_since") or "").strip()
     if held_since:
-        # Era dates (令和6年4月1日, R6.4.1) are accepted wherever a person types a date.
-        data["held_since"] = parse_date(held_since) or held_since
+        data["held_since"] = held_since
     data["reason"] = form.get("reason", "")
     return data
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
-from core.clock import to_tokyo
-from core.dates import deadline
+from core.clock import local_day
+from core.periods import DEFAULT_CALENDAR, MunicipalCalendar, deadline
 from core.policies import Policy, rule
 
 # 施行令 on 74(2)(ix): files with fewer persons than this need not be published [S].
@@ -66,8 +66,8 @@ class RegistryPolicy(Policy, env_prefix="KODOMO_REGISTRY_"):
         en="persons from which an entry must be published")
     closed_dates: frozenset[date] = rule(
         frozenset(), marker="R", basis="地方自治法4条の2（休日条例）; 民法142条",
-        ja="土曜・日曜のほかの閉庁日",
-        en="municipal closed days besides Saturdays and Sundays")
+        ja="ファイル簿の期限で、市の休日（土日・祝日・年末年始・KODOMO_CALENDAR_CLOSED_DATES）のほかに数えない日",
+        en="closed days of the register's deadlines besides the municipal calendar's")
 
 
 DEFAULT_POLICY = RegistryPolicy()
@@ -128,26 +128,23 @@ def stale_since(
     return min(moments)
 
 
-def stale_blocks_use(since: datetime, at: datetime,
-                     policy: RegistryPolicy = DEFAULT_POLICY) -> bool:
+def stale_blocks_use(since: datetime, at: datetime, policy: RegistryPolicy = DEFAULT_POLICY,
+                     cal: MunicipalCalendar = DEFAULT_CALENDAR) -> bool:
     """A stale entry blocks use at once (default) or once the 直ちに allowance has run out."""
     if policy.stale_blocks == "at_once":
         return True
-    return to_tokyo(at).date() > due_date(since, policy.immediate_days, policy)
+    return local_day(at) > due_date(since, policy.immediate_days, policy, cal)
 
 
 # ---------------------------------------------------------------- deadlines
 
 
-def is_closed_day(day: date, policy: RegistryPolicy = DEFAULT_POLICY) -> bool:
-    return day.weekday() >= 5 or day in policy.closed_dates
-
-
 def due_date(start: datetime, days: int, policy: RegistryPolicy = DEFAULT_POLICY,
-             closed: Callable[[date], bool] | None = None) -> date:
-    """The last day of a period of `days` from `start` (Tokyo date, first day not counted);
-    a deadline on a closed day moves to the next open day."""
-    return deadline(start, days, closed or (lambda d: is_closed_day(d, policy)))
+             cal: MunicipalCalendar = DEFAULT_CALENDAR) -> date:
+    """The last day of a period of `days` from `start` (民法140–141: Tokyo days, the first not
+    counted); a deadline on a closed day of the municipal calendar, or on one of the register's
+    own closed dates, moves to the next open day (地方自治法4条の2)."""
+    return deadline(start, cal.with_closed_dates(policy.closed_dates), days=days)
 
 
 @dataclass(frozen=True)
@@ -176,10 +173,10 @@ class Overdue:
     due: date
 
 
-def overdue(facts: EntryFacts, at: datetime,
-            policy: RegistryPolicy = DEFAULT_POLICY) -> list[Overdue]:
+def overdue(facts: EntryFacts, at: datetime, policy: RegistryPolicy = DEFAULT_POLICY,
+            cal: MunicipalCalendar = DEFAULT_CALENDAR) -> list[Overdue]:
     """Deadlines of 施行令 20 that have passed at `at` (Tokyo dates)."""
-    today = to_tokyo(at).date()
+    today = local_day(at)
     found: list[Overdue] = []
 
     def add(kind: Literal["create_entry", "correct_entry", "delete_entry"], due: date) -> None:
@@ -189,17 +186,19 @@ def overdue(facts: EntryFacts, at: datetime,
     entry_live = facts.entry_created_at is not None and facts.entry_deleted_at is None
     if facts.ceased_at is not None:
         if entry_live:  # 20(4): delete 遅滞なく once no longer held
-            add("delete_entry", due_date(facts.ceased_at, policy.without_delay_days, policy))
+            add("delete_entry",
+                due_date(facts.ceased_at, policy.without_delay_days, policy, cal))
         return found
     if facts.publication_required and not facts.published:  # 20(1): create 直ちに
         add("create_entry", due_date(facts.held_since or facts.created_at,
-                                     policy.immediate_days, policy))
+                                     policy.immediate_days, policy, cal))
     elif entry_live and not facts.publication_required:
         # 20(4): an entry whose file fell under 74(2)(ix) is deleted 遅滞なく.
-        add("delete_entry", due_date(facts.last_changed_at, policy.without_delay_days, policy))
+        add("delete_entry",
+            due_date(facts.last_changed_at, policy.without_delay_days, policy, cal))
     since = stale_since(facts.last_changed_at, facts.entry_updated_at, facts.pending_change_at)
     if since is not None and (entry_live or facts.pending_change_at is not None):
-        add("correct_entry", due_date(since, policy.immediate_days, policy))  # 20(3)
+        add("correct_entry", due_date(since, policy.immediate_days, policy, cal))  # 20(3)
     return found
 
 

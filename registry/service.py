@@ -16,6 +16,7 @@ from core.clock import TOKYO, as_utc, utcnow
 from core.db import get_by
 from core.documents import render_pdf
 from core.models import Department, Organ, Role
+from core.periods import MunicipalCalendar
 from core.policies import policy
 from core.reasons import Conflict, Forbidden, InvalidInput, NotFound, Reason
 from core.service import (
@@ -593,7 +594,7 @@ def _file_reasons(file: RegistryFile, at: datetime, pol: rules.RegistryPolicy) -
                                  date=_date_text(file.ceased_at), refs=refs))
         return reasons
     since = rules.stale_since(file.last_changed_at, file.entry_updated_at, file.pending_change_at)
-    if since is not None and rules.stale_blocks_use(since, at, pol):
+    if since is not None and rules.stale_blocks_use(since, at, pol, policy(MunicipalCalendar)):
         reasons.append(Reason.of("registry.entry_stale", name=file.name, key=file.key,
                                  date=_date_text(since), refs=refs))
     if publication_required(file, pol) and not has_live_entry(file):
@@ -677,12 +678,12 @@ def entry_facts(file: RegistryFile, pol: rules.RegistryPolicy | None = None) -> 
 def overdue_entries(session: Session, at: datetime | None = None,
                     organ_ids: frozenset[int] | None = None) -> list[rules.Overdue]:
     at = as_utc(at or utcnow())
-    pol = policy(rules.RegistryPolicy)
+    pol, cal = policy(rules.RegistryPolicy), policy(MunicipalCalendar)
     found: list[rules.Overdue] = []
     for file in list_files(session):
         if organ_ids is not None and file.organ_id not in organ_ids:
             continue
-        found.extend(rules.overdue(entry_facts(file, pol), at, pol))
+        found.extend(rules.overdue(entry_facts(file, pol), at, pol, cal))
     return found
 
 

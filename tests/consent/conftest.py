@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import date
+from collections.abc import Iterator
 
 import pytest
 from sqlmodel import Session, col, select
@@ -25,10 +24,3 @@ def world(db: Session) -> Iterator[World]:
                          organ_recipient(organ.id))
     yield World(db, purpose.id, organ.id, [i for i in items[:2] if i],
                 organ_recipient(organ.id), notice)
-
-
-@pytest.fixture
-def birthday() -> Callable[[int, date], str]:
-    def _birth(age: int, on: date) -> str:
-        return date(on.year - age, on.month, on.day).isoformat()
-    return _birth

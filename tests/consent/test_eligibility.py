@@ -11,11 +11,12 @@ from sqlalchemy import literal
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
-from consent import eligibility, rules, service
+from consent import eligibility, service
 from consent.models import ChildView, Person, Relation, RestrictionSource
 from consent.rules import CapacityPolicy
 from consent.schemas import RestrictionIn, WithdrawIn
 from core import audit
+from core.ages import AgeReachedOn, age_on, age_reached
 from core.models import AuditEvent
 from core.reasons import InvalidInput
 from tests.factories import AT, SHOWN, World, make_notice
@@ -156,17 +157,27 @@ def test_a_flow_not_consented_to(world: World) -> None:
 
 
 def test_self_consent_from_sixteen_and_guardian_consent_lapsing(world: World) -> None:
-    # 15 at the consent, 16 on 2026-05-20: the guardians' consent no longer counts.
+    # 15 at the consent, 16 on 2026-05-19 (the day before the birthday, as the practice of
+    # 年齢計算法 counts it): the guardians' consent no longer counts from that day.
     child, parents = world.family("2010-05-20")
     for parent in parents:
         world.give(child, parent)
-    assert world.eligible([child], at=datetime(2026, 5, 19, 3, tzinfo=UTC)) == {child}
-    assert world.eligible([child], at=datetime(2026, 5, 20, 3, tzinfo=UTC)) == set()
-    assert world.why(child, at=datetime(2026, 5, 20, 3, tzinfo=UTC)) == [
+    assert world.eligible([child], at=datetime(2026, 5, 18, 3, tzinfo=UTC)) == {child}
+    assert world.eligible([child], at=datetime(2026, 5, 19, 3, tzinfo=UTC)) == set()
+    assert world.why(child, at=datetime(2026, 5, 19, 3, tzinfo=UTC)) == [
         "consent.excluded_no_self_consent"] * 2
     due = {(r.record_id, r.threshold) for r in eligibility.reconfirmation_due(
-        world.session, datetime(2026, 5, 20, 3, tzinfo=UTC))}
+        world.session, datetime(2026, 5, 18, 3, tzinfo=UTC))}
+    assert not [d for d in due if d[1] == 16]
+    due = {(r.record_id, r.threshold) for r in eligibility.reconfirmation_due(
+        world.session, datetime(2026, 5, 19, 3, tzinfo=UTC))}
     assert len([d for d in due if d[1] == 16]) == 2
+    # counting whole days from the birthday (the policy's other choice), a day later
+    whole_days = CapacityPolicy(age_reached_on=AgeReachedOn.birthday)
+    assert world.eligible([child], at=datetime(2026, 5, 19, 3, tzinfo=UTC),
+                          policy=whole_days) == {child}
+    assert world.eligible([child], at=datetime(2026, 5, 20, 3, tzinfo=UTC),
+                          policy=whole_days) == set()
     world.give(child, at=datetime(2026, 5, 21, tzinfo=UTC))
     assert world.eligible([child], at=datetime(2026, 5, 22, tzinfo=UTC)) == {child}
     assert world.eligible([child], at=datetime(2026, 5, 22, tzinfo=UTC), policy=CapacityPolicy(
@@ -177,7 +188,7 @@ def test_consistency_between_eligible_and_why_excluded(world: World) -> None:
     ids = []
     for birth in ("2013-05-10", "2016-02-29", "2010-03-01", "2008-06-01"):
         child, parents = world.family(birth)
-        if rules.age_on(date.fromisoformat(birth), SHOWN.date()) < 16:
+        if age_on(date.fromisoformat(birth), SHOWN.date()) < 16:
             world.give(child, parents[0])
         else:
             world.give(child)
@@ -235,8 +246,9 @@ def test_a_population_with_birth_dates_gives_the_same_people(world: World,
        offset=st.integers(min_value=-1, max_value=0))
 def test_the_guardian_age_boundary_in_the_database(world: World, birth: date,
                                                    offset: int) -> None:
-    # The child consented alone: counted exactly from the day it turns 16, not a day earlier.
-    day = rules.anniversary(birth, 16) + timedelta(days=offset)
+    # The child consented alone: counted exactly from the day it reaches 16 (the day before
+    # the birthday, 28 February for a 29 February birth), not a day earlier.
+    day = age_reached(birth, 16) + timedelta(days=offset)
     tag = f"B{birth:%Y%m%d}X{offset + 1}"
     person = world.people({"atena_no": tag, "birth_date": birth.isoformat()})[tag]
     at = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)  # noon in Tokyo

@@ -74,7 +74,7 @@ def test_a_malformed_extract_imports_nothing(db: Session) -> None:
     where = {(r.row, r.field, r.code) for r in error.value.reasons}
     assert where == {
         (3, "given_name", "consent.import_bad_value"),
-        (3, "birth_date", "consent.import_bad_value"),
+        (3, "birth_date", "core.date_no_such_day"),
         (3, "sex", "consent.import_bad_value"),
         (4, "atena_no", "consent.import_duplicate"),
     }
@@ -201,3 +201,25 @@ def test_the_cli_refuses_bad_input_without_a_traceback(fresh_engine: Engine,
         assert "Traceback" not in refused.output
     with Session(fresh_engine) as session:
         assert _count(session) == 0
+
+
+@pytest.mark.parametrize(
+    ("birth", "code"),
+    [
+        ("平成31年5月1日", "core.date_after_era"),  # 平成 ended on 4/30
+        ("R1.4.1", "core.date_before_era"),  # 令和 began on 5/1
+        ("令和0年5月1日", "core.date_era_year_zero"),
+        ("H35.1.1", "core.date_after_era"),
+        ("慶応3年1月1日", "core.date_era_unknown"),
+        ("2014-02-30", "core.date_no_such_day"),
+    ],
+)
+def test_a_birth_date_outside_its_era_is_refused_with_the_reason(db: Session, birth: str,
+                                                                  code: str) -> None:
+    before = _count(db)
+    row = ROWS[2].replace("H26.8.1", birth)
+    with pytest.raises(InvalidInput) as refused:
+        importer.import_bytes(db, audit.SYSTEM, _csv(ROWS[0], ROWS[1], row).encode())
+    found = [(r.row, r.field, r.code) for r in refused.value.reasons]
+    assert found == [(4, "birth_date", code)]
+    assert _count(db) == before

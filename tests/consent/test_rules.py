@@ -1,59 +1,33 @@
-"""Pure rules: ages by 年齢計算ニ関スル法律 (property tests at the boundaries), scope, names."""
+"""Pure rules: the capacity policy and its ages, scope, names."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
-from hypothesis import assume, given
-from hypothesis import strategies as st
 
 from consent import rules
 from consent.rules import CapacityPolicy
-
-births = st.one_of(
-    st.dates(min_value=date(1990, 1, 1), max_value=date(2030, 12, 31)),
-    # 29 February births, on purpose
-    st.sampled_from([2000, 2004, 2008, 2012, 2016, 2020, 2024]).map(lambda y: date(y, 2, 29)),
-)
-days = st.dates(min_value=date(1990, 1, 1), max_value=date(2060, 12, 31))
-ages = st.integers(min_value=1, max_value=30)
+from core.ages import AgeReachedOn
 
 
-@given(births, ages)
-def test_a_person_attains_an_age_on_the_anniversary_not_a_day_earlier(birth: date,
-                                                                      years: int) -> None:
-    first = rules.anniversary(birth, years)
-    assert rules.age_on(birth, first) == years
-    assert rules.age_on(birth, first - timedelta(days=1)) == years - 1
-
-
-@given(births, days, st.integers(min_value=0, max_value=30))
-def test_the_birth_date_bound_agrees_with_the_age(birth: date, day: date, years: int) -> None:
-    assume(day >= birth)
-    assert (rules.age_on(birth, day) >= years) == (
-        birth <= rules.latest_birth_for_age(day, years))
-
-
-@given(births, days)
-def test_age_never_decreases_and_grows_by_at_most_one_a_day(birth: date, day: date) -> None:
-    today, tomorrow = rules.age_on(birth, day), rules.age_on(birth, day + timedelta(days=1))
-    assert 0 <= tomorrow - today <= 1
-
-
-@pytest.mark.parametrize(("day", "age"), [
-    (date(2024, 2, 28), 15), (date(2024, 2, 29), 16),  # a leap year: the 29th itself
-    (date(2025, 2, 28), 16), (date(2025, 3, 1), 17),  # a common year: from 1 March
-    (date(2026, 2, 28), 17), (date(2026, 3, 1), 18),
+@pytest.mark.parametrize(("reached_on", "day", "age", "guardian_decides"), [
+    # born 2010-12-02: 16 on 2026-12-01 by the default (the practice of 年齢計算法)
+    (AgeReachedOn.day_before_birthday, date(2026, 11, 30), 15, True),
+    (AgeReachedOn.day_before_birthday, date(2026, 12, 1), 16, False),
+    (AgeReachedOn.birthday, date(2026, 12, 1), 15, True),
+    (AgeReachedOn.birthday, date(2026, 12, 2), 16, False),
 ])
-def test_a_29_february_birth(day: date, age: int) -> None:
-    assert rules.age_on(date(2008, 2, 29), day) == age
+def test_the_day_a_capacity_age_starts_is_policy(reached_on: AgeReachedOn, day: date, age: int,
+                                                 guardian_decides: bool) -> None:
+    policy = CapacityPolicy(age_reached_on=reached_on)
+    assert policy.age(date(2010, 12, 2), day) == age
+    assert policy.guardian_decides(policy.age(date(2010, 12, 2), day)) is guardian_decides
+    assert (date(2010, 12, 2) <= policy.latest_birth(day, 16)) is not guardian_decides
 
 
-def test_the_birth_date_bound_on_29_february() -> None:
-    # On 29 Feb 2024, the latest 17-year-old was born on 28 Feb 2007 (2007 has no 29th).
-    assert rules.latest_birth_for_age(date(2024, 2, 29), 17) == date(2007, 2, 28)
-    assert rules.latest_birth_for_age(date(2024, 2, 29), 16) == date(2008, 2, 29)
+def test_the_capacity_day_defaults_to_the_practice() -> None:
+    assert CapacityPolicy().age_reached_on == AgeReachedOn.day_before_birthday
 
 
 def test_policy_defaults_and_thresholds() -> None:

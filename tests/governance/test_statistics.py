@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from consent.models import Person
-from consent.rules import age_on, local_day
+from core.ages import age_on
+from core.clock import local_day
 from core.db import unit_of_work
 from core.reasons import InvalidInput
 from governance import gate, jobs

@@ -73,6 +73,18 @@ def test_yaml_import_is_all_or_nothing_with_row_and_field(db: Session) -> None:
     assert _count(db) == (0, 0)
 
 
+@pytest.mark.parametrize("held_since", ["平成31年5月1日", "R1.4.1", "令和0年4月1日"])
+def test_a_date_outside_its_era_is_refused_with_row_and_field(db: Session,
+                                                             held_since: str) -> None:
+    text = GOOD_YAML.replace("held_since: 令和6年4月1日", f"held_since: {held_since}")
+    with pytest.raises(InvalidInput) as refused:
+        importer.import_records(db, audit.SYSTEM, importer.parse(text, "yaml"), "取込")
+    reason = refused.value.reasons[0]
+    assert (reason.row, reason.field, reason.code[:10]) == (1, "held_since", "core.date_")
+    db.rollback()
+    assert _count(db) == (0, 0)
+
+
 CSV_HEADER = ("key,name,organ,department,purpose,record_scope,collection_method,"
               "regular_recipients,request_office_name,request_office_address,special_procedure,"
               "file_type,persons_count,item_key,item_name_ja,item_special_care\n")

@@ -196,6 +196,12 @@ def test_console_flow_with_inline_japanese_validation(register: Session,
         "csrf_token": csrf, "name": "画面ファイル", "organ": "mayor", "persons_count": "多数",
         "reason": "修正"})
     assert bad.status_code == 422 and "「本人の数」の値が正しくありません" in bad.text
+    outside_era = client.post("/registry/files/console.f/edit", data={
+        "csrf_token": csrf, "name": "画面ファイル", "organ": "mayor",
+        "held_since": "平成31年5月1日", "reason": "修正"})
+    assert outside_era.status_code == 422
+    assert "平成の終わり（平成31年4月30日）より後の日です" in outside_era.text
+    assert 'value="平成31年5月1日"' in outside_era.text  # the typed text is kept
     my_number = client.post("/registry/files/console.f/items/new", data={
         "csrf_token": csrf, "key": "console.mn", "name_ja": "マイナンバー"})
     assert my_number.status_code == 422 and "個人番号" in my_number.text

@@ -93,6 +93,14 @@ def test_stale_blocks_after_the_allowance_when_configured() -> None:
         (T0, 1, frozenset({date(2026, 4, 2)}), date(2026, 4, 3)),  # a municipal closed day
         (T0, 14, frozenset(), date(2026, 4, 15)),
         (datetime(2026, 4, 1, 16, 0, tzinfo=UTC), 1, frozenset(), date(2026, 4, 3)),  # Tokyo 4/2
+        # the municipal calendar: 年末年始 and 元日, Golden Week with its 振替休日
+        (datetime(2026, 11, 29, 1, tzinfo=UTC), 30, frozenset(), date(2027, 1, 4)),
+        (datetime(2026, 12, 25, 1, tzinfo=UTC), 14, frozenset(), date(2027, 1, 8)),
+        (datetime(2026, 4, 28, 1, tzinfo=UTC), 1, frozenset(), date(2026, 4, 30)),  # 4/29 祝日
+        (datetime(2026, 5, 1, 1, tzinfo=UTC), 1, frozenset(), date(2026, 5, 7)),
+        # KODOMO_REGISTRY_CLOSED_DATES still adds its dates to the calendar's
+        (datetime(2026, 12, 24, 1, tzinfo=UTC), 1, frozenset({date(2026, 12, 25)}),
+         date(2026, 12, 28)),
     ],
 )
 def test_due_date(start: datetime, days: int, closed: frozenset[date], due: date) -> None:
