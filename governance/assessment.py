@@ -53,9 +53,19 @@ def _in_progress(session: Session, purpose: Purpose) -> Assessment:
 
 
 def pia_status(session: Session, purpose: Purpose, at: datetime | None = None) -> pia.PiaStatus:
-    """The fourth condition's link: the purpose's PIA, approved and current, or why not."""
+    """The purpose's PIA, approved and current for the design in force, or why not."""
     assert purpose.id is not None
-    return pia.status(session, purpose.id, design.current_design_hash(session, purpose), at)
+    return pia.status(session, purpose.id,
+                      design.design_hasher(session, purpose, in_force=True), at)
+
+
+def next_design_pia_status(session: Session, purpose: Purpose,
+                           at: datetime | None = None) -> pia.PiaStatus:
+    """Whether the PIA of the next design (drafts included) is approved: what approving the
+    pending drafts needs first."""
+    assert purpose.id is not None
+    return pia.status(session, purpose.id,
+                      design.design_hasher(session, purpose, in_force=False), at)
 
 
 @dataclass(frozen=True)

@@ -401,6 +401,35 @@ messages.register(
             "提供先「{key}」が見つかりません。",
             "Recipient {key!r} not found.",
         ),
+        "gate.kind_not_in_purpose": (
+            "利用目的「{purpose}」の取扱い方法は「{kind}」のジョブを予定していません"
+            "（予定しているもの: {permitted}）。",
+            "The handling method of purpose {purpose!r} does not permit {kind_en} jobs "
+            "(it permits: {permitted_en}).",
+        ),
+        "gate.no_notice": (
+            "データ項目「{item}」を「{recipient}」へ流すことを示した同意の説明文が、まだ示されて"
+            "いません（同意による経路には、その項目と提供先を示した説明文が必要です）。",
+            "No notice shown to the people names item {item!r} going to {recipient_en}; a "
+            "consent route needs a shown notice of the item and the recipient.",
+        ),
+        "governance.missing_job_kinds": (
+            "取扱い方法で予定するジョブの種類（名寄せ・スコアリング・統計作成・提供）を一つ以上"
+            "選んでください。",
+            "Choose at least one job kind the handling method permits (linkage, scoring, "
+            "statistics, export).",
+        ),
+        "governance.unknown_job_kind": (
+            "ジョブの種類「{kind}」はありません（名寄せ linkage・スコアリング scoring・"
+            "統計作成 statistics・提供 export のいずれかです）。",
+            "Unknown job kind {kind!r} (linkage, scoring, statistics or export).",
+        ),
+        "governance.job_kind_label.linkage": ("名寄せ（突合）", "linkage"),
+        "governance.job_kind_label.scoring": (
+            "スコアリング・判定（個人の自動的な評価。ルールによるアラートを含む）",
+            "scoring (any automated assessment of individuals, rule alerts included)"),
+        "governance.job_kind_label.statistics": ("統計作成", "statistics"),
+        "governance.job_kind_label.export": ("識別可能なデータの提供", "identified export"),
     }
 )
 

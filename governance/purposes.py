@@ -27,7 +27,9 @@ from governance.design import (
     PurposeParts,
     canonical_json,
     design_hash,
+    design_hasher,
     design_of,
+    job_kinds_of,
     read_parts,
 )
 from governance.models import (
@@ -44,6 +46,7 @@ from governance.schemas import (
     PurposeItemIn,
     PurposeUpdate,
 )
+from pia import service as pia
 from registry.models import RegistryItem
 
 
@@ -94,6 +97,8 @@ def _apply_purpose_fields(
         if name in fields:
             value = getattr(data, name)
             setattr(purpose, name, value if value is not None else "")
+    if "job_kinds" in fields:
+        purpose.job_kinds = canonical_json(sorted({k.value for k in data.job_kinds or []}))
     for name in ("safeguards", "public_notice", "subjects_rule"):
         if name in fields:
             value = getattr(data, name)
@@ -260,6 +265,7 @@ def facts_of(session: Session, purpose: Purpose,
         },
         subjects_rule=rules.parse_json_object(purpose.subjects_rule),
         subject_roles=frozenset(s.role for s in subjects),
+        job_kinds=frozenset(job_kinds_of(purpose)),
         items=[
             (item.key, link.necessity_reason, link.relevance_to_difficulty)
             for link, item in items
@@ -312,9 +318,15 @@ def approve_purpose(session: Session, by: Actor, key: str, decision: Decision) -
     purpose = get_purpose(session, key)
     officer = _officer_step(session, by, purpose, "approve")
     problems = missing(session, purpose)
+    now = utcnow()
+    if purpose.version > 1:
+        # A revision (its text, items, subjects, job kinds) changes the design in force: the
+        # PIA of the revised design is approved first, as for a route.
+        assert purpose.id is not None
+        problems.extend(pia.status(session, purpose.id,
+                                   design_hasher(session, purpose, in_force=False), now).reasons)
     if problems:
         raise InvalidInput(problems)
-    now = utcnow()
     purpose.status = PurposeStatus.approved
     purpose.approved_by = officer.account_id
     purpose.approved_at = now
