@@ -58,6 +58,17 @@ def _add_route(db: Session, spec: dict[str, Any]) -> None:
     footing.create_route(db, who(db, "analyst"), "child_abuse_prevention", RouteCreate(**spec))
 
 
+def _add_carers_route(db: Session, spec: dict[str, Any]) -> None:
+    footing.create_route(db, who(db, "analyst"), "young_carers_outreach", RouteCreate(**spec))
+
+
+def _clear_job_kinds(db: Session, key: str) -> None:
+    # What a database looks like whose purpose names no kinds (the field is edited in drafts).
+    purpose = purposes.get_purpose(db, key)
+    purpose.job_kinds = "[]"
+    db.add(purpose)
+
+
 def _approve_route(db: Session, key: str) -> None:
     footing.submit_route(db, who(db, "analyst"), key)
     footing.approve_route(db, who(db, "privacy"), key, OK)
@@ -93,6 +104,8 @@ STEPS: dict[str, Callable[[Session, Any], object]] = {
     "retire_purpose": lambda db, key: purposes.retire_purpose(db, who(db, "privacy"), key, OK),
     "revoke_route": lambda db, key: footing.revoke_route(db, who(db, "privacy"), key, OK),
     "add_route": _add_route,
+    "add_carers_route": _add_carers_route,
+    "clear_job_kinds": _clear_job_kinds,
     "approve_route": _approve_route,
     "submit_route": lambda db, key: footing.submit_route(db, who(db, "analyst"), key),
     "exhaust": _exhaust,
