@@ -145,6 +145,15 @@ PUBLIC_NOTICE_LABELS: dict[str, tuple[str, str]] = {
     "contact_point": ("問合せ窓口", "contact point"),
 }
 
+# The job kinds a purpose's handling method may permit (rules.JobKind values), for its form.
+JOB_KIND_LABELS: dict[str, tuple[str, str]] = {
+    "linkage": ("名寄せ（突合）", "linkage"),
+    "scoring": ("スコアリング・判定（個人の自動的な評価。ルールによるアラートを含む）",
+                "scoring (any automated assessment of individuals, rule alerts included)"),
+    "statistics": ("統計作成", "statistics"),
+    "export": ("識別可能なデータの提供（支援担当・保有機関へ）", "identified export"),
+}
+
 # Form field labels; the keys are the names Reason.field uses.
 FIELD_LABELS: dict[str, str] = {
     "key": "キー",
@@ -161,6 +170,7 @@ FIELD_LABELS: dict[str, str] = {
     "handling_logic_version": "ロジックの版",
     "handling_result_viewers": "結果を閲覧する者",
     "handling_human_assessment": "人によるアセスメント",
+    "job_kinds": "予定するジョブの種類",
     "safeguards": "安全管理措置",
     "public_notice": "住民周知",
     "subjects_rule": "対象者（年齢の範囲）",
@@ -424,12 +434,6 @@ messages.register(
             "統計作成 statistics・提供 export のいずれかです）。",
             "Unknown job kind {kind!r} (linkage, scoring, statistics or export).",
         ),
-        "governance.job_kind_label.linkage": ("名寄せ（突合）", "linkage"),
-        "governance.job_kind_label.scoring": (
-            "スコアリング・判定（個人の自動的な評価。ルールによるアラートを含む）",
-            "scoring (any automated assessment of individuals, rule alerts included)"),
-        "governance.job_kind_label.statistics": ("統計作成", "statistics"),
-        "governance.job_kind_label.export": ("識別可能なデータの提供", "identified export"),
     }
 )
 
