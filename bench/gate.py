@@ -310,8 +310,8 @@ def build_small(session: Session, rng: random.Random) -> World:
             Purpose.status == PurposeStatus.approved.value)).all():
         assert purpose.id is not None
         current = design_hash(design_of(session, purpose))
-        if pia.status(session, purpose.id, design_hasher(session, purpose, in_force=False),
-                      now).usable:
+        hashes = design_hasher(session, purpose, in_force=False)
+        if pia.status(session, purpose.id, hashes.accepted, now).usable:
             continue
         session.add(Assessment(
             purpose_id=purpose.id, status=State.approved, version=1,

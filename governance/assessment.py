@@ -56,7 +56,7 @@ def pia_status(session: Session, purpose: Purpose, at: datetime | None = None) -
     """The purpose's PIA, approved and current for the design in force, or why not."""
     assert purpose.id is not None
     return pia.status(session, purpose.id,
-                      design.design_hasher(session, purpose, in_force=True), at)
+                      design.design_hasher(session, purpose, in_force=True).accepted, at)
 
 
 def next_design_pia_status(session: Session, purpose: Purpose,
@@ -65,7 +65,7 @@ def next_design_pia_status(session: Session, purpose: Purpose,
     pending drafts needs first."""
     assert purpose.id is not None
     return pia.status(session, purpose.id,
-                      design.design_hasher(session, purpose, in_force=False), at)
+                      design.design_hasher(session, purpose, in_force=False).accepted, at)
 
 
 @dataclass(frozen=True)

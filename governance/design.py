@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,20 +197,45 @@ def design_of(session: Session, purpose: Purpose,
     return design
 
 
+class DesignHashes:
+    """A purpose's design hash in each format, computed once per format asked for.
+
+    `accepted(format)` is what pia.status compares a PIA of that format with. Format 1 hashes
+    were taken over every route not revoked, drafts included; such a PIA covers the design in
+    force when it matches either the design in force or the whole design of that time.
+    """
+
+    def __init__(self, session: Session, purpose: Purpose, parts: PurposeParts | None,
+                 in_force: bool) -> None:
+        self._session, self._purpose, self._in_force = session, purpose, in_force
+        self._parts = parts or read_parts(session, purpose)
+        self._found: dict[tuple[int, bool], str] = {}
+
+    def _hash(self, design_format: int, in_force: bool) -> str:
+        key = (design_format, in_force)
+        if key not in self._found:
+            self._found[key] = design_hash(design_of(
+                self._session, self._purpose, self._parts, in_force=in_force,
+                design_format=design_format))
+        return self._found[key]
+
+    def of(self, design_format: int = DESIGN_FORMAT) -> str:
+        return self._hash(design_format, self._in_force)
+
+    def accepted(self, design_format: int) -> frozenset[str]:
+        if design_format not in DESIGN_FORMATS:
+            return frozenset()  # a format this service does not know never matches
+        found = {self.of(design_format)}
+        if design_format == 1 and self._in_force:
+            found.add(self._hash(1, in_force=False))
+        return frozenset(found)
+
+
 def design_hasher(session: Session, purpose: Purpose, parts: PurposeParts | None = None, *,
-                  in_force: bool) -> Callable[[int], str]:
-    """The design hash in any format, computed once per format asked for (pia.status asks in
-    the format of each approved PIA it looks at)."""
-    parts = parts or read_parts(session, purpose)
-    found: dict[int, str] = {}
-
-    def hash_in(design_format: int) -> str:
-        if design_format not in found:
-            found[design_format] = design_hash(design_of(
-                session, purpose, parts, in_force=in_force, design_format=design_format))
-        return found[design_format]
-
-    return hash_in
+                  in_force: bool) -> DesignHashes:
+    """The hashes of the design in force (approved routes) or of the next design (drafts
+    included), in every format."""
+    return DesignHashes(session, purpose, parts, in_force)
 
 
 def pia_snapshot(session: Session, purpose: Purpose) -> dict[str, Any]:

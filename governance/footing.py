@@ -273,8 +273,8 @@ def _pia_reasons(session: Session, purpose_id: int, at: datetime) -> list[Reason
     """The PIA's reasons, unchanged, unless the PIA of the purpose's next design (its drafts
     included) is approved and current."""
     purpose = get_purpose_by_id(session, purpose_id)
-    return pia.status(session, purpose_id, design_hasher(session, purpose, in_force=False),
-                      at).reasons
+    hashes = design_hasher(session, purpose, in_force=False)
+    return pia.status(session, purpose_id, hashes.accepted, at).reasons
 
 
 def _conditions(auth: Authorisation) -> rules.FourConditions:

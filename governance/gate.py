@@ -358,9 +358,9 @@ def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKin
     assert purpose.id is not None
     reasons.extend(_notice_reasons(session, purpose.id, flows, to, recipient, at))
     # The design in force: the approved routes only; drafts are the next design (pending).
-    hash_in = design_hasher(session, purpose, parts, in_force=True)
-    current_hash = hash_in(DESIGN_FORMAT)
-    pia_status = pia.status(session, purpose.id, hash_in, at)
+    hashes = design_hasher(session, purpose, parts, in_force=True)
+    current_hash = hashes.of(DESIGN_FORMAT)
+    pia_status = pia.status(session, purpose.id, hashes.accepted, at)
     reasons.extend(pia_status.reasons)
     pia_ref = None
     if pia_status.pia_id is not None:

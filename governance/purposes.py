@@ -323,8 +323,8 @@ def approve_purpose(session: Session, by: Actor, key: str, decision: Decision) -
         # A revision (its text, items, subjects, job kinds) changes the design in force: the
         # PIA of the revised design is approved first, as for a route.
         assert purpose.id is not None
-        problems.extend(pia.status(session, purpose.id,
-                                   design_hasher(session, purpose, in_force=False), now).reasons)
+        hashes = design_hasher(session, purpose, in_force=False)
+        problems.extend(pia.status(session, purpose.id, hashes.accepted, now).reasons)
     if problems:
         raise InvalidInput(problems)
     purpose.status = PurposeStatus.approved

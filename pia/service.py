@@ -828,8 +828,8 @@ def snapshot_format(snapshot: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
-def relied_on(session: Session, purpose_id: int, hash_in: Callable[[int], str]
-              ) -> tuple[Assessment | None, bool]:
+def relied_on(session: Session, purpose_id: int,
+              accepted: Callable[[int], Collection[str]]) -> tuple[Assessment | None, bool]:
     """The approved PIA the design relies on, and whether it assessed that very design.
 
     The latest approved PIA counts. While the next design it assessed is not yet in force,
@@ -846,20 +846,21 @@ def relied_on(session: Session, purpose_id: int, hash_in: Callable[[int], str]
     if latest is None:
         return None, False
     for pia in approved:
-        if pia.design_hash == hash_in(pia.design_format):
+        if pia.design_hash in accepted(pia.design_format):
             return pia, True
     return latest, False
 
 
-def status(session: Session, purpose_id: int, hash_in: Callable[[int], str],
+def status(session: Session, purpose_id: int, accepted: Callable[[int], Collection[str]],
            at: datetime | None = None) -> PiaStatus:
     """Usable only while an approved PIA matches the design (see `relied_on`), is reviewed in
     time and its residual risk is accepted; a draft re-assessment does not count until approved.
 
-    `hash_in(format)` is the design's hash in that design format (governance computes it).
+    `accepted(format)`: the design hashes a PIA approved in that design format may carry
+    (governance computes them; pia never reads the design itself).
     """
     moment = as_utc(at or utcnow())
-    pia, matches = relied_on(session, purpose_id, hash_in)
+    pia, matches = relied_on(session, purpose_id, accepted)
     if pia is None:
         return PiaStatus(False, None, None,
                          [Reason.of("pia.not_approved", refs={"purpose_id": purpose_id})])

@@ -19,7 +19,6 @@ from core.models import (
     StaffAccount,
 )
 from governance import approvals, design, footing, purposes, rules
-from governance.rules import JobKind
 from governance.bundle.format import (
     Approval,
     AuthorisationRecord,
@@ -49,6 +48,7 @@ from governance.models import (
     Route,
     RouteKind,
 )
+from governance.rules import JobKind
 from governance.schemas import (
     AuthorisationFields,
     Citation,
