@@ -14,7 +14,7 @@ from core.models import Department, Organ, OutsideBody, StaffAccount
 from core.reasons import Reason
 from core.service import list_departments, list_organs
 from governance import approvals, assessment, design, footing, gate, purposes, rules
-from governance.messages import SAFEGUARD_CHECKLIST
+from governance.messages import JOB_KIND_LABELS, ROUTE_KIND_LABELS, SAFEGUARD_CHECKLIST
 from governance.models import (
     ApprovalStep,
     Authorisation,
@@ -301,6 +301,20 @@ def describe(session: Session, purpose: Purpose) -> dict[str, Any]:
     }
 
 
+def change_text(change: assessment.Change) -> str:
+    """One design change as a person reads it (a flow as item: holder → recipient, route)."""
+    value = change.after if change.after is not None else change.before
+    if isinstance(value, dict) and {"item", "from", "to", "route"} <= set(value):
+        kind = ROUTE_KIND_LABELS.get(str(value["route"]), (str(value["route"]),))[0]
+        to = str(value["to"]).split(":", 1)[-1]
+        return f"{value['item']}: {value['from']} → {to}（{kind}）"
+    if change.path == "job_kinds" and isinstance(value, str):
+        return JOB_KIND_LABELS.get(value, (value,))[0]
+    if isinstance(value, dict):
+        return "、".join(f"{k}: {v}" for k, v in sorted(value.items()) if v not in (None, ""))
+    return str(value)
+
+
 def pending_design(session: Session, purpose: Purpose) -> dict[str, Any]:
     """The next design (the drafts) against the design in force, and what the PIA must
     re-assess before the drafts can be approved."""
@@ -310,7 +324,7 @@ def pending_design(session: Session, purpose: Purpose) -> dict[str, Any]:
     reassess = assessment.changes_since_approval(session, purpose.key) or []
     assert purpose.id is not None
     return {
-        "pending_changes": pending,
+        "pending_changes": [(change, change_text(change)) for change in pending],
         "reassess": reassess if pending else [],
         "next_pia_ready": (not pending
                            or assessment.next_design_pia_status(session, purpose).usable),
