@@ -429,11 +429,6 @@ messages.register(
             "Choose at least one job kind the handling method permits (linkage, scoring, "
             "statistics, export).",
         ),
-        "governance.unknown_job_kind": (
-            "ジョブの種類「{kind}」はありません（名寄せ linkage・スコアリング scoring・"
-            "統計作成 statistics・提供 export のいずれかです）。",
-            "Unknown job kind {kind!r} (linkage, scoring, statistics or export).",
-        ),
     }
 )
 
