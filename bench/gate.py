@@ -82,7 +82,14 @@ from core.settings import get_settings  # noqa: E402
 from core.startup import prepare  # noqa: E402
 from governance import design, footing, gate, jobs, purposes  # noqa: E402
 from governance.demo import NOTICE, SAFEGUARDS  # noqa: E402
-from governance.design import canonical_json, design_hash, design_of, pia_snapshot  # noqa: E402
+from governance.design import (  # noqa: E402
+    DESIGN_FORMAT,
+    canonical_json,
+    design_hash,
+    design_hasher,
+    design_of,
+    pia_snapshot,
+)
 from governance.models import (  # noqa: E402
     Basis,
     CitationKind,
@@ -173,6 +180,7 @@ def _purpose(session: Session, drafter: Principal, officer: Principal, key: str,
         handling_extraction="各保有課が対象年齢のこどもの指定項目のみを抽出する",
         handling_matching_key="団体内統合宛名番号の鍵付きハッシュ",
         handling_logic="複数の兆候の組合せによる判定ルール", handling_logic_version=f"bench-{n}",
+        job_kinds=list(gate.JobKind),
         handling_result_viewers="こども家庭課の支援担当者のみ",
         handling_human_assessment="判定結果は候補の提示にとどめ、職員が個別に判断する",
         safeguards=SAFEGUARDS, public_notice=NOTICE,
@@ -236,6 +244,7 @@ def build_small(session: Session, rng: random.Random) -> World:
     new_routes = ROUTES - existing_routes
     start = utcnow()
     auths: list[str] = []
+    routes_to_approve: list[str] = []
     per_purpose = [new_routes // new_purposes + (1 if i < new_routes % new_purposes else 0)
                    for i in range(new_purposes)]
     for n in range(1, new_purposes + 1):
@@ -285,7 +294,7 @@ def build_small(session: Session, rng: random.Random) -> World:
                 auths.append(auth_key)
             else:
                 footing.submit_route(session, drafter, route_key)
-                footing.approve_route(session, officer, route_key, OK)
+                routes_to_approve.append(route_key)
         if key == POPULATION_PURPOSE:
             within = next(s[1] for s in specs if s[0] == "w.mayor01")
             world.job_items = consent_b[0:2] + within[0:2]
@@ -294,18 +303,21 @@ def build_small(session: Session, rng: random.Random) -> World:
     world.counts["purposes"] = len(session.exec(select(Purpose)).all())
     world.counts["routes"] = len(session.exec(select(Route)).all())
 
-    # An approved PIA of each approved purpose's current design, as pia.status accepts it.
+    # An approved PIA of each approved purpose's next design (its submitted routes included),
+    # as pia.status accepts it; approving a route needs it first.
     now = utcnow()
     pias = 0
     for purpose in session.exec(select(Purpose).where(
             Purpose.status == PurposeStatus.approved.value)).all():
         assert purpose.id is not None
         current = design_hash(design_of(session, purpose))
-        if pia.status(session, purpose.id, current, now).usable:
+        hashes = design_hasher(session, purpose, in_force=False)
+        if pia.status(session, purpose.id, hashes.accepted, now).usable:
             continue
         session.add(Assessment(
             purpose_id=purpose.id, status=State.approved, version=1,
             snapshot=canonical_json(pia_snapshot(session, purpose)), design_hash=current,
+            design_format=DESIGN_FORMAT,
             purpose_key=purpose.key, purpose_title=purpose.title_ja, level=Level.basic,
             threshold="{}", form="{}", author_id=drafter.account_id,
             submitted_by=drafter.account_id, submitted_at=now, residual_accepted=True,
@@ -315,6 +327,8 @@ def build_small(session: Session, rng: random.Random) -> World:
         pias += 1
     session.flush()
     world.counts["PIAs inserted"] = pias
+    for route_key in routes_to_approve:
+        footing.approve_route(session, officer, route_key, OK)
     for auth_key in auths:
         footing.approve_authorisation(session, officer, auth_key, ApprovalIn(
             comment="4要件を確認した", delegation_note="事務決裁規程により専決"))

@@ -6,6 +6,7 @@ events carry ids and codes only, never names, numbers or free text about a perso
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -172,6 +173,25 @@ def shown_notices(session: Session) -> list[Notice]:
     """Notice versions that have been shown (the ones consent can be recorded against)."""
     return list(session.exec(select(Notice).where(col(Notice.first_shown_at).is_not(None))
                              .order_by(col(Notice.key), col(Notice.version).desc())).all())
+
+
+def noticed_items(session: Session, purpose_id: int, item_ids: Collection[int],
+                  recipient: str, at: datetime) -> set[int]:
+    """The items among `item_ids` that a notice of the purpose, shown by `at`, names together
+    with `recipient` ("organ:<id>" or "body:<id>"): the flows consent can have been asked for."""
+    if not item_ids:
+        return set()
+    rows = session.exec(
+        select(NoticeItem.item_id)
+        .join(Notice, col(Notice.id) == NoticeItem.notice_id)
+        .join(NoticeRecipient, col(NoticeRecipient.notice_id) == Notice.id)
+        .where(Notice.purpose_id == purpose_id,
+               col(Notice.first_shown_at).is_not(None),
+               col(Notice.first_shown_at) <= at,
+               NoticeRecipient.recipient == recipient,
+               col(NoticeItem.item_id).in_(set(item_ids)))
+    ).all()
+    return set(rows)
 
 
 def offered(session: Session, notice_id: int) -> rules.Offered:

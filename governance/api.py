@@ -15,8 +15,9 @@ from core.models import Role
 from core.schemas import ReasonPublic
 from core.web import SessionDep, api_staff
 from governance import approvals, assessment, footing, gate, jobs, purposes, views
-from governance.design import design_hash, design_of
+from governance.design import DESIGN_FORMAT, design_hash, design_of, job_kinds_of
 from governance.models import Authorisation, Purpose, Route
+from governance.rules import JobKind
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
@@ -65,6 +66,7 @@ def purpose_public(session: Any, purpose: Purpose) -> PurposePublic:
         key=purpose.key, version=purpose.version, status=purpose.status,
         title_ja=purpose.title_ja, title_en=purpose.title_en,
         purpose_text=purpose.purpose_text, necessity=purpose.necessity,
+        job_kinds=[JobKind(k) for k in job_kinds_of(purpose)],
         citations=[CitationPublic(kind=c.kind, law_name=c.law_name, article=c.article,
                                   note=c.note) for c in described["citations"]],
         items=[PurposeItemPublic(item=item.key, name_ja=item.name_ja,
@@ -247,8 +249,14 @@ def return_authorisation(key: str, body: Decision, principal: Officer, session: 
 
 @api_router.get("/purposes/{key}/design")
 def purpose_design(key: str, principal: Staff, session: SessionDep) -> dict[str, Any]:
-    design = design_of(session, purposes.get_purpose(session, key))
-    return {"design": design, "design_hash": design_hash(design)}
+    """The design in force (approved routes) and the next design (drafts included)."""
+    purpose = purposes.get_purpose(session, key)
+    in_force = design_of(session, purpose, in_force=True)
+    following = design_of(session, purpose)
+    return {"design": in_force, "design_hash": design_hash(in_force),
+            "next_design": following, "next_design_hash": design_hash(following),
+            "pending": design_hash(following) != design_hash(in_force),
+            "design_format": DESIGN_FORMAT}
 
 
 gate_api_router = APIRouter(prefix="/api", tags=["gate"])

@@ -53,9 +53,19 @@ def _in_progress(session: Session, purpose: Purpose) -> Assessment:
 
 
 def pia_status(session: Session, purpose: Purpose, at: datetime | None = None) -> pia.PiaStatus:
-    """The fourth condition's link: the purpose's PIA, approved and current, or why not."""
+    """The purpose's PIA, approved and current for the design in force, or why not."""
     assert purpose.id is not None
-    return pia.status(session, purpose.id, design.current_design_hash(session, purpose), at)
+    return pia.status(session, purpose.id,
+                      design.design_hasher(session, purpose, in_force=True).accepted, at)
+
+
+def next_design_pia_status(session: Session, purpose: Purpose,
+                           at: datetime | None = None) -> pia.PiaStatus:
+    """Whether the PIA of the next design (drafts included) is approved: what approving the
+    pending drafts needs first."""
+    assert purpose.id is not None
+    return pia.status(session, purpose.id,
+                      design.design_hasher(session, purpose, in_force=False).accepted, at)
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ CHANGE_LABELS = {
     "citations": "法令の根拠", "necessity": "必要性", "acquisition": "取得の方法",
     "handling": "取扱い方法", "safeguards": "安全管理措置", "subjects_rule": "対象者",
     "items": "情報項目", "handling_subjects": "取扱主体", "flows": "情報の流れ（経路）",
+    "job_kinds": "予定するジョブの種類",
 }
 
 
@@ -104,11 +115,13 @@ def diff(before: Any, after: Any, path: str = "") -> list[Change]:
 
 
 def changes_since_approval(session: Session, purpose_key: str) -> list[Change] | None:
-    """What changed in the design since the PIA relied on was approved (None: no approval)."""
+    """What the next design (drafts included) changes against the latest approved PIA's design:
+    what a re-assessment must look at (None: no approved PIA)."""
     purpose = purposes.get_purpose(session, purpose_key)
     assert purpose.id is not None
     approved = pia.approved_snapshot(session, purpose.id)
     if approved is None:
         return None
-    current = snapshot_of(session, purpose)
-    return diff(approved.get("design", {}), current["design"])
+    # The next design, in the format the PIA approved (an upgrade adds nothing to re-assess).
+    current = design.design_of(session, purpose, design_format=pia.snapshot_format(approved))
+    return diff(approved.get("design", {}), current)

@@ -11,6 +11,7 @@ from core.clock import utcnow
 from core.models import StaffAccount
 from governance import assessment_demo, footing, purposes
 from governance.models import Basis, CitationKind, Purpose, Recurrence, SubjectRole
+from governance.rules import JobKind
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
@@ -68,6 +69,7 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
             handling_extraction="各保有課が対象年齢のこどもに関する指定項目のみを月1回抽出する",
             handling_matching_key="団体内統合宛名番号の鍵付きハッシュ（仮名化キー）",
             handling_logic="複数の兆候（健診未受診・長期欠席・生活保護受給等）の組合せによる判定ルール",
+            job_kinds=[JobKind.linkage, JobKind.scoring, JobKind.statistics, JobKind.export],
             handling_logic_version="rules-2026.1",
             handling_result_viewers="こども家庭課の支援担当者（活用主体）のみ",
             handling_human_assessment="判定結果は候補の提示にとどめ、ケース会議で職員が個別に判断する",
@@ -230,6 +232,7 @@ def _young_carers(session: Session, drafter: Principal, officer: Principal) -> P
             handling_extraction="同意を得たこどもについてのみ、学務課が出欠情報を抽出する",
             handling_matching_key="団体内統合宛名番号の鍵付きハッシュ",
             handling_logic="遅刻・欠席の傾向と世帯構成による確認リスト（スコアリングは行わない）",
+            job_kinds=[JobKind.linkage, JobKind.statistics, JobKind.export],
             handling_logic_version="checklist-2026.1",
             handling_result_viewers="こども家庭課のヤングケアラー・コーディネーター",
             handling_human_assessment="コーディネーターが本人との面談で支援の要否を判断する",
@@ -281,13 +284,9 @@ def _young_carers(session: Session, drafter: Principal, officer: Principal) -> P
             recurrence=Recurrence.one_off,
         ),
     )
+    # Submitted, not approved: approving a route needs the PIA of the design with it approved
+    # first, and this purpose's PIA is still a draft. The route is the pending next design.
     footing.submit_route(session, drafter, "carers.consent")
-    footing.approve_route(
-        session,
-        officer,
-        "carers.consent",
-        Decision(comment="本人（保護者）の同意がある者に限り提供する。"),
-    )
     assessment_demo.draft_young_carers(session, officer)
     return purposes.get_purpose(session, key)
 
@@ -303,6 +302,7 @@ def _incomplete(session: Session, drafter: Principal) -> Purpose:
             title_en="Risk score for every child (under consideration)",
             purpose_text="全てのこどもについて、保有する全ての情報からリスクスコアを算出する。",
             handling_logic="機械学習モデル（未定）",
+            job_kinds=[JobKind.scoring],
             subjects_rule=SubjectsRule(min_age=0, max_age=17),
         ),
     )

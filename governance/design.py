@@ -22,6 +22,12 @@ from governance.models import (
 from governance.rules import parse_json_object
 from registry.models import RegistryFile, RegistryItem
 
+# The design's format. Each PIA stores the format of the design it approved and is compared
+# with the design in that format, so an upgrade that adds to the design never makes an
+# approved PIA stale. 1: the design before job kinds; 2: with the job kinds a purpose permits.
+DESIGN_FORMAT = 2
+DESIGN_FORMATS = (1, 2)
+
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -64,6 +70,16 @@ class PurposeParts:
     def live_routes(self) -> list[Route]:
         return [r for r in self.routes if r.status != RecordStatus.revoked]
 
+    @property
+    def approved_routes(self) -> list[Route]:
+        return [r for r in self.routes if r.status == RecordStatus.approved]
+
+    @property
+    def pending_routes(self) -> list[Route]:
+        """Drafts, submitted and returned routes: part of the next design, not in force."""
+        return [r for r in self.routes
+                if r.status not in (RecordStatus.approved, RecordStatus.revoked)]
+
 
 def read_parts(session: Session, purpose: Purpose) -> PurposeParts:
     assert purpose.id is not None
@@ -82,15 +98,29 @@ def read_parts(session: Session, purpose: Purpose) -> PurposeParts:
     )
 
 
+def job_kinds_of(purpose: Purpose) -> list[str]:
+    """The job kinds the purpose's handling method permits, sorted (canonical JSON list)."""
+    value = json.loads(purpose.job_kinds or "[]")
+    return sorted({str(v) for v in value}) if isinstance(value, list) else []
+
+
 def design_of(session: Session, purpose: Purpose,
-              parts: PurposeParts | None = None) -> dict[str, Any]:
+              parts: PurposeParts | None = None, *, in_force: bool = False,
+              design_format: int = DESIGN_FORMAT) -> dict[str, Any]:
     """What a PIA assesses: never authorisation ids, windows, run counters or register facts.
 
+    `in_force`: the design the gate judges, with the approved routes only; otherwise the next
+    design, with every route not revoked (drafts included), which a PIA re-assesses.
+    `design_format`: the format to write it in (a PIA is compared in the format it approved).
     A caller that has read the purpose's parts already passes them; the design is the same.
     """
+    if design_format not in DESIGN_FORMATS:
+        raise ValueError(f"unknown design format {design_format}")
     parts = parts or read_parts(session, purpose)
-    citations, subjects, flows = parts.citations, parts.subjects, parts.flows
-    routes = parts.live_routes
+    citations, subjects = parts.citations, parts.subjects
+    routes = parts.approved_routes if in_force else parts.live_routes
+    carried = {r.id for r in routes}
+    flows = [f for f in parts.flows if f.route_id in carried]
     purpose_items = [link for link, _item in parts.items]
     known = {item.id: item.key for _link, item in parts.items if item.id is not None}
     item_ids = {p.item_id for p in purpose_items} | {f.item_id for f in flows}
@@ -116,7 +146,7 @@ def design_of(session: Session, purpose: Purpose,
         assert route.to_body_id is not None
         return f"body:{body_keys[route.to_body_id]}"
 
-    return {
+    design: dict[str, Any] = {
         "purpose": purpose.key,
         "version": purpose.version,
         "title": purpose.title_ja,
@@ -162,6 +192,50 @@ def design_of(session: Session, purpose: Purpose,
             key=canonical_json,
         ),
     }
+    if design_format >= 2:
+        design["job_kinds"] = job_kinds_of(purpose)
+    return design
+
+
+class DesignHashes:
+    """A purpose's design hash in each format, computed once per format asked for.
+
+    `accepted(format)` is what pia.status compares a PIA of that format with. Format 1 hashes
+    were taken over every route not revoked, drafts included; such a PIA covers the design in
+    force when it matches either the design in force or the whole design of that time.
+    """
+
+    def __init__(self, session: Session, purpose: Purpose, parts: PurposeParts | None,
+                 in_force: bool) -> None:
+        self._session, self._purpose, self._in_force = session, purpose, in_force
+        self._parts = parts or read_parts(session, purpose)
+        self._found: dict[tuple[int, bool], str] = {}
+
+    def _hash(self, design_format: int, in_force: bool) -> str:
+        key = (design_format, in_force)
+        if key not in self._found:
+            self._found[key] = design_hash(design_of(
+                self._session, self._purpose, self._parts, in_force=in_force,
+                design_format=design_format))
+        return self._found[key]
+
+    def of(self, design_format: int = DESIGN_FORMAT) -> str:
+        return self._hash(design_format, self._in_force)
+
+    def accepted(self, design_format: int) -> frozenset[str]:
+        if design_format not in DESIGN_FORMATS:
+            return frozenset()  # a format this service does not know never matches
+        found = {self.of(design_format)}
+        if design_format == 1 and self._in_force:
+            found.add(self._hash(1, in_force=False))
+        return frozenset(found)
+
+
+def design_hasher(session: Session, purpose: Purpose, parts: PurposeParts | None = None, *,
+                  in_force: bool) -> DesignHashes:
+    """The hashes of the design in force (approved routes) or of the next design (drafts
+    included), in every format."""
+    return DesignHashes(session, purpose, parts, in_force)
 
 
 def pia_snapshot(session: Session, purpose: Purpose) -> dict[str, Any]:
@@ -188,8 +262,15 @@ def pia_snapshot(session: Session, purpose: Purpose) -> dict[str, Any]:
             for item, file in sorted(items, key=lambda pair: pair[0].key)
         ]
     }
-    return {"design": design, "design_hash": design_hash(design), "context": context}
+    return {"design": design, "design_hash": design_hash(design), "design_format": DESIGN_FORMAT,
+            "context": context}
 
 
 def current_design_hash(session: Session, purpose: Purpose) -> str:
+    """The hash of the next design (drafts included): what a PIA of the purpose assesses."""
     return design_hash(design_of(session, purpose))
+
+
+def in_force_design_hash(session: Session, purpose: Purpose) -> str:
+    """The hash of the design in force (approved routes only): what the gate judges."""
+    return design_hash(design_of(session, purpose, in_force=True))

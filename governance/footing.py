@@ -33,7 +33,7 @@ from governance.approvals import (
     take_step,
     workflow_of,
 )
-from governance.design import current_design_hash, purpose_items
+from governance.design import design_hasher, purpose_items
 from governance.models import (
     Authorisation,
     Flow,
@@ -205,10 +205,11 @@ def approve_route(session: Session, by: Actor, key: str, decision: Decision) -> 
         raise Conflict(one_off)
     officer = take_officer_step(session, by, workflow_of(session, route), "approve")
     now = utcnow()
-    if route.kind == RouteKind.purpose_change:
-        pia_problems = _pia_reasons(session, route.purpose_id, now)
-        if pia_problems:
-            raise InvalidInput(pia_problems)
+    # Approving a route puts its flows in force: the PIA of the next design (the one with this
+    # route) must be approved first, as for a purpose change, so nothing in force goes stale.
+    pia_problems = _pia_reasons(session, route.purpose_id, now)
+    if pia_problems:
+        raise InvalidInput(pia_problems)
     route.status = RecordStatus.approved
     route.approved_by = officer.account_id
     route.approved_at = now
@@ -278,9 +279,11 @@ def revoke_route(session: Session, by: Actor, key: str, decision: Decision) -> R
 
 
 def _pia_reasons(session: Session, purpose_id: int, at: datetime) -> list[Reason]:
-    """The PIA's reasons, unchanged, when the purpose's PIA is not approved and current."""
+    """The PIA's reasons, unchanged, unless the PIA of the purpose's next design (its drafts
+    included) is approved and current."""
     purpose = get_purpose_by_id(session, purpose_id)
-    return pia.status(session, purpose_id, current_design_hash(session, purpose), at).reasons
+    hashes = design_hasher(session, purpose, in_force=False)
+    return pia.status(session, purpose_id, hashes.accepted, at).reasons
 
 
 def _conditions(auth: Authorisation) -> rules.FourConditions:

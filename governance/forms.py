@@ -38,6 +38,8 @@ def purpose_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[R
               "handling_logic_version", "handling_result_viewers", "handling_human_assessment")
     data: dict[str, Any] = {name: forms.text(form, name) for name in simple}
     data["acquisition_method"] = forms.text(form, "acquisition_method") or "reuse"
+    # The job kinds the handling method permits: ticks; an unknown value is the schema's.
+    data["job_kinds"] = [v for v in forms.texts(form, "job_kinds") if v]
     values: dict[str, Any] = dict(data)
     problems: list[Reason] = []
     # 事務の根拠 (Art. 61(1)): rows of kind, law, article, note; empty rows are ignored.

@@ -11,16 +11,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from consent import service as consent
 from core import audit, messages
 from core.auth import Principal
 from core.clock import as_utc, to_tokyo, utcnow
 from core.models import Organ, OutsideBody
 from core.reasons import Reason
 from governance.design import (
+    DESIGN_FORMAT,
     PurposeParts,
     canonical_json,
-    design_hash,
-    design_of,
+    design_hasher,
+    job_kinds_of,
     read_parts,
 )
 from governance.models import (
@@ -247,6 +249,36 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
                      judged.pia_ref, judged.design_hash)
 
 
+def _kind_reasons(purpose: Purpose, kind: JobKind) -> list[Reason]:
+    """The purpose's handling method names the job kinds it permits; any other is refused."""
+    permitted = job_kinds_of(purpose)
+    if kind.value in permitted:
+        return []
+    names = "、".join(messages.text(f"gate.kind.{k}") for k in permitted) or "なし"
+    return [Reason.of("gate.kind_not_in_purpose", kind=messages.text(f"gate.kind.{kind.value}"),
+                      kind_en=kind.value, purpose=purpose.key, permitted=names,
+                      permitted_en=", ".join(permitted) or "none", field="kind",
+                      refs={"purpose": purpose.key})]
+
+
+def _notice_reasons(session: Session, purpose_id: int, flows: Sequence[FlowBasis],
+                    to: tuple[int | None, int | None], recipient: tuple[str, str],
+                    at: datetime) -> list[Reason]:
+    """A consent-route flow needs a notice of the purpose, shown by now, that names the item
+    and the recipient: consent can only have been asked for what a shown notice asked about."""
+    consent_flows = [f for f in flows if f.kind == RouteKind.consent]
+    if not consent_flows:
+        return []
+    to_organ, to_body = to
+    named = f"organ:{to_organ}" if to_organ is not None else f"body:{to_body}"
+    covered = consent.noticed_items(session, purpose_id, {f.item_id for f in consent_flows},
+                                    named, at)
+    return [Reason.of("gate.no_notice", item=f.item, recipient=recipient[0],
+                      recipient_en=recipient[1], field="items",
+                      refs={"item": f.item, "route": f.route})
+            for f in consent_flows if f.item_id not in covered]
+
+
 @dataclass(frozen=True)
 class _Judgement:
     reasons: list[Reason]
@@ -267,6 +299,7 @@ def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKin
                                  status=purpose.status, refs={"purpose": purpose.key}))
     in_purpose = parts.items
     reasons.extend(missing(session, purpose, parts))
+    reasons.extend(_kind_reasons(purpose, kind))
 
     flows: list[FlowBasis] = []
     if not wanted_items:
@@ -325,9 +358,12 @@ def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKin
         else:
             flows.append(basis)
 
-    current_hash = design_hash(design_of(session, purpose, parts))
     assert purpose.id is not None
-    pia_status = pia.status(session, purpose.id, current_hash, at)
+    reasons.extend(_notice_reasons(session, purpose.id, flows, to, recipient, at))
+    # The design in force: the approved routes only; drafts are the next design (pending).
+    hashes = design_hasher(session, purpose, parts, in_force=True)
+    current_hash = hashes.of(DESIGN_FORMAT)
+    pia_status = pia.status(session, purpose.id, hashes.accepted, at)
     reasons.extend(pia_status.reasons)
     pia_ref = None
     if pia_status.pia_id is not None:

@@ -145,6 +145,15 @@ PUBLIC_NOTICE_LABELS: dict[str, tuple[str, str]] = {
     "contact_point": ("問合せ窓口", "contact point"),
 }
 
+# The job kinds a purpose's handling method may permit (rules.JobKind values), for its form.
+JOB_KIND_LABELS: dict[str, tuple[str, str]] = {
+    "linkage": ("名寄せ（突合）", "linkage"),
+    "scoring": ("スコアリング・判定（個人の自動的な評価。ルールによるアラートを含む）",
+                "scoring (any automated assessment of individuals, rule alerts included)"),
+    "statistics": ("統計作成", "statistics"),
+    "export": ("識別可能なデータの提供（支援担当・保有機関へ）", "identified export"),
+}
+
 # Form field labels; the keys are the names Reason.field uses.
 FIELD_LABELS: dict[str, str] = {
     "key": "キー",
@@ -161,6 +170,7 @@ FIELD_LABELS: dict[str, str] = {
     "handling_logic_version": "ロジックの版",
     "handling_result_viewers": "結果を閲覧する者",
     "handling_human_assessment": "人によるアセスメント",
+    "job_kinds": "予定するジョブの種類",
     "safeguards": "安全管理措置",
     "public_notice": "住民周知",
     "subjects_rule": "対象者（年齢の範囲）",
@@ -400,6 +410,24 @@ messages.register(
         "gate.unknown_recipient": (
             "提供先「{key}」が見つかりません。",
             "Recipient {key!r} not found.",
+        ),
+        "gate.kind_not_in_purpose": (
+            "利用目的「{purpose}」の取扱い方法は「{kind}」のジョブを予定していません"
+            "（予定しているもの: {permitted}）。",
+            "The handling method of purpose {purpose!r} does not permit {kind_en} jobs "
+            "(it permits: {permitted_en}).",
+        ),
+        "gate.no_notice": (
+            "データ項目「{item}」を「{recipient}」へ流すことを示した同意の説明文が、まだ示されて"
+            "いません（同意による経路には、その項目と提供先を示した説明文が必要です）。",
+            "No notice shown to the people names item {item!r} going to {recipient_en}; a "
+            "consent route needs a shown notice of the item and the recipient.",
+        ),
+        "governance.missing_job_kinds": (
+            "取扱い方法で予定するジョブの種類（名寄せ・スコアリング・統計作成・提供）を一つ以上"
+            "選んでください。",
+            "Choose at least one job kind the handling method permits (linkage, scoring, "
+            "statistics, export).",
         ),
     }
 )

@@ -104,6 +104,8 @@ class Purpose(SQLModel, table=True):
     handling_logic_version: str = Field(default="", max_length=64)
     handling_result_viewers: str = Field(default="", sa_type=Text)
     handling_human_assessment: str = Field(default="", sa_type=Text)
+    # The job kinds the handling method permits (rules.JobKind values), canonical JSON list
+    job_kinds: str = Field(default="[]", sa_type=Text)
     # 安全管理措置 checklist and 住民周知, as canonical JSON
     safeguards: str = Field(default="{}", sa_type=Text)
     public_notice: str = Field(default="{}", sa_type=Text)

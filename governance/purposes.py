@@ -35,7 +35,9 @@ from governance.design import (
     PurposeParts,
     canonical_json,
     design_hash,
+    design_hasher,
     design_of,
+    job_kinds_of,
     read_parts,
 )
 from governance.models import (
@@ -52,6 +54,7 @@ from governance.schemas import (
     PurposeItemIn,
     PurposeUpdate,
 )
+from pia import service as pia
 from registry.models import RegistryItem
 
 
@@ -102,6 +105,8 @@ def _apply_purpose_fields(
         if name in fields:
             value = getattr(data, name)
             setattr(purpose, name, value if value is not None else "")
+    if "job_kinds" in fields:
+        purpose.job_kinds = canonical_json(sorted({k.value for k in data.job_kinds or []}))
     for name in ("safeguards", "public_notice", "subjects_rule"):
         if name in fields:
             value = getattr(data, name)
@@ -269,6 +274,7 @@ def facts_of(session: Session, purpose: Purpose,
         },
         subjects_rule=rules.parse_json_object(purpose.subjects_rule),
         subject_roles=frozenset(s.role for s in subjects),
+        job_kinds=frozenset(job_kinds_of(purpose)),
         items=[
             (item.key, link.necessity_reason, link.relevance_to_difficulty)
             for link, item in items
@@ -321,9 +327,15 @@ def approve_purpose(session: Session, by: Actor, key: str, decision: Decision) -
     purpose = get_purpose(session, key)
     officer = _officer_step(session, by, purpose, "approve")
     problems = missing(session, purpose)
+    now = utcnow()
+    if purpose.version > 1:
+        # A revision (its text, items, subjects, job kinds) changes the design in force: the
+        # PIA of the revised design is approved first, as for a route.
+        assert purpose.id is not None
+        hashes = design_hasher(session, purpose, in_force=False)
+        problems.extend(pia.status(session, purpose.id, hashes.accepted, now).reasons)
     if problems:
         raise InvalidInput(problems)
-    now = utcnow()
     purpose.status = PurposeStatus.approved
     purpose.approved_by = officer.account_id
     purpose.approved_at = now

@@ -87,6 +87,8 @@ class PurposeFacts:
     subject_roles: frozenset[SubjectRole]
     # (item key, necessity reason, relevance to the difficulty)
     items: Sequence[tuple[str, str, str]] = field(default_factory=tuple)
+    # The job kinds the handling method permits (JobKind values)
+    job_kinds: frozenset[str] = frozenset()
 
 
 def parse_json_object(text: str) -> dict[str, object]:
@@ -124,6 +126,8 @@ def completeness(facts: PurposeFacts) -> list[Reason]:
             reasons.append(
                 _reason("governance.missing_handling", f"handling_{part}", part=ja, part_en=en)
             )
+    if not facts.job_kinds:
+        reasons.append(_reason("governance.missing_job_kinds", "job_kinds"))
     for category in SAFEGUARD_CATEGORIES:
         if not facts.safeguards.get(category):
             ja, en = _SAFEGUARD_NAMES[category]

@@ -19,6 +19,7 @@ from governance.models import (
     RouteKind,
     SubjectRole,
 )
+from governance.rules import JobKind
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -74,6 +75,9 @@ class PurposeFields(_Strict):
     handling_logic_version: str | None = Field(None, max_length=64)
     handling_result_viewers: str | None = None
     handling_human_assessment: str | None = None
+    job_kinds: list[JobKind] | None = Field(
+        None, description="The job kinds the handling method permits (linkage, scoring: any "
+        "automated assessment of individuals, statistics, export)")
     safeguards: Safeguards | None = None
     public_notice: PublicNotice | None = None
     subjects_rule: SubjectsRule | None = None
@@ -187,6 +191,7 @@ class PurposePublic(BaseModel):
     title_en: str
     purpose_text: str
     necessity: str
+    job_kinds: list[JobKind]
     citations: list[CitationPublic]
     items: list[PurposeItemPublic]
     routes: list[RoutePublic]

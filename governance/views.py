@@ -14,7 +14,7 @@ from core.models import Department, Organ, OutsideBody, StaffAccount
 from core.reasons import Reason
 from core.service import list_departments, list_organs, list_outside_bodies
 from governance import approvals, assessment, design, footing, gate, purposes, rules
-from governance.messages import SAFEGUARD_CHECKLIST
+from governance.messages import JOB_KIND_LABELS, ROUTE_KIND_LABELS, SAFEGUARD_CHECKLIST
 from governance.models import (
     ApprovalStep,
     Authorisation,
@@ -177,6 +177,7 @@ def purpose_values(session: Session, purpose: Purpose) -> dict[str, Any]:
             "handling_logic_version", "handling_result_viewers", "handling_human_assessment")
     }
     values["acquisition_method"] = str(purpose.acquisition_method)
+    values["job_kinds"] = design.job_kinds_of(purpose)
     values["public_notice"] = {k: str(v) for k, v in
                                parse_json_object(purpose.public_notice).items()}
     values["min_age"] = "" if rule.get("min_age") is None else str(rule["min_age"])
@@ -228,7 +229,6 @@ def detail(session: Session, purpose: Purpose, principal: Principal) -> dict[str
     names = account_names(session, {s.actor_id for _, _, s in history}
                           | {purpose.created_by, purpose.submitted_by, purpose.approved_by})
     past = versions(session, purpose)
-    approved_hash = past[-1].design_hash if past else None
     return {
         **described,
         "usability": usable,
@@ -237,7 +237,7 @@ def detail(session: Session, purpose: Purpose, principal: Principal) -> dict[str
         "history": history,
         "names": names,
         "versions": past,
-        "approved_hash": approved_hash,
+        **pending_design(session, purpose),
         "actions": approvals.allowed_actions(session, principal, purpose),
         "route_actions": {e["route"].key: approvals.allowed_actions(session, principal, e["route"])
                           for e in described["routes"]},
@@ -297,7 +297,39 @@ def describe(session: Session, purpose: Purpose) -> dict[str, Any]:
         "safeguards": rules.parse_json_object(purpose.safeguards),
         "public_notice": rules.parse_json_object(purpose.public_notice),
         "subjects_rule": rules.parse_json_object(purpose.subjects_rule),
-        "design_hash": design.current_design_hash(session, purpose),
+        "design_hash": design.in_force_design_hash(session, purpose),
+        "next_design_hash": design.current_design_hash(session, purpose),
+    }
+
+
+def change_text(change: assessment.Change) -> str:
+    """One design change as a person reads it (a flow as item: holder → recipient, route)."""
+    value = change.after if change.after is not None else change.before
+    if isinstance(value, dict) and {"item", "from", "to", "route"} <= set(value):
+        kind = ROUTE_KIND_LABELS.get(str(value["route"]), (str(value["route"]),))[0]
+        to = str(value["to"]).split(":", 1)[-1]
+        return f"{value['item']}: {value['from']} → {to}（{kind}）"
+    if change.path == "job_kinds" and isinstance(value, str):
+        return JOB_KIND_LABELS.get(value, (value,))[0]
+    if isinstance(value, dict):
+        return "、".join(f"{k}: {v}" for k, v in sorted(value.items()) if v not in (None, ""))
+    return str(value)
+
+
+def pending_design(session: Session, purpose: Purpose) -> dict[str, Any]:
+    """The next design (the drafts) against the design in force, and what the PIA must
+    re-assess before the drafts can be approved."""
+    in_force = design.design_of(session, purpose, in_force=True)
+    following = design.design_of(session, purpose)
+    pending = assessment.diff(in_force, following)
+    reassess = assessment.changes_since_approval(session, purpose.key) or []
+    assert purpose.id is not None
+    return {
+        "pending_changes": [(change, change_text(change)) for change in pending],
+        "reassess": reassess if pending else [],
+        "next_pia_ready": (not pending
+                           or assessment.next_design_pia_status(session, purpose).usable),
+        "change_labels": assessment.CHANGE_LABELS,
     }
 
 

@@ -70,6 +70,9 @@ class Assessment(SQLModel, table=True):
     # The design snapshot (canonical JSON with register context) and its design hash.
     snapshot: str = Field(default="{}", sa_type=Text)
     design_hash: str = Field(max_length=64)
+    # The format of the design the hash is of (governance's DESIGN_FORMAT when it was taken):
+    # status compares the hash with the design in this format, so an upgrade never makes it stale.
+    design_format: int = 1
     purpose_key: str = Field(default="", max_length=64)
     purpose_title: str = Field(default="", max_length=200)
     # しきい値判断: the answers as JSON and the level they give under the rule table.

@@ -166,7 +166,7 @@ def threshold_level(
 
 
 def design_facts(snapshot: Mapping[str, Any]) -> dict[str, bool]:
-    """What the design itself says about three threshold answers (they cannot be denied)."""
+    """What the design itself says about four threshold answers (they cannot be denied)."""
     design = snapshot.get("design", {})
     items = snapshot.get("context", {}).get("items", [])
     rule = design.get("subjects_rule") or {}
@@ -175,6 +175,9 @@ def design_facts(snapshot: Mapping[str, Any]) -> dict[str, bool]:
     return {
         "children": isinstance(max_age, int) and max_age < 18,
         "cross_organ": any(f.get("to") != f"organ:{f.get('from')}" for f in flows),
+        # Any automated assessment of individuals (rule alerts as well as scores) is profiling;
+        # the purpose's handling method names it as a job kind it permits.
+        "scoring": "scoring" in (design.get("job_kinds") or []),
         "special_care": any(i.get("special_care") or i.get("ordinance_special_care")
                             for i in items),
     }

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -398,13 +398,10 @@ def suggested_threshold(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     facts = rules.design_facts(snapshot)
     counts = [i.get("persons_count") for i in snapshot.get("context", {}).get("items", [])
               if isinstance(i.get("persons_count"), int)]
-    design = snapshot.get("design", {})
-    logic = (design.get("handling") or {}).get("logic", "")
     return {
         **rules.ThresholdAnswers().as_dict(),
         **facts,
         "persons": max(counts) if counts else 0,
-        "scoring": "スコア" in logic,
     }
 
 
@@ -429,7 +426,7 @@ def open(session: Session, by: Actor, purpose_id: int, snapshot: Mapping[str, An
     form = loads(previous.form) if previous else {}
     pia = Assessment(
         purpose_id=purpose_id, snapshot=dumps(dict(snapshot)), design_hash=design_hash,
-        purpose_key=str(design.get("purpose", ""))[:64],
+        design_format=snapshot_format(snapshot), purpose_key=str(design.get("purpose", ""))[:64],
         purpose_title=str(design.get("title", ""))[:200],
         form=dumps(_apply_prefill(form, snapshot)), author_id=officer.account_id,
         created_at=at or utcnow(), updated_by=officer.account_id,
@@ -718,6 +715,7 @@ def submit(session: Session, by: Actor, pia_id: int, version: int,
     changed = pia.design_hash != design_hash
     pia.snapshot = dumps(dict(snapshot))
     pia.design_hash = design_hash
+    pia.design_format = snapshot_format(snapshot)
     pia.form = dumps(_apply_prefill(loads(pia.form), snapshot))
     pia.status = State.review
     pia.submitted_by = officer.account_id
@@ -824,18 +822,51 @@ def return_(session: Session, by: Actor, pia_id: int, version: int, comment: str
 # ---------------------------------------------------------------- status
 
 
-def status(session: Session, purpose_id: int, current_hash: str,
+def snapshot_format(snapshot: Mapping[str, Any]) -> int:
+    """The design format of a snapshot governance handed over (1 before formats were named)."""
+    value = snapshot.get("design_format", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def relied_on(session: Session, purpose_id: int,
+              accepted: Callable[[int], Collection[str]]) -> tuple[Assessment | None, bool]:
+    """The approved PIA the design relies on, and whether it assessed that very design.
+
+    The latest approved PIA counts. While the next design it assessed is not yet in force,
+    the PIA it superseded still covers the design in force (approving a re-assessment of pending
+    drafts never halts what runs); a PIA is compared with the design in the format it approved.
+    """
+    approved = list(session.exec(
+        select(Assessment)
+        .where(Assessment.purpose_id == purpose_id,
+               col(Assessment.status).in_((State.approved.value, State.superseded.value)))
+        .order_by(col(Assessment.approved_at).desc(), col(Assessment.id).desc())
+    ).all())
+    latest = next((p for p in approved if p.status == State.approved), None)
+    if latest is None:
+        return None, False
+    for pia in approved:
+        if pia.design_hash in accepted(pia.design_format):
+            return pia, True
+    return latest, False
+
+
+def status(session: Session, purpose_id: int, accepted: Callable[[int], Collection[str]],
            at: datetime | None = None) -> PiaStatus:
-    """Usable only while the latest approved PIA matches the design, is reviewed in time
-    and its residual risk is accepted; a draft re-assessment does not count until approved."""
+    """Usable only while an approved PIA matches the design (see `relied_on`), is reviewed in
+    time and its residual risk is accepted; a draft re-assessment does not count until approved.
+
+    `accepted(format)`: the design hashes a PIA approved in that design format may carry
+    (governance computes them; pia never reads the design itself).
+    """
     moment = as_utc(at or utcnow())
-    pia = latest_approved(session, purpose_id)
+    pia, matches = relied_on(session, purpose_id, accepted)
     if pia is None:
         return PiaStatus(False, None, None,
                          [Reason.of("pia.not_approved", refs={"purpose_id": purpose_id})])
     refs = {"pia": pia.id, "purpose_id": purpose_id}
     reasons: list[Reason] = []
-    if pia.design_hash != current_hash:
+    if not matches:
         reasons.append(Reason.of("pia.design_changed", id=pia.id, refs=refs))
     due = pia.next_review_due
     if due is not None and due < moment and policy(rules.PiaPolicy).refuse_overdue_review:

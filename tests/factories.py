@@ -33,7 +33,7 @@ from core.reasons import DomainError
 from core.settings import Settings
 from governance import assessment, footing, purposes, views
 from governance.models import Basis, Recurrence, Route
-from governance.schemas import Citation, PurposeCreate, PurposeItemIn, RouteCreate
+from governance.schemas import Citation, Decision, PurposeCreate, PurposeItemIn, RouteCreate
 from pia import service as pia
 from pia.models import Assessment, Level, Residual, SelfRating, Stage
 from pia.schemas import MeasureIn, ProcedureIn, RiskIn
@@ -76,6 +76,7 @@ def draft_purpose(db: Session, key: str = "trial") -> None:
             handling_logic="ルール",
             handling_result_viewers="担当",
             handling_human_assessment="会議",
+            job_kinds=["linkage", "scoring", "statistics", "export"],
             safeguards=source["purpose"].safeguards and json.loads(source["purpose"].safeguards),
             public_notice=json.loads(source["purpose"].public_notice),
             subjects_rule={"min_age": 0, "max_age": 17},
@@ -164,6 +165,15 @@ def approve_pia(db: Session, purpose_key: str, author: str = "privacy",
     assert current.id is not None
     return pia.approve(db, who(db, approver), current.id, current.version,
                        accept_residual_risk=True, comment="承認")
+
+
+def carers_in_force(db: Session) -> Assessment:
+    """The demo's young-carers purpose in force: the PIA of its design with the submitted
+    consent route approved, then the route (approving a route needs that PIA first)."""
+    approved = approve_pia(db, "young_carers_outreach")
+    footing.approve_route(db, who(db, "privacy"), "carers.consent",
+                          Decision(comment="同意がある者に限り提供する"))
+    return approved
 
 
 # ---------------------------------------------------------------- the register

@@ -48,6 +48,7 @@ from governance.models import (
     Route,
     RouteKind,
 )
+from governance.rules import JobKind
 from governance.schemas import (
     AuthorisationFields,
     Citation,
@@ -174,6 +175,7 @@ def _purpose_record(session: Session, purpose: Purpose, names: Names) -> Purpose
         handling_logic_version=purpose.handling_logic_version,
         handling_result_viewers=purpose.handling_result_viewers,
         handling_human_assessment=purpose.handling_human_assessment,
+        job_kinds=[JobKind(k) for k in design.job_kinds_of(purpose)],
         safeguards=Safeguards.model_validate(rules.parse_json_object(purpose.safeguards)),
         public_notice=PublicNotice.model_validate(rules.parse_json_object(purpose.public_notice)),
         subjects_rule=SubjectsRule.model_validate(rule) if rule else None,

@@ -23,6 +23,7 @@ from governance.models import (
     Recurrence,
     RouteKind,
 )
+from governance.rules import JobKind
 from governance.schemas import KEY_PATTERN as GOVERNANCE_KEY
 from governance.schemas import (
     AuthorisationFields,
@@ -215,6 +216,10 @@ class PurposeRecord(_Record):
     handling_logic_version: str = Field("", max_length=64)
     handling_result_viewers: str = ""
     handling_human_assessment: str = ""
+    job_kinds: list[JobKind] = Field(
+        default_factory=list,
+        description="The job kinds the handling method permits: linkage, scoring (any automated "
+                    "assessment of individuals), statistics, export; the gate refuses any other")
     safeguards: Safeguards = Field(default_factory=Safeguards)
     public_notice: PublicNotice = Field(default_factory=PublicNotice)
     subjects_rule: SubjectsRule | None = None

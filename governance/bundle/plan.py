@@ -601,6 +601,7 @@ class _Planner:
                 "subjects": sorted(record.subjects,
                                    key=lambda s: (s.organ, s.department or "", s.role.value)),
                 "items": sorted(record.items, key=lambda x: x.item),
+                "job_kinds": sorted(set(record.job_kinds)),
             })
         return _differs(normal(current), normal(desired), REVIEW_FIELDS)
 

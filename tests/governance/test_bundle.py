@@ -251,6 +251,27 @@ def test_schema_errors_and_a_wrong_kind_give_paths(
     assert by_field["departments[1].organ"].message_en == "unknown organ 'no_such_organ'"
 
 
+def test_job_kinds_are_exported_and_a_change_is_planned_on_the_purpose(
+    db: Session, demo_bundle: dict[str, Any]
+) -> None:
+    kinds = {p["key"]: p.get("job_kinds") for p in demo_bundle["purposes"]}
+    assert kinds["child_abuse_prevention"] == ["export", "linkage", "scoring", "statistics"]
+    assert kinds["young_carers_outreach"] == ["export", "linkage", "statistics"]
+    same = copy.deepcopy(demo_bundle)
+    carers = next(p for p in same["purposes"] if p["key"] == "young_carers_outreach")
+    carers["job_kinds"] = ["statistics", "linkage", "export", "linkage"]  # order, repeats
+    assert all(c.action == "unchanged" for c in bundle_plan.plan(db, same)
+               if c.kind == "purpose")
+    carers["job_kinds"] = ["linkage", "scoring"]
+    planned = {(c.kind, c.key): c for c in bundle_plan.plan(db, same) if c.action == "update"}
+    assert "job_kinds" in planned[("purpose", "young_carers_outreach")].fields
+    carers["job_kinds"] = ["profiling"]
+    with pytest.raises(InvalidInput) as caught:
+        bundle_plan.plan(db, same)
+    assert [r.field for r in caught.value.reasons] == [
+        f"purposes[{same['purposes'].index(carers)}].job_kinds[0]"]
+
+
 def test_route_and_authorisation_problems_are_the_services_rules_at_bundle_paths(
     db: Session, demo_bundle: dict[str, Any]
 ) -> None:
@@ -389,7 +410,9 @@ def test_approvals_only_with_the_very_approver(
     statuses = _statuses(fresh_engine)
     assert statuses["purpose:child_abuse_prevention"] == "approved"
     assert statuses["purpose:young_carers_outreach"] == "approved"
-    assert statuses["route:carers.consent"] == "approved"
+    # In the demo the consent route waits for its PIA (approving a route needs the PIA of the
+    # design with it first), so the bundle carries no approval of it.
+    assert statuses["route:carers.consent"] == "submitted"
     # The fourth condition waits for an approved, current PIA, which a bundle does not carry:
     # that refusal is undone alone and reported, and the other approvals stand.
     assert "not_done authorisation abuse.mayor_internal.2026 — approve refused" in approved.output

@@ -22,7 +22,7 @@ from governance.schemas import Decision, RouteCreate
 from pia.models import Assessment
 from registry import service as registry
 from registry.schemas import FileUpdate
-from tests.factories import approve_pia, who
+from tests.factories import approve_pia, carers_in_force, who
 from tests.web import api_token, bearer, console_sign_in
 
 SCENARIOS = yaml.safe_load((Path(__file__).parent / "gate_scenarios.yaml").read_text("utf-8"))
@@ -58,6 +58,17 @@ def _add_route(db: Session, spec: dict[str, Any]) -> None:
     footing.create_route(db, who(db, "analyst"), "child_abuse_prevention", RouteCreate(**spec))
 
 
+def _add_carers_route(db: Session, spec: dict[str, Any]) -> None:
+    footing.create_route(db, who(db, "analyst"), "young_carers_outreach", RouteCreate(**spec))
+
+
+def _clear_job_kinds(db: Session, key: str) -> None:
+    # What a database looks like whose purpose names no kinds (the field is edited in drafts).
+    purpose = purposes.get_purpose(db, key)
+    purpose.job_kinds = "[]"
+    db.add(purpose)
+
+
 def _approve_route(db: Session, key: str) -> None:
     footing.submit_route(db, who(db, "analyst"), key)
     footing.approve_route(db, who(db, "privacy"), key, OK)
@@ -88,11 +99,15 @@ def _pia_residual_unaccepted(db: Session, purpose_key: str) -> None:
 
 STEPS: dict[str, Callable[[Session, Any], object]] = {
     "approve_pia": approve_pia,
+    "carers_in_force": lambda db, _key: carers_in_force(db),
     "suspend_purpose": lambda db, key: purposes.suspend_purpose(db, who(db, "privacy"), key, OK),
     "retire_purpose": lambda db, key: purposes.retire_purpose(db, who(db, "privacy"), key, OK),
     "revoke_route": lambda db, key: footing.revoke_route(db, who(db, "privacy"), key, OK),
     "add_route": _add_route,
+    "add_carers_route": _add_carers_route,
+    "clear_job_kinds": _clear_job_kinds,
     "approve_route": _approve_route,
+    "submit_route": lambda db, key: footing.submit_route(db, who(db, "analyst"), key),
     "exhaust": _exhaust,
     "start_later": _start_later,
     "record_change": lambda db, key: registry.record_change(
@@ -170,7 +185,7 @@ def test_an_allowed_decision_names_everything_it_relies_on(db: Session) -> None:
 
 
 def test_consent_flows_are_named_for_the_population(db: Session) -> None:
-    approve_pia(db, "young_carers_outreach")
+    carers_in_force(db)
     decision = gate.explain(
         db,
         gate.JobRequest(

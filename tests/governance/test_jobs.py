@@ -25,7 +25,7 @@ from governance import gate, jobs, purposes
 from governance.models import Authorisation, Job, JobPopulation, JobState
 from governance.schemas import Decision
 from main import DEMO_LOADERS, cli
-from tests.factories import approve_pia, who
+from tests.factories import carers_in_force, who
 
 TEST_KIND = "test_count"
 
@@ -115,7 +115,7 @@ def test_start_refuses_when_a_job_level_condition_changed(city: Engine) -> None:
 def test_a_withdrawal_between_submit_and_start_only_shrinks_the_population(city: Engine
                                                                            ) -> None:
     with unit_of_work(city) as session:
-        approve_pia(session, "young_carers_outreach")
+        carers_in_force(session)
     items = ("shukketsu.days_absent", "shukketsu.late_early")
     first = _submit(city, "young_carers_outreach", items, gate.JobKind.linkage)
     before = jobs.run(city, first).population_count
@@ -144,7 +144,7 @@ def test_the_population_is_the_eligible_set_with_its_hash(
     # The population table has no foreign keys (one query per row on PostgreSQL), so this
     # checks what they would: every row names this job and a person of the register.
     with unit_of_work(city) as session:
-        approve_pia(session, "young_carers_outreach")
+        carers_in_force(session)
     job_id = _submit(city, purpose, items, kind)
     moment = datetime.now(UTC)
     decision = jobs.start(city, job_id, at=moment)

@@ -58,6 +58,7 @@ def complete_form(key: str) -> dict[str, Any]:
         "handling_logic_version": "list-2026.1",
         "handling_result_viewers": "母子保健課の保健師",
         "handling_human_assessment": "保健師が訪問の要否を判断する",
+        "job_kinds": ["linkage", "export"],
         "citation_kind": ["statute", "statute"],
         "citation_law_name": ["母子保健法", ""],
         "citation_article": ["第10条", ""],
@@ -143,13 +144,38 @@ def test_detail_shows_routes_with_their_derived_kinds(client: TestClient, city: 
     assert text.count('class="flow"') == 7
     assert 'data-action="approve"' in text and "4要件を満たすことを確認した。" in text
     purpose = purposes.get_purpose(city, "child_abuse_prevention")
-    assert design.current_design_hash(city, purpose) in text
+    assert design.in_force_design_hash(city, purpose) in text
     approved = views.versions(city, purpose)[-1]
     assert approved.design_hash in text.split('id="design"')[1]
-    matches = approved.design_hash == design.current_design_hash(city, purpose)
-    assert ("最後に承認された版の設計と一致しています" in text) is matches
+    # The demo's design is all in force: no false "changed" banner on a fresh load.
+    assert 'id="no-pending"' in text and 'id="pending-design"' not in text
+    assert "変更されています" not in text
     # An analyst drafts, so sees the drafting links, but no approval form.
     assert 'action="/purposes/child_abuse_prevention/suspend"' not in text
+
+
+def test_a_draft_route_is_shown_as_the_pending_next_design(client: TestClient,
+                                                           city: Session) -> None:
+    from governance import footing
+    from governance.models import Basis, Recurrence
+    from governance.schemas import RouteCreate
+    from tests.factories import who
+
+    footing.create_route(city, who(city, "analyst"), "child_abuse_prevention", RouteCreate(
+        key="abuse.extra", items=["gakurei.aid"], to_body="npo_kodomo_shokudo",
+        basis=Basis.consent, recurrence=Recurrence.one_off))
+    city.commit()
+    sign_in(client, "analyst")
+    text = client.get("/purposes/child_abuse_prevention").text
+    purpose = purposes.get_purpose(city, "child_abuse_prevention")
+    section = text.split('id="design"')[1].split("</section>")[0]
+    pending = section.split('id="pending-design"')[1]
+    assert design.current_design_hash(city, purpose) in pending  # the next design's own hash
+    assert design.in_force_design_hash(city, purpose) in section
+    assert 'data-path="flows"' in pending and "npo_kodomo_shokudo" in pending
+    assert "再評価の承認が必要です" in pending and "情報の流れ（経路）" in pending
+    # Nothing in force changed: the purpose is still usable for every kind it permits.
+    assert 'data-usable="no"' not in text
 
 
 def test_incomplete_purpose_shows_the_not_usable_panel(client: TestClient, city: Session) -> None:
@@ -204,6 +230,7 @@ def test_submitting_an_incomplete_purpose_shows_each_reason_at_its_field(
     assert "対象者（誰についての利用目的か）が定められていません" in field_errors("subjects_rule")
     assert "取り扱う主体に「分析主体」がありません" in field_errors("subjects")
     assert "情報項目が1つも選ばれていません" in field_errors("items")
+    assert "ジョブの種類" in field_errors("job_kinds")
     # The summary's links lead to the fields of this very form.
     summary = text.split('id="refusal"')[1].split("</div>")[0]
     assert 'href="#field-citations"' in summary and 'href="#field-safeguards-human"' in summary
@@ -241,9 +268,12 @@ def test_edit_form_round_trips_every_field(client: TestClient, city: Session) ->
                      complete_form("home_visits")).status_code == 303
     form = client.get("/purposes/home_visits/edit")
     assert form.status_code == 200
+    assert 'name="job_kinds" value="scoring" >' in form.text  # not ticked
     for shown in ("母子保健法", "第10条", 'value="mayor/maternal_health" selected',
                   'value="守秘義務の誓約" checked', "結果の一覧は印刷しない",
-                  "https://www.city.wakabadai.example/kenshin", 'name="max_age"'):
+                  "https://www.city.wakabadai.example/kenshin", 'name="max_age"',
+                  'name="job_kinds" value="linkage" checked',
+                  'name="job_kinds" value="export" checked'):
         assert shown in form.text, shown
     response = post_form(client, "/purposes/home_visits/edit", "/purposes/home_visits/edit",
                          {**complete_form("home_visits"), "title_ja": "訪問支援（改）",

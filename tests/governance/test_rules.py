@@ -51,6 +51,7 @@ COMPLETE = PurposeFacts(
     subjects_rule={"min_age": 0, "max_age": 17},
     subject_roles=frozenset(SubjectRole),
     items=(("welfare.assistance", "必要", "困窮"),),
+    job_kinds=frozenset({"linkage", "scoring"}),
 )
 
 
@@ -97,6 +98,7 @@ def test_a_complete_purpose_has_no_problem() -> None:
             "subjects",
         ),
         ({"items": ()}, "governance.missing_items", "items"),
+        ({"job_kinds": frozenset()}, "governance.missing_job_kinds", "job_kinds"),
         (
             {"items": (("a", "", "r"),)},
             "governance.item_missing_necessity",

@@ -78,10 +78,25 @@ def test_design_facts() -> None:
         "context": {"items": [{"key": "k", "special_care": ["health_check_result"]}]},
     }
     assert rules.design_facts(snapshot) == {"children": True, "cross_organ": True,
-                                            "special_care": True}
+                                            "special_care": True, "scoring": False}
     assert rules.special_care_items(snapshot) == ["k"]
     within = {"design": {"flows": [{"from": "mayor", "to": "organ:mayor"}]}}
     assert rules.design_facts(within)["cross_organ"] is False
+
+
+@pytest.mark.parametrize("kinds, profiling", [
+    (["linkage", "scoring"], True),
+    (["linkage", "statistics", "export"], False),
+    ([], False),
+])
+def test_profiling_is_derived_from_the_job_kinds_never_from_the_text(
+        kinds: list[str], profiling: bool) -> None:
+    # The young carers' text says 「スコアリングは行わない」: the words decide nothing.
+    snapshot = {"design": {"job_kinds": kinds,
+                           "handling": {"logic": "確認リスト（スコアリングは行わない）"}}}
+    assert rules.design_facts(snapshot)["scoring"] is profiling
+    denied = rules.threshold_problems({"scoring": False, "children": False}, snapshot)
+    assert ("scoring" in {r.field for r in denied}) is profiling
 
 
 def test_the_policy_is_set_by_kodomo_pia_variables(monkeypatch: pytest.MonkeyPatch) -> None:

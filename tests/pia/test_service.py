@@ -68,10 +68,28 @@ CHANGES = {
                          purposes.set_item(db, who(db, "analyst"), ABUSE, PurposeItemIn(
                              item="shukketsu.late_early", necessity_reason="n",
                              relevance_to_difficulty="r"))),
-    "flows": lambda db: footing.create_route(db, who(db, "analyst"), ABUSE, RouteCreate(
-        key="abuse.extra", items=["gakurei.aid"], to_body="pref_child_guidance",
-        basis=Basis.one_off, recurrence=Recurrence.one_off)),
 }
+
+
+def _draft_route(db: Session) -> None:
+    footing.create_route(db, who(db, "analyst"), ABUSE, RouteCreate(
+        key="abuse.extra", items=["gakurei.aid"], to_body="pref_child_guidance",
+        basis=Basis.one_off, recurrence=Recurrence.one_off))
+
+
+def test_a_draft_route_is_the_next_design_and_leaves_the_pia_in_force(db: Session) -> None:
+    # The reproduction: a draft route on the approved purpose once made its PIA read
+    # as outdated and refused every job of the purpose (pia.design_changed).
+    before = abuse_status(db)
+    _draft_route(db)
+    after = abuse_status(db)
+    assert after.usable, after.reasons
+    assert after.pia_id == before.pia_id
+    # What the PIA must re-assess before the route can be approved: the new flow.
+    paths = {c.path for c in assessment.changes_since_approval(db, ABUSE) or []}
+    assert paths == {"flows"}
+    purpose = purposes.get_purpose(db, ABUSE)
+    assert not assessment.next_design_pia_status(db, purpose).usable
 
 
 @pytest.mark.parametrize("kind", sorted(CHANGES))

@@ -1,0 +1,41 @@
+"""job kinds per purpose; the design format of each PIA
+
+Revision ID: b14d3e5a7c21
+Revises: a7d1c3e5f902
+Create Date: 2026-12-01 15:30:00.000000
+
+Existing purposes keep every job kind they could run before (nothing running is refused by the
+upgrade); a privacy officer narrows them in a revision. Existing PIAs approved designs in format
+1 (before job kinds), so each is compared with the design in that format and stays current.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision: str = 'b14d3e5a7c21'
+down_revision: str | None = 'a7d1c3e5f902'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+EVERY_KIND = '["export","linkage","scoring","statistics"]'
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('governance_purpose', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('job_kinds', sa.Text(), nullable=False,
+                                      server_default='[]'))
+    op.execute(sa.text("UPDATE governance_purpose SET job_kinds = :kinds")
+               .bindparams(kinds=EVERY_KIND))
+    with op.batch_alter_table('pia_assessment', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('design_format', sa.Integer(), nullable=False,
+                                      server_default='1'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('pia_assessment', schema=None) as batch_op:
+        batch_op.drop_column('design_format')
+    with op.batch_alter_table('governance_purpose', schema=None) as batch_op:
+        batch_op.drop_column('job_kinds')
