@@ -1,7 +1,7 @@
 """job kinds per purpose; the design format of each PIA
 
 Revision ID: b14d3e5a7c21
-Revises: a7d1c3e5f902
+Revises: b3e8f1a2c4d6
 Create Date: 2026-12-01 15:30:00.000000
 
 Existing purposes keep every job kind they could run before (nothing running is refused by the
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = 'b14d3e5a7c21'
-down_revision: str | None = 'a7d1c3e5f902'
+down_revision: str | None = 'b3e8f1a2c4d6'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
