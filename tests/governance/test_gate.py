@@ -74,6 +74,14 @@ def _update_and_publish(db: Session, key: str) -> None:
     registry.publish(db, privacy, key, "利用目的の変更を公表")
 
 
+def _entry_lost(db: Session, key: str) -> None:
+    """An entry missing while the file is held (deleted before the 施行令 20(4) guard existed:
+    `registry.delete_entry` refuses it today)."""
+    file = registry.get_file(db, key)
+    file.entry_deleted_at = utcnow() - timedelta(days=1)
+    db.add(file)
+
+
 def _pia_review_due_yesterday(db: Session, purpose_key: str) -> None:
     pia = _latest_pia(db, purpose_key)
     pia.next_review_due = utcnow() - timedelta(days=1)
@@ -100,7 +108,7 @@ STEPS: dict[str, Callable[[Session, Any], object]] = {
     ),
     "cease_file": lambda db, key: registry.cease_file(db, who(db, "privacy"), key, "利用終了"),
     "retire_item": lambda db, key: registry.retire_item(db, who(db, "privacy"), key, "廃止"),
-    "delete_entry": lambda db, key: registry.delete_entry(db, who(db, "privacy"), key, "削除"),
+    "entry_lost": _entry_lost,
     "update_and_publish": _update_and_publish,
     "pia_review_due_yesterday": _pia_review_due_yesterday,
     "pia_residual_unaccepted": _pia_residual_unaccepted,
