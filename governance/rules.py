@@ -504,7 +504,8 @@ ROUTE_TRANSITIONS = _transitions(
     ("submit", RECORD_EDITABLE, _R.submitted, Actor.drafter),
     ("approve", (_R.submitted,), _R.approved, Actor.officer),
     ("return", (_R.submitted,), _R.returned, Actor.officer),
-    ("revoke", _LIVE, _R.revoked, Actor.officer),
+    # Only a route in force or awaiting a decision is revoked; a draft is not in force.
+    ("revoke", (_R.submitted, _R.approved), _R.revoked, Actor.officer),
     ("authorise", _LIVE, None, Actor.drafter),
 )
 ONE_OFF_ROUTE_ACTIONS = frozenset({"revoke", "authorise"})
@@ -514,6 +515,11 @@ AUTHORISATION_TRANSITIONS = _transitions(
     ("approve", (_R.submitted,), _R.approved, Actor.officer),
     ("return", (_R.submitted,), _R.returned, Actor.officer),
 )
+
+
+# Officer's steps taken for the head of the organ holding the file: only a privacy officer of
+# that organ takes them (approving a footing and revoking it are the same authority).
+HOLDER_ORGAN_ACTIONS = frozenset({"approve", "revoke"})
 
 
 def drafter_organ_problem(roles: Iterable[Role], drafter_organs: Collection[int],

@@ -261,6 +261,42 @@ def test_officer_must_act_for_the_holding_organ(db: Session) -> None:
     assert codes(refused.value) == ["governance.not_officer_of_holder"]
 
 
+def _organ_only(principal: Principal, organ_id: int) -> Principal:
+    return Principal(principal.account_id, principal.login, principal.display_name,
+                     principal.token_version,
+                     tuple(g for g in principal.grants if g.organ_id == organ_id))
+
+
+def test_revoking_a_route_is_guarded_as_approving_it(db: Session) -> None:
+    """Only a privacy officer of the holding organ revokes a footing, and only one in force or
+    awaiting a decision (a draft is not in force: there is nothing to revoke)."""
+    boe_route = footing.get_route(db, "abuse.boe_provision")  # 教育委員会 → 市長
+    mayor_only = _organ_only(who(db, "privacy"), 1)
+    assert boe_route.from_organ_id != 1
+    with pytest.raises(Forbidden) as not_holder:
+        footing.revoke_route(db, mayor_only, "abuse.boe_provision", Decision(comment="取消し"))
+    assert codes(not_holder.value) == ["governance.not_officer_of_holder"]
+    assert footing.get_route(db, "abuse.boe_provision").status == RecordStatus.approved
+    with pytest.raises(Forbidden) as not_officer:
+        footing.revoke_route(db, who(db, "analyst"), "abuse.boe_provision",
+                             Decision(comment="取消し"))
+    assert codes(not_officer.value) == ["governance.not_privacy_officer"]
+    _provision_route(db)  # r1: a draft one-off route
+    with pytest.raises(Conflict) as draft:
+        footing.revoke_route(db, who(db, "privacy"), "r1", Decision(comment="取消し"))
+    assert codes(draft.value) == ["governance.bad_transition"]
+    revoked = footing.revoke_route(db, who(db, "privacy"), "abuse.boe_provision",
+                                   Decision(comment="取消し"))
+    assert revoked.status == RecordStatus.revoked
+    with pytest.raises(Conflict) as again:
+        footing.revoke_route(db, who(db, "privacy"), "abuse.boe_provision",
+                             Decision(comment="取消し"))
+    assert codes(again.value) == ["governance.bad_transition"]
+    # the mayor's own footing stays the mayor's officers' to revoke (pages offer it to them)
+    assert "revoke" in approvals.allowed_actions(db, mayor_only,
+                                                 footing.get_route(db, "abuse.mayor_internal"))
+
+
 def test_a_second_one_off_of_the_same_pattern_is_refused(db: Session) -> None:
     _provision_route(db)
     analyst = who(db, "analyst")
