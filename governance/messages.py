@@ -634,6 +634,14 @@ messages.register(
             "経路の種類は「{derived}」と導かれます（バンドルには「{given}」と書かれています）。",
             "the derived route kind is {derived!r}, not {given!r}",
         ),
+        "governance.bundle_needs_admin": (
+            "アカウントの作成とロールの付与は、管理者として --as でサインインした適用でだけ行え"
+            "ます（{what} {key}）。バンドル全体を適用しませんでした。サーバー上で初めて管理者を"
+            "作るときは kodomo users create を使ってください。",
+            "creating accounts and granting roles needs --as an administrator ({what} {key}); "
+            "nothing of the bundle was applied (the operator's first administrator is made with "
+            "`kodomo users create` on the server)",
+        ),
         "governance.bundle_no_municipality": (
             "地方公共団体が登録されていません。バンドルに municipality を記載してください。",
             "no municipality is registered; give one under 'municipality'",
