@@ -195,7 +195,7 @@ class _Requester:
     """The requester as the export scope and the Art. 69(4) limits see them: the grants that
     may run the job kind, with their organ and department keys."""
 
-    principal: Principal
+    principal: Principal | None  # None: a handling subject as such (usability), no person
     grants: tuple[tuple[str, str | None, str], ...]  # (organ key, department key, role)
     acting: frozenset[SubjectRole]  # the handling subjects the requester acts as
     held_organs: frozenset[int]  # organs whose items a data holder may export
@@ -226,7 +226,7 @@ def _limit_reason(auth: Authorisation, requester: _Requester | None, refs: dict[
                   ) -> Reason | None:
     """Art. 69(4): the authorisation's limit must include one of the requester's grants."""
     limit = AccessLimit.from_json(auth.access_limits)
-    if requester is None or limit.empty:
+    if requester is None or requester.principal is None or limit.empty:
         return None
     if any(access_limit_allows(limit, organ, department, role)
            for organ, department, role in requester.grants):
@@ -347,7 +347,7 @@ def _export_scope(session: Session, purpose: Purpose, requester: _Requester,
                 subject=messages.text(f"gate.subject.{role.value}"),
                 subject_en=messages.text(f"gate.subject.{role.value}", "en"),
                 field="items", refs={"purpose": purpose.key, "item": item.key}))
-    if requester.acting != {SubjectRole.use}:
+    if requester.acting != {SubjectRole.use} or requester.principal is None:
         return reasons, None
     assigned = people.assigned_people(session, requester.principal)
     if not assigned:
@@ -550,10 +550,17 @@ def usability(session: Session, purpose: Purpose, at: datetime | None = None) ->
                 refs={"purpose": purpose.key}), *judged.reasons]))
             continue
         first: list[Reason] | None = None
-        for organ_id in targets:
+        # An export is judged for each handling subject on its own (its organ and role: what a
+        # holder holds, what is opened to the support workers); other kinds for each organ.
+        pairs = sorted({(s.organ_id, s.role if kind == JobKind.export else None)
+                        for s in subjects if s.role in roles}, key=str)
+        for organ_id, role in pairs:
             name = f"organ:{organs[organ_id].key}"
+            subject = None if role is None else _Requester(
+                None, (), frozenset({SubjectRole(role)}),
+                frozenset({organ_id}) if role == SubjectRole.holding else frozenset())
             judged = _judge(session, purpose, parts, kind, items, (organ_id, None),
-                            (name, name), moment)
+                            (name, name), moment, subject)
             if not judged.reasons:
                 first = []
                 break

@@ -191,9 +191,10 @@ FIELD_LABELS: dict[str, str] = {
     "recipient_task_citation": "提供先の所掌事務の根拠条項",
     "no_undue_infringement": "権利利益を不当に侵害するおそれがないこと",
     "infringement_reasoning": "権利利益を不当に侵害するおそれがないことの理由",
-    "restricting_laws_checked": "提供を制限する他の法令がないことの確認（法第69条第3項）",
+    "restricting_laws_checked": "利用・提供を制限する他の法令の確認（法第69条第3項）",
     "restricting_laws_note": "確認した法令",
     "access_limited_to": "利用する者の限定（法第69条第4項）",
+    "access_limit_note": "文章のまま残っている限定（構造化して消してください）",
     "recipient_measures": "提供先に求める措置（法第70条）",
 }
 
