@@ -36,8 +36,8 @@ def test_free_text_limits_are_converted_or_kept_as_a_note(fresh_engine: Engine) 
             "SELECT key, access_limits, access_limit_note FROM governance_authorisation"))}
         opened = set(connection.execute(text(
             "SELECT identified_for FROM governance_purpose_item")).scalars())
-    assert rows["abuse.mayor_internal.2026"] == ({"organs": [], "departments": ["child_family", "digital"],
-                              "roles": ["analyst"]}, "")
+    assert rows["abuse.mayor_internal.2026"] == (
+        {"organs": [], "departments": ["child_family", "digital"], "roles": ["analyst"]}, "")
     assert rows["abuse.boe_provision.2026"] == (
         {"organs": [], "departments": [], "roles": []}, "企画部デジタル推進課の指名職員")
     assert opened == {"holding"}  # items from before: only their holder receives them identified

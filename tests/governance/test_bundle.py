@@ -18,9 +18,8 @@ from typer.testing import CliRunner
 
 from core import audit
 from core import demo as core_demo
-from core.auth import issue_staff_token
+from core.auth import Principal, issue_staff_token, principal_for
 from core.db import unit_of_work
-from core.auth import Principal, principal_for
 from core.models import AuditEvent, Role, StaffAccount
 from core.reasons import InvalidInput
 from governance import demo as governance_demo

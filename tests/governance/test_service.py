@@ -280,8 +280,8 @@ def test_art_70_measures_are_a_policy_and_internal_use_does_not_need_them(
     from governance.rules import GovernancePolicy, approval_answer_problems
 
     assert approval_answer_problems(RouteKind.internal_use, True, "確認", "", "") == []
-    assert [r.code for r in approval_answer_problems(RouteKind.provision, True, "確認", "",
-                                                     "")] == ["governance.recipient_measures_missing"]
+    missing = approval_answer_problems(RouteKind.provision, True, "確認", "", "")
+    assert [r.code for r in missing] == ["governance.recipient_measures_missing"]
     relaxed = GovernancePolicy(require_recipient_measures=False)
     assert approval_answer_problems(RouteKind.provision, True, "確認", "", "", relaxed) == []
     _provision_route(db)
