@@ -495,3 +495,13 @@ def test_api_roles(client: TestClient) -> None:
     ).json()
     assert {r["kind"] for r in shown["routes"]} == {"69-2-2", "69-2-3"}
     assert len(shown["design_hash"]) == 64
+
+
+def test_an_access_limit_given_as_text_is_kept_as_a_note() -> None:
+    """A bundle or API call in the earlier format (free text) is read as the unstructured note,
+    which refuses approval until the limit is structured."""
+    fields = AuthorisationFields.model_validate({"access_limited_to": " 指名職員 "})
+    assert fields.access_limited_to.organs == [] and fields.access_limit_note == "指名職員"
+    kept = AuthorisationFields.model_validate({"access_limited_to": "指名職員",
+                                               "access_limit_note": "以前の文章"})
+    assert kept.access_limit_note == "以前の文章"
