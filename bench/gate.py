@@ -216,7 +216,8 @@ def _four_conditions(start: datetime, n: int) -> dict[str, Any]:
         "recipient_task_citation": "児童福祉法第10条第1項",
         "no_undue_infringement": True, "infringement_reasoning": "仮名化して突合する",
         "restricting_laws_checked": True, "restricting_laws_note": f"確認済み（{n}）",
-        "access_limited_to": "指名職員",
+        "access_limited_to": {"organs": ["mayor", "board_of_education"]},  # 69(4)
+        "recipient_measures": "目的外に利用せず、事業終了後に消去すること",  # Art. 70
     }
 
 

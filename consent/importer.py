@@ -10,7 +10,6 @@ in place and ends guardianship links that are no longer listed for a child in th
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -34,6 +33,7 @@ from core import audit, textio
 from core.clock import local_day, utcnow
 from core.crypto import keyed_hash, keyed_hash_candidates
 from core.dates import date_reason, parse_date
+from core.mynumber import names_my_number
 from core.reasons import InvalidInput, Reason
 
 # canonical name -> accepted headers (English first)
@@ -89,23 +89,9 @@ def decode(data: bytes) -> str:
     return textio.decode(data)
 
 
-def _header_key(name: str) -> str:
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    return "".join(c for c in folded if c.isalnum())
-
-
 # 個人番号 (My Number) columns: the register never stores, uses or matches on it (DESIGN.md), so
-# an extract that carries one is refused, not silently trimmed. Headers are compared after NFKC,
-# case folding and dropping spaces and punctuation, so "My Number", "MY_NUMBER", "個人番号（本人）"
-# and "ﾏｲﾅﾝﾊﾞｰ" all match.
-MY_NUMBER_PARTS = ("個人番号", "マイナンバー", "まいなんばー", "mynumber", "kojinbang",
-                   "individualnumber")
-MY_NUMBER_NAMES = frozenset({"myno", "mynum", "kojinno", "individualno"})
-
-
-def is_my_number_column(name: str) -> bool:
-    key = _header_key(name)
-    return key in MY_NUMBER_NAMES or any(part in key for part in MY_NUMBER_PARTS)
+# an extract that carries one is refused, not silently trimmed (the spellings: core.mynumber).
+is_my_number_column = names_my_number
 
 
 def _bad(row: int, column: str, detail: str) -> Reason:

@@ -92,15 +92,23 @@ def register_case_assignments(source: CaseAssignments) -> None:
         _case_assignments.append(source)
 
 
+def assigned_people(session: Session, acting: Principal) -> frozenset[str]:
+    """The person ids of the support cases assigned to `acting` (empty until the support ledger
+    registers its source; empty for anyone without a case role). The one place both the
+    person pages and the gate's export scope read it from."""
+    assigned: set[str] = set()
+    if acting.has_role(*rules.CASE_ROLES):
+        for source in _case_assignments:
+            assigned.update(source(session, acting))
+    return frozenset(assigned)
+
+
 def require_person_access(session: Session, acting: Acting, person_id: str) -> None:
     """Refuse unless `acting` may read the full record of `person_id` (rules.may_read_person).
     The system and the CLI (an audit actor, not a signed-in principal) are not limited here."""
     if not isinstance(acting, Principal):
         return
-    assigned: set[str] = set()
-    if acting.has_role(*rules.CASE_ROLES):
-        for source in _case_assignments:
-            assigned.update(source(session, acting))
+    assigned = assigned_people(session, acting)
     if not rules.may_read_person(acting.roles, person_id, assigned):
         raise Forbidden(Reason.of("consent.person_access_denied",
                                   refs={"person_id": person_id}))

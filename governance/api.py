@@ -17,7 +17,7 @@ from core.web import SessionDep, api_staff
 from governance import approvals, assessment, footing, gate, jobs, purposes, views
 from governance.design import DESIGN_FORMAT, design_hash, design_of, job_kinds_of
 from governance.models import Authorisation, Purpose, Route
-from governance.rules import JobKind
+from governance.rules import JobKind, identified_roles
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
@@ -73,7 +73,8 @@ def purpose_public(session: Any, purpose: Purpose) -> PurposePublic:
                                  file=file.key if file else "",
                                  holder_organ=organ.key if organ else "",
                                  necessity_reason=link.necessity_reason,
-                                 relevance_to_difficulty=link.relevance_to_difficulty)
+                                 relevance_to_difficulty=link.relevance_to_difficulty,
+                                 identified_for=sorted(identified_roles(link.identified_for)))
                for link, item, file, organ in described["items"]],
         routes=[_route_public(session, r["route"], purpose.key, r["to_key"], r["from"].key)
                 for r in described["routes"]],

@@ -116,7 +116,7 @@ def take_step(session: Session, by: Actor, flow: Workflow, action: str) -> Princ
     """Refuse `action` unless the workflow allows it from the record's status and `by` may take
     it; returns the officer for an officer's step. Checks run in the order a person reads them:
     role, the author's organ (a drafter's step), status, separation of duties, then the holding
-    organ."""
+    organ (approving and revoking a footing)."""
     step = flow.transitions.get(action)
     officer = None
     if step is not None and step.by == rules.Actor.officer:
@@ -129,8 +129,9 @@ def take_step(session: Session, by: Actor, flow: Workflow, action: str) -> Princ
         raise Conflict(problem)
     if officer is not None and action == "approve":
         require_separation(officer, flow.submitted_by)
-        if flow.holder_organ_id is not None:
-            require_officer_of_organ(session, officer, flow.holder_organ_id)
+    if (officer is not None and action in rules.HOLDER_ORGAN_ACTIONS
+            and flow.holder_organ_id is not None):
+        require_officer_of_organ(session, officer, flow.holder_organ_id)
     return officer
 
 

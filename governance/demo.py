@@ -13,6 +13,7 @@ from governance import assessment_demo, footing, purposes
 from governance.models import Basis, CitationKind, Purpose, Recurrence, SubjectRole
 from governance.rules import JobKind
 from governance.schemas import (
+    AccessLimitIn,
     ApprovalIn,
     AuthorisationCreate,
     Citation,
@@ -107,12 +108,18 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
         ("shukketsu.days_absent", "長期欠席の把握", "欠席の増加は家庭の困難の兆候となりうる"),
         ("gakurei.aid", "就学援助の把握", "経済的困窮の把握に必要"),
     ]
+    # The support workers (活用主体) receive identified only what their assessment needs; the
+    # special-care health result (要経過観察) stays with its holder (LAW.md §10.5).
+    held_only = {"kenshin.follow_up"}
     for item, necessity, relevance in items:
+        opened = [SubjectRole.holding] if item in held_only else [SubjectRole.holding,
+                                                                  SubjectRole.use]
         purposes.set_item(
             session,
             drafter,
             key,
-            PurposeItemIn(item=item, necessity_reason=necessity, relevance_to_difficulty=relevance),
+            PurposeItemIn(item=item, necessity_reason=necessity, relevance_to_difficulty=relevance,
+                          identified_for=opened),
         )
     purposes.submit_purpose(session, drafter, key)
     purposes.approve_purpose(
@@ -136,7 +143,8 @@ def _abuse_prevention(session: Session, drafter: Principal, officer: Principal) 
         "infringement_reasoning": "仮名化して突合し、結果は支援担当者のみが閲覧する。PIAで評価する",
         "restricting_laws_checked": True,
         "restricting_laws_note": "生活保護法・学校保健安全法に提供を制限する規定がないことを確認",
-        "access_limited_to": "企画部デジタル推進課の指名職員",
+        # 69(4): the analysts of デジタル推進課 and the support workers of こども家庭課 only
+        "access_limited_to": AccessLimitIn(departments=["digital", "child_family"]),
     }
     footing.create_route(
         session,

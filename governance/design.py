@@ -19,7 +19,7 @@ from governance.models import (
     RecordStatus,
     Route,
 )
-from governance.rules import parse_json_object
+from governance.rules import DEFAULT_IDENTIFIED_FOR, identified_roles, parse_json_object
 from registry.models import RegistryFile, RegistryItem
 
 # The design's format. Each PIA stores the format of the design it approved and is compared
@@ -168,6 +168,7 @@ def design_of(session: Session, purpose: Purpose,
         "safeguards": parse_json_object(purpose.safeguards),
         "subjects_rule": parse_json_object(purpose.subjects_rule),
         "items": sorted(item_keys[p.item_id] for p in purpose_items),
+        **_identified_for(purpose_items, item_keys),
         "handling_subjects": sorted(
             (
                 {
@@ -236,6 +237,18 @@ def design_hasher(session: Session, purpose: Purpose, parts: PurposeParts | None
     """The hashes of the design in force (approved routes) or of the next design (drafts
     included), in every format."""
     return DesignHashes(session, purpose, parts, in_force)
+
+
+def _identified_for(links: list[PurposeItem], item_keys: dict[int, str]
+                    ) -> dict[str, dict[str, list[str]]]:
+    """Who receives each item identified (LAW.md §10.5), part of the design. Only items opened
+    beyond the default (their holder alone) are named, and the key is left out when there are
+    none, so a design from before the field existed hashes as it did (no approved PIA goes
+    stale on upgrade)."""
+    opened = {item_keys[link.item_id]: sorted(str(r) for r in identified_roles(
+        link.identified_for)) for link in links
+        if identified_roles(link.identified_for) != DEFAULT_IDENTIFIED_FOR}
+    return {"identified_for": opened} if opened else {}
 
 
 def pia_snapshot(session: Session, purpose: Purpose) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.clock import as_utc, utcnow
 from core.db import get_by
-from core.models import Organ, OutsideBody, Role
+from core.models import Department, Organ, OutsideBody, Role
 from core.policies import policy
 from core.reasons import Conflict, InvalidInput, Reason
 from core.service import (
@@ -45,6 +45,7 @@ from governance.models import (
 )
 from governance.purposes import ensure_key_free, get_purpose, get_purpose_by_id
 from governance.schemas import (
+    AccessLimitIn,
     ApprovalIn,
     AuthorisationCreate,
     AuthorisationFields,
@@ -303,12 +304,43 @@ def _conditions(auth: Authorisation) -> rules.FourConditions:
     )
 
 
-def _apply_authorisation(auth: Authorisation, data: AuthorisationFields) -> None:
+def _access_limit(session: Session, limit: AccessLimitIn) -> rules.AccessLimit:
+    """The structured Art. 69(4) limit, every organ and department key known."""
+    known_organs = set(session.exec(select(Organ.key)).all())
+    known_departments = set(session.exec(select(Department.key)).all())
+    problems = [Reason.of("governance.unknown_access_key", key=key,
+                          field="access_limited_to.organs")
+                for key in limit.organs if key not in known_organs]
+    problems += [Reason.of("governance.unknown_access_key", key=key,
+                           field="access_limited_to.departments")
+                 for key in limit.departments if key not in known_departments]
+    if problems:
+        raise InvalidInput(problems)
+    return rules.AccessLimit(frozenset(limit.organs), frozenset(limit.departments),
+                             frozenset(str(r) for r in limit.roles))
+
+
+def _apply_authorisation(session: Session, auth: Authorisation, data: AuthorisationFields
+                         ) -> None:
     for name in AuthorisationFields.model_fields:
         value = getattr(data, name)
+        if name == "access_limited_to":
+            auth.access_limits = _access_limit(session, value).to_json()
+            continue
         if isinstance(value, datetime):
             value = as_utc(value)
         setattr(auth, name, value)
+
+
+def authorisation_fields(auth: Authorisation) -> dict[str, Any]:
+    """The authorisation's fields as AuthorisationFields takes them (bundle export, forms)."""
+    fields = {name: getattr(auth, name) for name in AuthorisationFields.model_fields
+              if name != "access_limited_to"}
+    limit = rules.AccessLimit.from_json(auth.access_limits)
+    fields["access_limited_to"] = AccessLimitIn(organs=sorted(limit.organs),
+                                                departments=sorted(limit.departments),
+                                                roles=[Role(r) for r in sorted(limit.roles)])
+    return fields
 
 
 def create_authorisation(session: Session, by: Actor, data: AuthorisationCreate) -> Authorisation:
@@ -321,7 +353,7 @@ def create_authorisation(session: Session, by: Actor, data: AuthorisationCreate)
     ensure_key_free(session, Authorisation, data.key)
     assert route.id is not None
     auth = Authorisation(key=data.key, route_id=route.id, created_by=account_id(by))
-    _apply_authorisation(auth, data)
+    _apply_authorisation(session, auth, data)
     session.add(auth)
     session.flush()
     audit.append(
@@ -340,7 +372,7 @@ def update_authorisation(
 ) -> Authorisation:
     auth = get_authorisation(session, key)
     take_step(session, by, workflow_of(session, auth), "edit")
-    _apply_authorisation(auth, data)
+    _apply_authorisation(session, auth, data)
     session.add(auth)
     route = session.get(Route, auth.route_id)
     audit.append(
@@ -444,6 +476,10 @@ def approve_authorisation(
         raise InvalidInput(no_delegation)
     now = utcnow()
     problems = authorisation_problems(session, auth, now)
+    # Art. 69(3) answered, Art. 70 measures for a provision, a structured 69(4) limit.
+    problems.extend(rules.approval_answer_problems(
+        RouteKind(route.kind), auth.restricting_laws_checked, auth.restricting_laws_note,
+        auth.recipient_measures, auth.access_limit_note, policy(rules.GovernancePolicy)))
     # The fourth condition links to the purpose's PIA: approved and current (issue 6).
     problems.extend(_pia_reasons(session, route.purpose_id, now))
     if problems:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -102,7 +103,23 @@ CONDITIONS = ("is_temporary", "within_necessary_extent", "substantial_reason",
 
 AUTH_TEXTS = ("temporary_reasoning", "necessity_reasoning", "substantial_reasoning",
               "recipient_task_citation", "infringement_reasoning", "restricting_laws_note",
-              "access_limited_to", "recipient_measures")
+              "access_limit_note", "recipient_measures")
+# Art. 69(4) as typed: organ and department keys separated by commas or spaces, roles ticked.
+ACCESS_KEY_FIELDS = ("access_organs", "access_departments")
+
+
+def _keys(text: str) -> list[str]:
+    return [k for k in re.split(r"[,，、\s]+", text.strip()) if k]
+
+
+def access_limit_data(form: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The structured Art. 69(4) limit from the form, and the values to show again."""
+    values: dict[str, Any] = {name: forms.text(form, name) for name in ACCESS_KEY_FIELDS}
+    roles = [r for r in form.getlist("access_roles") if r] if hasattr(form, "getlist") else []
+    values["access_roles"] = roles
+    data = {"organs": _keys(values["access_organs"]),
+            "departments": _keys(values["access_departments"]), "roles": roles}
+    return data, values
 
 
 def tokyo_day(text: str, end: bool) -> datetime | None:
@@ -117,6 +134,8 @@ def tokyo_day(text: str, end: bool) -> datetime | None:
 def auth_form_data(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[Reason]]:
     values: dict[str, Any] = {name: forms.text(form, name) for name in AUTH_TEXTS}
     data: dict[str, Any] = dict(values)
+    data["access_limited_to"], access_values = access_limit_data(form)
+    values.update(access_values)
     problems: list[Reason] = []
     for name in (*CONDITIONS, "restricting_laws_checked"):
         answer = forms.text(form, name)

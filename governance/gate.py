@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from consent import people
 from consent import service as consent
 from core import audit, messages
 from core.auth import Principal
 from core.clock import as_utc, to_tokyo, utcnow
-from core.models import Organ, OutsideBody
+from core.models import Department, Organ, OutsideBody
 from core.reasons import Reason
 from governance.design import (
     DESIGN_FORMAT,
@@ -28,17 +29,28 @@ from governance.design import (
 from governance.models import (
     Authorisation,
     Purpose,
+    PurposeItem,
     PurposeStatus,
     PurposeSubject,
     RecordStatus,
     Route,
     RouteKind,
+    SubjectRole,
 )
 from governance.purposes import missing
-from governance.rules import JOB_ROLES, JobKind, authorisation_standing, is_one_off
+from governance.rules import (
+    JOB_ROLES,
+    AccessLimit,
+    JobKind,
+    access_limit_allows,
+    authorisation_standing,
+    export_item_problem,
+    identified_roles,
+    is_one_off,
+)
 from pia import service as pia
 from registry import service as registry
-from registry.models import RegistryItem
+from registry.models import RegistryFile, RegistryItem
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,9 @@ class Decision:
     pia: dict[str, Any] | None = None
     design_hash: str | None = None
     inputs_hash: str = ""
+    # An export to a support worker (活用主体): the people of the cases assigned to them, to
+    # which the population is limited at start; None when no such limit applies.
+    person_scope: frozenset[str] | None = None
 
     @property
     def consent_flows(self) -> list[FlowBasis]:
@@ -110,6 +125,7 @@ class Decision:
             "pia": self.pia,
             "design_hash": self.design_hash,
             "inputs_hash": self.inputs_hash,
+            "assigned_people": None if self.person_scope is None else len(self.person_scope),
         }
 
 
@@ -179,8 +195,57 @@ def _approved_authorisations(session: Session, routes: Sequence[Route]
     return found
 
 
+@dataclass(frozen=True)
+class _Requester:
+    """The requester as the export scope and the Art. 69(4) limits see them: the grants that
+    may run the job kind, with their organ and department keys."""
+
+    principal: Principal | None  # None: a handling subject as such (usability), no person
+    grants: tuple[tuple[str, str | None, str], ...]  # (organ key, department key, role)
+    acting: frozenset[SubjectRole]  # the handling subjects the requester acts as
+    held_organs: frozenset[int]  # organs whose items a data holder may export
+
+
+def _requester(session: Session, principal: Principal, kind: JobKind) -> _Requester | None:
+    """None when no grant may run the kind (refused already as gate.role_not_permitted)."""
+    allowed = JOB_ROLES[kind]
+    grants = [g for g in principal.grants if g.role in allowed]
+    if not grants:
+        return None
+    organ_keys = {o.id: o.key for o in session.exec(
+        select(Organ).where(col(Organ.id).in_({g.organ_id for g in grants})))} if grants else {}
+    department_ids = {g.department_id for g in grants if g.department_id is not None}
+    department_keys = {d.id: d.key for d in session.exec(
+        select(Department).where(col(Department.id).in_(department_ids)))} \
+        if department_ids else {}
+    return _Requester(
+        principal,
+        tuple((organ_keys.get(g.organ_id, "?"), department_keys.get(g.department_id or -1),
+               g.role.value) for g in grants),
+        frozenset(allowed[g.role] for g in grants),
+        frozenset(g.organ_id for g in grants if allowed[g.role] == SubjectRole.holding),
+    )
+
+
+def _limit_reason(auth: Authorisation, requester: _Requester | None, refs: dict[str, str]
+                  ) -> Reason | None:
+    """Art. 69(4): the authorisation's limit must include one of the requester's grants."""
+    limit = AccessLimit.from_json(auth.access_limits)
+    if requester is None or requester.principal is None or limit.empty:
+        return None
+    if any(access_limit_allows(limit, organ, department, role)
+           for organ, department, role in requester.grants):
+        return None
+    parts = [*sorted(limit.organs), *sorted(limit.departments),
+             *(messages.text(f"role.{r}") for r in sorted(limit.roles))]
+    parts_en = [*sorted(limit.organs), *sorted(limit.departments), *sorted(limit.roles)]
+    return Reason.of("gate.access_limited", key=auth.key, limit="、".join(parts),
+                     limit_en=", ".join(parts_en), refs=refs)
+
+
 def _route_problems(route: Route, authorisations: Sequence[Authorisation], kind: JobKind,
-                    at: datetime) -> tuple[list[Reason], str | None]:
+                    at: datetime, requester: _Requester | None = None
+                    ) -> tuple[list[Reason], str | None]:
     """Why this approved route cannot carry the job now; the authorisation relied on if it can."""
     refs = {"route": route.key}
     if route.kind == RouteKind.statistics and kind != JobKind.statistics:
@@ -195,7 +260,11 @@ def _route_problems(route: Route, authorisations: Sequence[Authorisation], kind:
         standing = authorisation_standing(auth.valid_from, auth.valid_until, auth.runs_used,
                                           auth.runs_allowed, at)
         if standing is None:
-            return [], auth.key
+            limited = _limit_reason(auth, requester, auth_refs)
+            if limited is None:
+                return [], auth.key
+            problems.append(limited)
+            continue
         day = _date(auth.valid_from if standing == "not_yet" else auth.valid_until)
         problems.append(Reason.of(f"gate.authorisation_{standing}", route=route.key,
                                   key=auth.key, date=day, runs=auth.runs_allowed,
@@ -242,11 +311,13 @@ def evaluate(session: Session, request: JobRequest) -> Decision:
         reasons.append(Reason.of("gate.unknown_purpose", key=request.purpose, field="purpose"))
         return _decision(request, None, (recipient, to_organ, to_body), at, reasons, [], None,
                          None)
+    requester = _requester(session, request.principal, request.kind)
     judged = _judge(session, purpose, parts, request.kind, request.items, (to_organ, to_body),
-                    (recipient, recipient), at)
+                    (recipient, recipient), at, requester)
     reasons.extend(judged.reasons)
-    return _decision(request, purpose, (recipient, to_organ, to_body), at, reasons, judged.flows,
-                     judged.pia_ref, judged.design_hash)
+    decision = _decision(request, purpose, (recipient, to_organ, to_body), at, reasons,
+                         judged.flows, judged.pia_ref, judged.design_hash)
+    return replace(decision, person_scope=judged.person_scope)
 
 
 def _kind_reasons(purpose: Purpose, kind: JobKind) -> list[Reason]:
@@ -285,13 +356,47 @@ class _Judgement:
     flows: list[FlowBasis]
     pia_ref: dict[str, Any] | None
     design_hash: str
+    person_scope: frozenset[str] | None = None
+
+
+def _export_scope(session: Session, purpose: Purpose, requester: _Requester,
+                  wanted: Sequence[tuple[RegistryItem, PurposeItem]]
+                  ) -> tuple[list[Reason], frozenset[str] | None]:
+    """LAW.md §10.5 for an export: each item opened to the acting subject (and held by a data
+    holder's organ); a support worker's people limited to their assigned cases."""
+    reasons: list[Reason] = []
+    file_organs = {f.id: f.organ_id for f in session.exec(
+        select(RegistryFile).where(col(RegistryFile.id).in_({i.file_id for i, _ in wanted})))
+    } if wanted else {}
+    for item, link in wanted:
+        identified = identified_roles(link.identified_for)
+        found = {role: export_item_problem(role, identified, file_organs[item.file_id],
+                                           requester.held_organs)
+                 for role in sorted(requester.acting)}
+        if not found or any(code is None for code in found.values()):
+            continue
+        for role, code in found.items():
+            assert code is not None
+            reasons.append(Reason.of(
+                code, item=item.key, purpose=purpose.key,
+                subject=messages.text(f"gate.subject.{role.value}"),
+                subject_en=messages.text(f"gate.subject.{role.value}", "en"),
+                field="items", refs={"purpose": purpose.key, "item": item.key}))
+    if requester.acting != {SubjectRole.use} or requester.principal is None:
+        return reasons, None
+    assigned = people.assigned_people(session, requester.principal)
+    if not assigned:
+        reasons.append(Reason.of("gate.person_not_assigned", refs={"purpose": purpose.key}))
+    return reasons, assigned
 
 
 def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKind,
            wanted_items: Sequence[str], to: tuple[int | None, int | None],
-           recipient: tuple[str, str], at: datetime) -> _Judgement:
+           recipient: tuple[str, str], at: datetime, requester: _Requester | None = None
+           ) -> _Judgement:
     """The checks after the principal's: the purpose, each item with its route to the
-    recipient, and the PIA."""
+    recipient (and, for an export, the scope of the requester's role), and the PIA.
+    `requester` is None when no one asks (usability): the requester's limits are not judged."""
     to_organ, to_body = to
     reasons: list[Reason] = []
     if purpose.status != PurposeStatus.approved:
@@ -321,6 +426,7 @@ def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKin
     if unknown:
         key_of.update((i.id, i.key) for i in session.exec(
             select(RegistryItem).where(col(RegistryItem.id).in_(unknown))))
+    scoped: list[tuple[RegistryItem, PurposeItem]] = []  # the known items of the purpose
     route_items: dict[int | None, set[str]] = {r.id: set() for r in routes}
     for flow in route_flows:
         if flow.route_id in route_items:
@@ -344,7 +450,7 @@ def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKin
         basis, problems = None, []
         for route in candidates:
             route_problems, authorisation = _route_problems(
-                route, authorisations.get(route.id or 0, []), kind, at)
+                route, authorisations.get(route.id or 0, []), kind, at, requester)
             if not route_problems:
                 assert item.id is not None
                 basis = FlowBasis(key, item.id, route.key, RouteKind(route.kind), authorisation)
@@ -357,6 +463,13 @@ def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKin
             reasons.extend(problems)
         else:
             flows.append(basis)
+        if found is not None:
+            scoped.append((item, found[1]))
+
+    person_scope = None
+    if kind == JobKind.export and requester is not None:
+        scope_reasons, person_scope = _export_scope(session, purpose, requester, scoped)
+        reasons.extend(scope_reasons)
 
     assert purpose.id is not None
     reasons.extend(_notice_reasons(session, purpose.id, flows, to, recipient, at))
@@ -369,7 +482,7 @@ def _judge(session: Session, purpose: Purpose, parts: PurposeParts, kind: JobKin
     if pia_status.pia_id is not None:
         pia_ref = {"id": pia_status.pia_id, "version": pia_status.version,
                    "design_hash": current_hash}
-    return _Judgement(reasons, flows, pia_ref, current_hash)
+    return _Judgement(reasons, flows, pia_ref, current_hash, person_scope)
 
 
 def _decision(request: JobRequest, purpose: Purpose | None,
@@ -476,10 +589,17 @@ def usability(session: Session, purpose: Purpose, at: datetime | None = None) ->
                 refs={"purpose": purpose.key}), *judged.reasons]))
             continue
         first: list[Reason] | None = None
-        for organ_id in targets:
+        # An export is judged for each handling subject on its own (its organ and role: what a
+        # holder holds, what is opened to the support workers); other kinds for each organ.
+        pairs = sorted({(s.organ_id, s.role if kind == JobKind.export else None)
+                        for s in subjects if s.role in roles}, key=str)
+        for organ_id, role in pairs:
             name = f"organ:{organs[organ_id].key}"
+            subject = None if role is None else _Requester(
+                None, (), frozenset({SubjectRole(role)}),
+                frozenset({organ_id}) if role == SubjectRole.holding else frozenset())
             judged = _judge(session, purpose, parts, kind, items, (organ_id, None),
-                            (name, name), moment)
+                            (name, name), moment, subject)
             if not judged.reasons:
                 first = []
                 break

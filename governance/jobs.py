@@ -382,6 +382,11 @@ def start(engine: Engine, job_id: int, at: datetime | None = None,
         assert purpose is not None and job.id is not None
         eligible = eligibility.eligible(session, job.purpose_id, consent_flows(decision),
                                         subjects_query(purpose, moment), moment)
+        if decision.person_scope is not None:
+            # A support worker's export: only the children of the cases assigned to them.
+            chosen = eligible.subquery("eligible")
+            eligible = sa_select(chosen.c.person_id).where(
+                chosen.c.person_id.in_(sorted(decision.person_scope)))
         job.population_count, job.population_hash = _write_population(session, job.id, eligible)
         job.state = JobState.started
         job.start_decision_id = decision.id

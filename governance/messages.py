@@ -201,9 +201,10 @@ FIELD_LABELS: dict[str, str] = {
     "recipient_task_citation": "提供先の所掌事務の根拠条項",
     "no_undue_infringement": "権利利益を不当に侵害するおそれがないこと",
     "infringement_reasoning": "権利利益を不当に侵害するおそれがないことの理由",
-    "restricting_laws_checked": "提供を制限する他の法令がないことの確認（法第69条第3項）",
+    "restricting_laws_checked": "利用・提供を制限する他の法令の確認（法第69条第3項）",
     "restricting_laws_note": "確認した法令",
     "access_limited_to": "利用する者の限定（法第69条第4項）",
+    "access_limit_note": "文章のまま残っている限定（構造化して消してください）",
     "recipient_measures": "提供先に求める措置（法第70条）",
 }
 
@@ -315,6 +316,28 @@ messages.register(
             "提出者本人は承認できません（職務の分離）。",
             "The submitter cannot approve (separation of duties).",
         ),
+        "governance.restricting_laws_unanswered": (
+            "提供・利用を制限する他の法令の確認（法第69条第3項）が済んでいません。確認したことと、"
+            "確認した法令の名前を記録してください。",
+            "Art. 69(3) is unanswered: record that the laws restricting this use or provision "
+            "were checked, and name them.",
+        ),
+        "governance.recipient_measures_missing": (
+            "提供先に求める措置（法第70条：利用目的・方法の制限、漏えいの防止など）を記録して"
+            "ください。",
+            "Record the measures asked of the recipient (Art. 70: limits on purpose or method, "
+            "prevention of leakage, and so on).",
+        ),
+        "governance.access_limit_unstructured": (
+            "利用する者の限定（法第69条第4項）が文章のまま残っています（「{note}」）。機関・部署・"
+            "役割で指定し直し、文章を消してから承認してください。",
+            "The Art. 69(4) access limit is still free text ({note!r}): give it as organs, "
+            "departments and roles, clear the text, then approve.",
+        ),
+        "governance.unknown_access_key": (
+            "利用する者の限定に、登録されていない機関・部署「{key}」があります。",
+            "The access limit names {key!r}, which is not a registered organ or department.",
+        ),
         "governance.missing_delegation": (
             "専決（委任）の内容を記録してください。",
             "Record the delegation (専決) under which you approve.",
@@ -382,6 +405,30 @@ messages.register(
         "gate.no_route": (
             "データ項目「{item}」を「{recipient}」へ流す承認済みの経路がありません。",
             "Item {item!r} has no approved route to {recipient_en}.",
+        ),
+        "gate.item_not_held": (
+            "データ項目「{item}」はあなたの機関が保有する個人情報ファイルの項目ではありません。"
+            "保有・管理主体は自機関が保有する項目だけを提供できます。",
+            "Item {item!r} is not held by your organ: a data holder exports only the items its "
+            "own organ holds.",
+        ),
+        "gate.item_not_open_to_role": (
+            "利用目的「{purpose}」は、データ項目「{item}」を「{subject}」に識別可能な形で"
+            "提供することを認めていません。",
+            "Purpose {purpose!r} does not open item {item!r} identified to the {subject_en} "
+            "subject.",
+        ),
+        "gate.person_not_assigned": (
+            "あなたに割り当てられた支援ケースのこどもがいません。活用主体は、割り当てられたケースの"
+            "こどもについてだけ識別可能なデータを受け取れます。",
+            "No support case is assigned to you: a support worker receives identified data only "
+            "for the children of the cases assigned to them.",
+        ),
+        "gate.access_limited": (
+            "承認「{key}」は利用する者を限定しています（法第69条第4項：{limit}）。あなたはその"
+            "範囲に含まれません。",
+            "Authorisation {key!r} limits who may use the data (Art. 69(4): {limit_en}); you "
+            "are not within it.",
         ),
         "gate.authorisation_missing": (
             "経路「{route}」に承認済みの目的外利用・提供の承認がありません。",
@@ -711,6 +758,14 @@ messages.register(
         "governance.bundle_kind_mismatch": (
             "経路の種類は「{derived}」と導かれます（バンドルには「{given}」と書かれています）。",
             "the derived route kind is {derived!r}, not {given!r}",
+        ),
+        "governance.bundle_needs_admin": (
+            "アカウントの作成とロールの付与は、管理者として --as でサインインした適用でだけ行え"
+            "ます（{what} {key}）。バンドル全体を適用しませんでした。サーバー上で初めて管理者を"
+            "作るときは kodomo users create を使ってください。",
+            "creating accounts and granting roles needs --as an administrator ({what} {key}); "
+            "nothing of the bundle was applied (the operator's first administrator is made with "
+            "`kodomo users create` on the server)",
         ),
         "governance.bundle_no_municipality": (
             "地方公共団体が登録されていません。バンドルに municipality を記載してください。",

@@ -157,6 +157,9 @@ class PurposeItem(SQLModel, table=True):
     item_id: int = Field(foreign_key="registry_item.id")
     necessity_reason: str = Field(default="", sa_type=Text)
     relevance_to_difficulty: str = Field(default="", sa_type=Text)
+    # The handling subjects (SubjectRole values, comma-separated) that may receive the item
+    # identified in an export (LAW.md §10.5); by default only its holder.
+    identified_for: str = Field(default="holding", max_length=64)
 
 
 class Route(SQLModel, table=True):
@@ -231,7 +234,11 @@ class Authorisation(SQLModel, table=True):
     # 69(3), 69(4), Art. 70 (LAW.md marks 69(4) and 70 [R]: optional)
     restricting_laws_checked: bool = False
     restricting_laws_note: str = Field(default="", sa_type=Text)
-    access_limited_to: str = Field(default="", sa_type=Text)
+    # 69(4): who inside the recipient may use it, as canonical JSON {organs, departments, roles}
+    # of keys (rules.AccessLimit); free text the migration could not convert stays in the note,
+    # and the authorisation is not approved until it is structured.
+    access_limits: str = Field(default="{}", sa_type=Text)
+    access_limit_note: str = Field(default="", sa_type=Text)
     recipient_measures: str = Field(default="", sa_type=Text)
     delegation_note: str = Field(default="", sa_type=Text)  # 専決
     created_by: int | None = Field(default=None, foreign_key="core_staff_account.id")

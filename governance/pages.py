@@ -10,19 +10,20 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from core import forms, messages
 from core.auth import Principal
 from core.clock import TOKYO
-from core.models import Role
+from core.models import Department, Organ, Role
 from core.policies import policy
 from core.reasons import DomainError, InvalidInput, NotFound, Reason
 from core.web import FormDep, SessionDep, console_staff, record_refusal, render
 from governance import approvals, assessment, design, footing, gate, jobs, purposes, rules, views
 from governance import messages as words
 from governance.forms import (
+    ACCESS_KEY_FIELDS,
     AUTH_TEXTS,
     CONDITIONS,
     auth_form_data,
@@ -31,7 +32,7 @@ from governance.forms import (
     validation_reasons,
 )
 from governance.models import Authorisation, JobState, Purpose, Route
-from governance.rules import GovernancePolicy
+from governance.rules import AccessLimit, GovernancePolicy
 from governance.schemas import (
     ApprovalIn,
     AuthorisationCreate,
@@ -197,8 +198,9 @@ def console_detail(key: str, request: Request, principal: ConsoleStaff,
 @console_router.post("/{key}/items")
 def console_set_item(key: str, request: Request, form: FormDep, principal: ConsoleDrafter,
                            session: SessionDep) -> Response:
-    values = {name: forms.text(form, name)
-              for name in ("item", "necessity_reason", "relevance_to_difficulty")}
+    values: dict[str, Any] = {name: forms.text(form, name)
+                              for name in ("item", "necessity_reason", "relevance_to_difficulty")}
+    values["identified_for"] = [r for r in form.getlist("identified_for") if r]
     missing = required(form, "item")
     if missing is not None:
         return _detail(request, session, principal, key, [missing], 422, values)
@@ -432,6 +434,10 @@ def _auth_values(auth: Authorisation) -> dict[str, Any]:
     values["valid_until"] = views.date_value(auth.valid_until)
     values["runs_allowed"] = str(auth.runs_allowed)
     values["key"] = auth.key
+    limit = AccessLimit.from_json(auth.access_limits)
+    values["access_organs"] = ", ".join(sorted(limit.organs))
+    values["access_departments"] = ", ".join(sorted(limit.departments))
+    values["access_roles"] = sorted(limit.roles)
     return values
 
 
@@ -445,6 +451,10 @@ def _auth_form(request: Request, session: Session, principal: Principal, key: st
         "purpose": purpose, "route": route, "entry": entry, "auth": auth, "values": values,
         "reasons": reasons or [], "errors": views.errors_by_field(reasons or []),
         "conditions": CONDITIONS, "policy": policy(GovernancePolicy),
+        "organs": session.exec(select(Organ).order_by(col(Organ.key))).all(),
+        "departments": session.exec(select(Department).order_by(col(Department.key))).all(),
+        "limit_roles": [(r.value, messages.text(f"role.{r.value}"),
+                         messages.text(f"role.{r.value}", "en")) for r in Role],
         "words": words, "labels": words.FIELD_LABELS, **_abilities(principal),
     }, status_code=status_code)
 
@@ -453,7 +463,9 @@ def _auth_form(request: Request, session: Session, principal: Principal, key: st
 def console_new_authorisation(key: str, route_key: str, request: Request,
                               principal: ConsoleDrafter, session: SessionDep) -> Response:
     route = _own_route(session, key, route_key)
-    values = {name: "" for name in (*AUTH_TEXTS, *CONDITIONS, "valid_from", "valid_until")}
+    values: dict[str, Any] = {name: "" for name in (*AUTH_TEXTS, *CONDITIONS, "valid_from",
+                                                     "valid_until", *ACCESS_KEY_FIELDS)}
+    values["access_roles"] = []
     values.update({"runs_allowed": "1", "restricting_laws_checked": "",
                    "key": f"{route_key}.{datetime.now(TOKYO).year}"})
     return _auth_form(request, session, principal, key, route, None, values)

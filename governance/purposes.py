@@ -203,6 +203,7 @@ def set_item(session: Session, by: Actor, purpose_key: str, data: PurposeItemIn)
         link = PurposeItem(purpose_id=purpose.id, item_id=item.id)
     link.necessity_reason = data.necessity_reason
     link.relevance_to_difficulty = data.relevance_to_difficulty
+    link.identified_for = rules.identified_text(data.identified_for)
     session.add(link)
     purpose.updated_at = utcnow()
     session.add(purpose)

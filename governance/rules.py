@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -258,7 +259,7 @@ def route_fields_problems(
 
 
 class GovernancePolicy(Policy, env_prefix="KODOMO_GOVERNANCE_"):
-    """Configurable choices LAW.md marks [I]; the defaults are the conservative ones."""
+    """Configurable choices LAW.md marks [I] or [R]; the defaults are the conservative ones."""
 
     title_ja: ClassVar[str] = "目的外利用・提供（臨時的な利用の承認）"
     title_en: ClassVar[str] = "out-of-purpose use and provision (one-off authorisations)"
@@ -275,6 +276,10 @@ class GovernancePolicy(Policy, env_prefix="KODOMO_GOVERNANCE_"):
         3, ge=1, marker="I", basis="法69条2項2号・3号（臨時的）; LAW.md §4.3",
         ja="臨時的利用の承認で実行できる最大回数",
         en="most runs a one-off authorisation allows")
+    require_recipient_measures: bool = rule(
+        True, marker="R", basis="法70条（提供先への措置要求）; LAW.md §4",
+        ja="提供（69条2項3号）の承認前に、提供先に求める措置（法70条）の記録を必須とする",
+        en="every provision records the measures asked of the recipient (Art. 70) before approval")
 
 
 DEFAULT_POLICY = GovernancePolicy()
@@ -351,6 +356,119 @@ def four_condition_problems(
     if _blank(conditions.recipient_task_citation):
         reasons.append(_reason("governance.missing_recipient_citation", "recipient_task_citation"))
     return reasons
+
+
+def approval_answer_problems(
+    kind: RouteKind | str,
+    restricting_laws_checked: bool,
+    restricting_laws_note: str,
+    recipient_measures: str,
+    access_limit_note: str,
+    policy: GovernancePolicy = DEFAULT_POLICY,
+) -> list[Reason]:
+    """What approving a 69(2) authorisation needs besides the four conditions: the Art. 69(3)
+    answer (other laws restricting the use or provision checked, and named), for a provision the
+    Art. 70 measures asked of the recipient (a policy: LAW.md marks Art. 70 [R]), and an Art.
+    69(4) limit that is structured (a note left by the migration is not yet a limit)."""
+    reasons: list[Reason] = []
+    if not restricting_laws_checked or _blank(restricting_laws_note):
+        reasons.append(_reason("governance.restricting_laws_unanswered",
+                               "restricting_laws_note" if restricting_laws_checked
+                               else "restricting_laws_checked"))
+    if (policy.require_recipient_measures and kind == RouteKind.provision
+            and _blank(recipient_measures)):
+        reasons.append(_reason("governance.recipient_measures_missing", "recipient_measures"))
+    if not _blank(access_limit_note):
+        reasons.append(_reason("governance.access_limit_unstructured", "access_limited_to",
+                               note=access_limit_note.strip()[:200]))
+    return reasons
+
+
+# ---------------------------------------------------------------- Art. 69(4) access limits
+
+
+@dataclass(frozen=True)
+class AccessLimit:
+    """Who inside the recipient may use the data (Art. 69(4)): organs, departments and roles
+    by key. An empty part does not limit; an empty limit limits nothing."""
+
+    organs: frozenset[str] = frozenset()
+    departments: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.organs or self.departments or self.roles)
+
+    def to_json(self) -> str:
+        return json.dumps({"organs": sorted(self.organs), "departments": sorted(self.departments),
+                           "roles": sorted(self.roles)}, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> AccessLimit:
+        data = parse_json_object(text or "{}")
+
+        def part(name: str) -> frozenset[str]:
+            value = data.get(name)
+            return frozenset(str(v) for v in value) if isinstance(value, list) else frozenset()
+        return cls(part("organs"), part("departments"), part("roles"))
+
+
+def access_limit_allows(limit: AccessLimit, organ: str | None, department: str | None,
+                        role: str) -> bool:
+    """Whether a person acting in `organ` / `department` with `role` is inside the limit."""
+    if limit.organs and organ not in limit.organs:
+        return False
+    if limit.departments and department not in limit.departments:
+        return False
+    return not limit.roles or role in limit.roles
+
+
+def convert_access_text(text: str, organs: Mapping[str, str], departments: Mapping[str, str],
+                        roles: Mapping[str, str]) -> AccessLimit | None:
+    """The structured limit that free text names, or None when any part of it is not a known
+    organ, department or role (by key or Japanese name, separated by commas, 、 or spaces).
+    Blank text is the empty limit. `organs` etc. map a key or name to the key."""
+    words = [w for w in re.split(r"[,，、;；/／\s]+", text.strip()) if w]
+    found: dict[str, set[str]] = {"organs": set(), "departments": set(), "roles": set()}
+    for word in words:
+        for part, names in (("organs", organs), ("departments", departments),
+                            ("roles", roles)):
+            if word in names:
+                found[part].add(names[word])
+                break
+        else:
+            return None
+    return AccessLimit(frozenset(found["organs"]), frozenset(found["departments"]),
+                       frozenset(found["roles"]))
+
+
+# ---------------------------------------------------------------- export scope (LAW.md §10.5)
+
+# Who may see an item identified unless the purpose opens it further: its holder (保有・管理主体).
+DEFAULT_IDENTIFIED_FOR: frozenset[SubjectRole] = frozenset({SubjectRole.holding})
+
+
+def identified_roles(text: str | None) -> frozenset[SubjectRole]:
+    """A purpose item's `identified_for` column (comma-separated subject roles)."""
+    return frozenset(SubjectRole(part) for part in (text or "").split(",")
+                     if part in SubjectRole.__members__)
+
+
+def identified_text(roles: Iterable[SubjectRole | str]) -> str:
+    return ",".join(sorted({str(SubjectRole(r)) for r in roles}))
+
+
+def export_item_problem(acting: SubjectRole, identified_for: Collection[SubjectRole],
+                        item_organ_id: int, held_organs: Collection[int]) -> str | None:
+    """Why an export acting as `acting` may not carry this item identified (a gate code), or
+    None: the purpose must open the item to the acting subject, and a 保有・管理主体 exports only
+    the items its own organ holds."""
+    if acting not in identified_for:
+        return "gate.item_not_open_to_role"
+    if acting == SubjectRole.holding and item_organ_id not in held_organs:
+        return "gate.item_not_held"
+    return None
 
 
 def repeats_within_window(
@@ -519,7 +637,8 @@ ROUTE_TRANSITIONS = _transitions(
     ("submit", RECORD_EDITABLE, _R.submitted, Actor.drafter),
     ("approve", (_R.submitted,), _R.approved, Actor.officer),
     ("return", (_R.submitted,), _R.returned, Actor.officer),
-    ("revoke", _LIVE, _R.revoked, Actor.officer),
+    # Only a route in force or awaiting a decision is revoked; a draft is not in force.
+    ("revoke", (_R.submitted, _R.approved), _R.revoked, Actor.officer),
     ("authorise", _LIVE, None, Actor.drafter),
 )
 ONE_OFF_ROUTE_ACTIONS = frozenset({"revoke", "authorise"})
@@ -529,6 +648,11 @@ AUTHORISATION_TRANSITIONS = _transitions(
     ("approve", (_R.submitted,), _R.approved, Actor.officer),
     ("return", (_R.submitted,), _R.returned, Actor.officer),
 )
+
+
+# Officer's steps taken for the head of the organ holding the file: only a privacy officer of
+# that organ takes them (approving a footing and revoking it are the same authority).
+HOLDER_ORGAN_ACTIONS = frozenset({"approve", "revoke"})
 
 
 def drafter_organ_problem(roles: Iterable[Role], drafter_organs: Collection[int],

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.models import Role
 from core.schemas import ReasonPublic
 from governance.models import (
     AcquisitionMethod,
@@ -98,6 +99,15 @@ class PurposeItemIn(_Strict):
     item: str = Field(description="Register item key")
     necessity_reason: str = ""
     relevance_to_difficulty: str = ""
+    identified_for: list[SubjectRole] = Field(
+        default_factory=lambda: [SubjectRole.holding],
+        description="Handling subjects that may receive the item identified in an export "
+                    "(LAW.md §10.5); by default only its holder")
+
+    @field_validator("identified_for")
+    @classmethod
+    def _sorted_once(cls, value: list[SubjectRole]) -> list[SubjectRole]:
+        return sorted(set(value), key=str)
 
 
 class Decision(_Strict):
@@ -122,6 +132,20 @@ class RouteCreate(_Strict):
     law_citation: str = Field("", max_length=300)
 
 
+class AccessLimitIn(_Strict):
+    """Art. 69(4): the organs, departments and roles (by key) inside the recipient that may use
+    the data; an empty list does not limit."""
+
+    organs: list[str] = Field(default_factory=list, description="Organ keys")
+    departments: list[str] = Field(default_factory=list, description="Department keys")
+    roles: list[Role] = Field(default_factory=list, description="Staff roles")
+
+    @field_validator("organs", "departments", "roles")
+    @classmethod
+    def _sorted_once(cls, value: list[Any]) -> list[Any]:
+        return sorted(set(value), key=str)
+
+
 class AuthorisationFields(_Strict):
     is_temporary: bool = False
     temporary_reasoning: str = ""
@@ -135,10 +159,27 @@ class AuthorisationFields(_Strict):
     recipient_task_citation: str = Field("", max_length=300)
     no_undue_infringement: bool = False
     infringement_reasoning: str = ""
-    restricting_laws_checked: bool = False
-    restricting_laws_note: str = ""
-    access_limited_to: str = ""
-    recipient_measures: str = ""
+    restricting_laws_checked: bool = Field(
+        False, description="Art. 69(3): other laws restricting the use or provision checked")
+    restricting_laws_note: str = Field("", description="Art. 69(3): the laws checked, named")
+    access_limited_to: AccessLimitIn = Field(
+        default_factory=lambda: AccessLimitIn(),
+        description="Art. 69(4): who inside the recipient may use the data")
+    access_limit_note: str = Field(
+        "", description="Free text of an earlier access limit not yet structured; approval is "
+                        "refused while it is there")
+    recipient_measures: str = Field("", description="Art. 70: measures asked of the recipient")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _free_text_limit_is_a_note(cls, data: Any) -> Any:
+        """An access limit given as text (the earlier format) is kept as the note, unstructured."""
+        if isinstance(data, dict) and isinstance(data.get("access_limited_to"), str):
+            data = dict(data)
+            text = data.pop("access_limited_to").strip()
+            if text and not str(data.get("access_limit_note") or "").strip():
+                data["access_limit_note"] = text
+        return data
 
 
 class AuthorisationCreate(AuthorisationFields):
@@ -157,6 +198,8 @@ class PurposeItemPublic(BaseModel):
     holder_organ: str
     necessity_reason: str
     relevance_to_difficulty: str
+    identified_for: list[SubjectRole] = Field(
+        description="Handling subjects that may receive the item identified (LAW.md §10.5)")
 
 
 class RoutePublic(BaseModel):

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from sqlmodel import Session, col, select
 
+from core import messages
 from core.auth import Principal
 from core.clock import to_tokyo
 from core.models import Department, Organ, OutsideBody, StaffAccount
@@ -24,6 +25,7 @@ from governance.models import (
     PurposeSubject,
     PurposeVersion,
     Route,
+    SubjectRole,
 )
 from governance.rules import SAFEGUARD_CATEGORIES, parse_json_object
 from pia import service as pia
@@ -243,10 +245,30 @@ def detail(session: Session, purpose: Purpose, principal: Principal) -> dict[str
                           for e in described["routes"]},
         "authorisation_actions": {a.key: approvals.allowed_actions(session, principal, a)
                                   for e in described["routes"] for a in e["authorisations"]},
+        "access_limits": {a.key: access_limit_text(a) for e in described["routes"]
+                          for a in e["authorisations"]},
+        "identified": {link.id: sorted(rules.identified_roles(link.identified_for), key=str)
+                       for link, *_ in described["items"]},
+        "subject_labels": {role.value: (messages.text(f"gate.subject.{role.value}"),
+                                        messages.text(f"gate.subject.{role.value}", "en"))
+                           for role in (SubjectRole.holding, SubjectRole.use)},
         "one_off_kinds": sorted(kind.value for kind in rules.ONE_OFF_KINDS),
         "is_approved": purpose.status == PurposeStatus.approved,
         "register": register_items(session),
     }
+
+
+def access_limit_text(auth: Any) -> tuple[str, str]:
+    """An authorisation's Art. 69(4) limit as a clerk reads it, Japanese and English."""
+    limit = rules.AccessLimit.from_json(auth.access_limits)
+    if limit.empty:
+        return "限定なし", "not limited"
+    parts = [("機関", "organs", sorted(limit.organs)), ("部署", "departments",
+                                                     sorted(limit.departments)),
+             ("役割", "roles", sorted(limit.roles))]
+    ja = "／".join(f"{name}：{'、'.join(keys)}" for name, _en, keys in parts if keys)
+    en = "; ".join(f"{en}: {', '.join(keys)}" for _ja, en, keys in parts if keys)
+    return ja, en
 
 
 def date_value(moment: Any) -> str:

@@ -7,14 +7,13 @@ conservative default, not a hard-coded law.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
 from core.clock import local_day
+from core.mynumber import names_my_number
 from core.periods import DEFAULT_CALENDAR, MunicipalCalendar, deadline
 from core.policies import Policy, rule
 
@@ -94,6 +93,23 @@ def publication_required(
     if persons_count is None:
         return True
     return persons_count >= threshold
+
+
+def entry_deletion_allowed(
+    ceased: bool,
+    persons_count: int | None,
+    *,
+    ordinance_extends: bool = False,
+    threshold: int = PUBLICATION_THRESHOLD,
+) -> bool:
+    """施行令 20(4): an entry is deleted only when the file is no longer held, or when it falls
+    under 74(2)(ix) (fewer persons than the threshold, and no ordinance extends the 簿 to it).
+    An unknown count never allows it (fail closed)."""
+    if ceased:
+        return True
+    if ordinance_extends or persons_count is None:
+        return False
+    return persons_count < threshold
 
 
 # ---------------------------------------------------------------- staleness
@@ -261,22 +277,10 @@ def missing_statutory_items(entry: Mapping[str, Any]) -> list[StatutoryItem]:
 
 # ---------------------------------------------------------------- 個人番号
 
-
-_MY_NUMBER = re.compile(
-    r"個人番号|マイナンバー|mynumber|kojinbango|kojinbangou|individualnumber"
-)
-# 個人番号カード's status is not the number itself, but a field so named invites the number;
-# the service refuses both (DESIGN.md: My Number is never stored, used or matched on).
-
-
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
-    return re.sub(r"[\s_\-・.　]", "", text)
-
-
-def is_my_number(*texts: str | None) -> bool:
-    """Whether a key, name or data type names 個人番号 (My Number), after width/space folding."""
-    return any(t and _MY_NUMBER.search(_fold(t)) for t in texts)
+# A key, name or data type that names 個人番号 (My Number) is refused; the one table of its
+# spellings is core.mynumber (個人番号カード's status is not the number itself, but a field so
+# named invites the number, so it is refused too).
+is_my_number = names_my_number
 
 
 # ---------------------------------------------------------------- labels

@@ -125,6 +125,14 @@ messages.register(
             "記録項目「{name}」は既に廃止されています。",
             "Data item {key!r} is already retired.",
         ),
+        "registry.entry_still_required": (
+            "個人情報ファイル「{name}」は保有中で、本人の数（{count}人）が{threshold}人未満でもない"
+            "ため、ファイル簿の記載は削除できません（施行令第20条第4項：保有しなくなったとき、又は"
+            "法第74条第2項第9号に該当するときに限る）。",
+            "The register entry of file {key!r} cannot be deleted: the file is still held and "
+            "its persons ({count}) are not fewer than {threshold} (Cabinet Order Art. 20(4): only "
+            "once the file is no longer held or falls under Art. 74(2)(ix)).",
+        ),
         "registry.no_entry": (
             "個人情報ファイル「{name}」にはファイル簿の記載がありません。",
             "File {key!r} has no register entry.",
@@ -543,6 +551,13 @@ def delete_entry(session: Session, by: Editor, key: str | RegistryFile, reason: 
     _check_may_publish(by)
     if not has_live_entry(file):
         raise Conflict(Reason.of("registry.no_entry", name=file.name, key=file.key))
+    threshold = policy(rules.RegistryPolicy).publication_threshold
+    if not rules.entry_deletion_allowed(file.ceased_at is not None, file.persons_count,
+                                        ordinance_extends=file.ordinance_extends,
+                                        threshold=threshold):
+        raise Conflict(Reason.of("registry.entry_still_required", name=file.name, key=file.key,
+                                 count=file.persons_count if file.persons_count is not None
+                                 else "不明", threshold=threshold))
     file.entry_deleted_at = at
     _new_version(session, file, "entry_deleted", _actor(by), reason, at)
     return file

@@ -50,7 +50,6 @@ from governance.models import (
 )
 from governance.rules import JobKind
 from governance.schemas import (
-    AuthorisationFields,
     Citation,
     PublicNotice,
     PurposeItemIn,
@@ -185,7 +184,8 @@ def _purpose_record(session: Session, purpose: Purpose, names: Names) -> Purpose
                             department=names.department(s.department_id), role=s.role)
                   for s in subjects],
         items=[PurposeItemIn(item=item.key, necessity_reason=link.necessity_reason,
-                             relevance_to_difficulty=link.relevance_to_difficulty)
+                             relevance_to_difficulty=link.relevance_to_difficulty,
+                             identified_for=sorted(rules.identified_roles(link.identified_for)))
                for link, item in design.purpose_items(session, purpose)],
         submitted_by=names.login(purpose.submitted_by),
         approved=approved,
@@ -221,7 +221,7 @@ def _authorisation_record(session: Session, auth: Authorisation, names: Names
         approved = Approval(by=names.login(auth.approved_by) or "?",
                             comment=_approval_comment(session, "authorisation", auth.id),
                             delegation_note=auth.delegation_note)
-    fields = {name: getattr(auth, name) for name in AuthorisationFields.model_fields}
+    fields = footing.authorisation_fields(auth)
     return AuthorisationRecord(
         key=auth.key, route=names.routes[auth.route_id], status=status, **fields,
         submitted_by=names.login(auth.submitted_by), approved=approved,

@@ -13,12 +13,17 @@ Rules of apply (docs/bundle.md):
   so where the bundle lacks something the database has. An organ, department, outside body or
   account is deactivated only where the bundle says `active: false` (after every other change,
   refused like any other deactivation while records in force still name it);
+- accounts and role grants are created only with `--as` an administrator: a bundle that would
+  create an account or grant a role without one is refused whole, naming each such record's path
+  (`kodomo users create` on the server stays the operator's bootstrap);
 - purposes, routes and authorisations are created or updated as drafts. A bundle's
   `submitted_by` is acted on only when the `--as` principal is that login, and its `approved` only
   when the `--as` principal is that approver; the submitter can never approve (separation of
   duties), so a record goes from draft to approved in two applies;
 - the route kind is derived (never typed in): the bundle's `kind` is for review, and a mismatch
-  with the derivation is an error.
+  with the derivation is an error;
+- a submission or approval the service refuses (an incomplete purpose, no approved PIA, the
+  repeat rule…) refuses the whole apply too, with the record's path: nothing is written.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ from dataclasses import field as dc_field
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core import audit
 from core import service as core_service
-from core.auth import Principal
-from core.reasons import DomainError
+from core.auth import Principal, active_grants
+from core.models import Role, StaffAccount
+from core.reasons import DomainError, InvalidInput, Reason
 from governance import footing, purposes, rules
 from governance.bundle.check import checked
 from governance.bundle.export import current_bundle
@@ -176,6 +182,11 @@ class _Planner:
         self.session = session
         self.bundle = bundle
         self.actor = actor
+        # Accounts and role grants are written as the administrator `--as` signed in as (apply
+        # refuses them without one).
+        self.admin_actor = (as_principal.actor(Role.admin)
+                            if as_principal is not None and as_principal.has_role(Role.admin)
+                            else actor)
         self.principal = as_principal
         self.as_login = as_principal.login if as_principal else as_login
         self.current = current_bundle(session)
@@ -328,7 +339,7 @@ class _Planner:
             if existing is None:
                 def create(session: Session, r: StaffRecord = record) -> str:
                     core_service.create_account(
-                        session, self.actor, login=r.login, display_name=r.display_name,
+                        session, self.admin_actor, login=r.login, display_name=r.display_name,
                         password=secrets.token_urlsafe(32), department_key=r.department)
                     return "created with a random password nobody knows: it cannot sign in " \
                            "until an administrator sets a password"
@@ -369,7 +380,7 @@ class _Planner:
 
                 def grant(session: Session, r: RoleRecord = role, login: str = record.login
                           ) -> None:
-                    core_service.grant_role(session, self.actor, login=login, role=r.role,
+                    core_service.grant_role(session, self.admin_actor, login=login, role=r.role,
                                             organ_key=r.organ, department_key=r.department)
                 self.add(Change("create", "role_grant", name, path=f"{path}.roles[{j}]",
                                 run=grant))
@@ -687,6 +698,32 @@ class _Planner:
         return self.changes + self.deactivations[::-1] + self.workflow
 
 
+# Records only an administrator creates or changes through a bundle (accounts and role grants).
+ADMIN_KINDS = frozenset({"account", "role_grant"})
+
+
+def _is_admin(session: Session, login: str | None, principal: Principal | None) -> bool:
+    """Whether `--as` is an administrator: the signed-in principal when there is one, else (a
+    dry run, which never signs in) the login's active grants."""
+    if principal is not None:
+        return principal.has_role(Role.admin)
+    if login is None:
+        return False
+    account = session.exec(select(StaffAccount).where(StaffAccount.login == login)).first()
+    return account is not None and account.id is not None and any(
+        g.role == Role.admin for g in active_grants(session, account.id))
+
+
+def _require_admin_for_accounts(session: Session, changes: Sequence[Change],
+                                login: str | None, principal: Principal | None) -> None:
+    """Refuse the whole bundle, naming every path, when it would create an account or grant a
+    role and `--as` is not an administrator."""
+    needing = [c for c in changes if c.kind in ADMIN_KINDS and c.writes]
+    if needing and not _is_admin(session, login, principal):
+        raise InvalidInput([Reason.of("governance.bundle_needs_admin", field=c.path,
+                                      what=c.kind, key=c.key) for c in needing])
+
+
 def plan(session: Session, bundle: Bundle | Mapping[str, Any], as_login: str | None = None
          ) -> list[Change]:
     """What applying the bundle would do, record by record (reads only).
@@ -696,7 +733,9 @@ def plan(session: Session, bundle: Bundle | Mapping[str, Any], as_login: str | N
     the bundle is not valid.
     """
     loaded = checked(session, bundle)
-    return _Planner(session, loaded, audit.SYSTEM, None, as_login).run()
+    changes = _Planner(session, loaded, audit.SYSTEM, None, as_login).run()
+    _require_admin_for_accounts(session, changes, as_login, None)
+    return changes
 
 
 def _at(error: DomainError, path: str) -> DomainError:
@@ -710,38 +749,28 @@ def apply(session: Session, actor: audit.Actor, bundle: Bundle | Mapping[str, An
 
     `actor` writes the records (the CLI's is the system, as for every other import); `approver`
     is the principal `--as` authenticated, who submits or approves exactly what the bundle says
-    that login submits or approves. A record the service refuses to write is an error (raised,
-    with the record's path; the caller rolls everything back). A submission or approval the
-    service refuses is undone alone and reported as `not_done` with the reasons. Never commits.
+    that login submits or approves. Accounts and role grants need `approver` to be an
+    administrator (else InvalidInput naming every such path, before anything is written). Any
+    refusal by a service — a record it will not write, a submission or approval it will not take
+    — is raised with the record's path, and the caller rolls everything back. Never commits.
     """
     loaded = checked(session, bundle)
     changes = _Planner(session, loaded, actor, approver, None).run()
+    _require_admin_for_accounts(session, changes, None, approver)
     done: list[Change] = []
     for change in changes:
         if change.run is None:
             done.append(change)
             continue
-        if change.action in ("submit", "approve"):
-            # A refused step (an incomplete purpose, no approved PIA, the repeat rule…) depends
-            # on the state, not on the bundle: it is undone alone and reported, and the rest of
-            # the apply stands.
-            step = session.begin_nested()
-            try:
-                change.run(session)
-                session.flush()
-            except DomainError as error:
-                step.rollback()
-                why = "; ".join(f"{r.code}: {r.message_en}" for r in error.reasons)
-                done.append(replace(change, action="not_done",
-                                    note=f"{change.action} refused, so it stays as it was ({why})"))
-                continue
-            step.commit()
-            done.append(change)
-            continue
+        where = change.path or change.key
+        if change.action == "submit":
+            where += ".submitted_by"
+        elif change.action == "approve":
+            where += ".approved"
         try:
             note = change.run(session)
         except DomainError as error:
-            raise _at(error, change.path or change.key) from error
+            raise _at(error, where) from error
         session.flush()
         done.append(replace(change, note=note) if note else change)
     counts: dict[str, int] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,15 @@ import pytest
 import yaml
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from core import audit
 from core import demo as core_demo
 from core import service as core_service
-from core.auth import issue_staff_token
+from core.auth import Principal, issue_staff_token, principal_for
 from core.db import unit_of_work
-from core.models import AuditEvent, StaffAccount
+from core.models import AuditEvent, Role, StaffAccount
 from core.reasons import InvalidInput
 from governance import demo as governance_demo
 from governance.bundle import plan as bundle_plan
@@ -74,6 +75,12 @@ def _write(tmp_path: Path, data: dict[str, Any]) -> Path:
     path = tmp_path / "bundle.yaml"
     path.write_text(to_yaml(data), encoding="utf-8")
     return path
+
+
+def who_in(engine: Engine, login: str) -> Principal:
+    with Session(engine) as session:
+        account = session.exec(select(StaffAccount).where(StaffAccount.login == login)).one()
+        return principal_for(session, account)
 
 
 def _statuses(engine: Engine) -> dict[str, str]:
@@ -404,7 +411,19 @@ def test_approvals_only_with_the_very_approver(
     assert "auth.token_other_login" in other.output
 
     monkeypatch.setenv("KODOMO_TOKEN", issue_staff_token(privacy).token)
-    approved = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    # The fourth condition waits for an approved, current PIA, which a bundle does not carry:
+    # the refused approval refuses the whole apply, with the record's path; nothing is approved.
+    whole = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    assert whole.exit_code == 2, whole.output
+    assert re.search(r"\[authorisations\[\d+\]\.approved\] pia\.not_approved", whole.output)
+    assert _statuses(fresh_engine) == statuses
+
+    # Without the authorisations' approvals, the rest is approved.
+    purposes_only = copy.deepcopy(demo_bundle)
+    for record in purposes_only["authorisations"]:
+        record.pop("approved", None)
+    approved = runner.invoke(cli, ["governance", "apply", str(_write(tmp_path, purposes_only)),
+                                   "--as", "privacy"])
     assert approved.exit_code == 0, approved.output
     assert "approve purpose child_abuse_prevention — by privacy" in approved.output
     statuses = _statuses(fresh_engine)
@@ -413,10 +432,6 @@ def test_approvals_only_with_the_very_approver(
     # In the demo the consent route waits for its PIA (approving a route needs the PIA of the
     # design with it first), so the bundle carries no approval of it.
     assert statuses["route:carers.consent"] == "submitted"
-    # The fourth condition waits for an approved, current PIA, which a bundle does not carry:
-    # that refusal is undone alone and reported, and the other approvals stand.
-    assert "not_done authorisation abuse.mayor_internal.2026 — approve refused" in approved.output
-    assert "pia.not_approved" in approved.output
     assert statuses["auth:abuse.mayor_internal.2026"] == str(RecordStatus.submitted)
     assert statuses["route:abuse.boe_provision"] == str(RecordStatus.submitted)
 
@@ -425,9 +440,94 @@ def test_approvals_only_with_the_very_approver(
         again = export_bundle(session)
     assert _without_workflow(again) == _without_workflow(demo_bundle)
     assert again["purposes"] == demo_bundle["purposes"]
-    last = runner.invoke(cli, ["governance", "apply", str(path), "--as", "privacy"])
+    last = runner.invoke(cli, ["governance", "apply", str(_write(tmp_path, purposes_only)),
+                               "--as", "privacy"])
     assert last.exit_code == 0
     assert "applied: 0 create, 0 update, 0 submit, 0 approve" in last.output
+
+
+def test_a_refused_submission_refuses_the_whole_apply(
+    fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 14: a submission the service refuses used to be undone alone while the rest of the
+    apply stood; now nothing of the bundle is written."""
+    _load_core(fresh_engine)
+    monkeypatch.delenv("KODOMO_TOKEN", raising=False)
+    monkeypatch.setenv("KODOMO_PASSWORD", core_demo.demo_password())
+    bundle = copy.deepcopy(demo_bundle)
+    index = next(i for i, p in enumerate(bundle["purposes"])
+                 if p["key"] == "all_children_scoring")
+    bundle["purposes"][index]["submitted_by"] = "privacy"  # incomplete: refused on submission
+    result = runner.invoke(cli, ["governance", "apply", str(_write(tmp_path, bundle)),
+                                 "--as", "privacy"])
+    assert result.exit_code == 2, result.output
+    assert f"purposes[{index}].submitted_by" in result.output
+    assert "governance.missing_citation" in result.output
+    assert "何も書き込んでいません" in result.output
+    with Session(fresh_engine) as session:
+        assert _count(session, Purpose) == 0
+        assert _count(session, RegistryFile) == 0
+        assert _count(session, Route) == 0
+
+
+def _with_new_role(bundle: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The bundle giving analyst the privacy officer's role, and that grant's path."""
+    bundle = copy.deepcopy(bundle)
+    index = next(i for i, s in enumerate(bundle["staff"]) if s["login"] == "analyst")
+    roles = bundle["staff"][index]["roles"]
+    roles.append({"role": "privacy_officer", "organ": "mayor"})
+    return bundle, f"staff[{index}].roles[{len(roles) - 1}]"
+
+
+def test_a_role_grant_without_an_administrator_refuses_the_whole_bundle(
+    fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 14: `apply` with no --as gave an analyst the privacy officer's role. Now a bundle
+    that creates an account or grants a role is refused whole, naming the record's path, unless
+    --as is an administrator."""
+    _load_core(fresh_engine)
+    monkeypatch.delenv("KODOMO_TOKEN", raising=False)
+    monkeypatch.setenv("KODOMO_PASSWORD", core_demo.demo_password())
+    bundle, grant_path = _with_new_role(demo_bundle)
+    bundle["staff"].append({"login": "newcomer", "display_name": "新任 者",
+                            "department": "digital", "roles": []})
+    account_path = f"staff[{len(bundle['staff']) - 1}]"
+    path = _write(tmp_path, bundle)
+    for extra in ([], ["--dry-run"], ["--as", "analyst"], ["--as", "privacy"]):
+        refused = runner.invoke(cli, ["governance", "apply", str(path), *extra])
+        assert refused.exit_code == 2, (extra, refused.output)
+        assert "governance.bundle_needs_admin" in refused.output
+        assert f"[{grant_path}]" in refused.output and f"[{account_path}]" in refused.output
+        assert "kodomo users create" in refused.output
+    with Session(fresh_engine) as session:
+        assert _count(session, Purpose) == 0  # nothing else was applied either
+        assert _count(session, RegistryFile) == 0
+        assert session.exec(select(StaffAccount).where(StaffAccount.login == "newcomer")
+                            ).first() is None
+    analyst = who_in(fresh_engine, "analyst")
+    assert not analyst.has_role(Role.privacy_officer)
+
+    admin = runner.invoke(cli, ["governance", "apply", str(path), "--as", "admin"])
+    assert admin.exit_code == 0, admin.output
+    assert "create role_grant analyst:privacy_officer@mayor" in admin.output
+    assert who_in(fresh_engine, "analyst").has_role(Role.privacy_officer)
+    with Session(fresh_engine) as session:
+        granted = session.exec(select(AuditEvent).where(AuditEvent.action == "core.role_granted")
+                               .order_by(col(AuditEvent.seq).desc())).first()
+        assert granted is not None and granted.role == "admin"
+
+
+def test_without_an_account_change_a_bundle_applies_as_drafts_without_sign_in(
+    fresh_engine: Engine, demo_bundle: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _load_core(fresh_engine)
+    monkeypatch.delenv("KODOMO_TOKEN", raising=False)
+    result = runner.invoke(cli, ["governance", "apply", str(_write(tmp_path, demo_bundle))])
+    assert result.exit_code == 0, result.output
+    assert set(_statuses(fresh_engine).values()) == {"draft"}
 
 
 # ---------------------------------------------------------------- issue 12: hardened input

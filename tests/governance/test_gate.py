@@ -13,11 +13,15 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from consent import people
+from consent.models import Person
 from core import audit
+from core.auth import Principal
 from core.clock import utcnow
 from core.models import AuditEvent
 from governance import footing, gate, purposes
 from governance.models import Authorisation
+from governance.rules import AccessLimit
 from governance.schemas import Decision, RouteCreate
 from pia.models import Assessment
 from registry import service as registry
@@ -85,6 +89,32 @@ def _update_and_publish(db: Session, key: str) -> None:
     registry.publish(db, privacy, key, "利用目的の変更を公表")
 
 
+def _entry_lost(db: Session, key: str) -> None:
+    """An entry missing while the file is held (deleted before the 施行令 20(4) guard existed:
+    `registry.delete_entry` refuses it today)."""
+    file = registry.get_file(db, key)
+    file.entry_deleted_at = utcnow() - timedelta(days=1)
+    db.add(file)
+
+
+def _assign_cases(db: Session, login: str) -> None:
+    """Stand in for the support ledger: cases of three people are assigned to `login`."""
+    ids = list(db.exec(select(Person.id).order_by(col(Person.id)).limit(3)).all()) or ["p-x"]
+
+    def source(session: Session, principal: Principal) -> set[str]:
+        return set(ids) if principal.login == login else set()
+    people.register_case_assignments(source)
+
+
+def _limit_access(db: Session, spec: dict[str, Any]) -> None:
+    """Set an approved authorisation's Art. 69(4) limit (organs, departments, roles)."""
+    auth = _authorisation(db, spec["authorisation"])
+    auth.access_limits = AccessLimit(frozenset(spec.get("organs", ())),
+                                     frozenset(spec.get("departments", ())),
+                                     frozenset(spec.get("roles", ()))).to_json()
+    db.add(auth)
+
+
 def _pia_review_due_yesterday(db: Session, purpose_key: str) -> None:
     pia = _latest_pia(db, purpose_key)
     pia.next_review_due = utcnow() - timedelta(days=1)
@@ -115,9 +145,11 @@ STEPS: dict[str, Callable[[Session, Any], object]] = {
     ),
     "cease_file": lambda db, key: registry.cease_file(db, who(db, "privacy"), key, "利用終了"),
     "retire_item": lambda db, key: registry.retire_item(db, who(db, "privacy"), key, "廃止"),
-    "delete_entry": lambda db, key: registry.delete_entry(db, who(db, "privacy"), key, "削除"),
+    "entry_lost": _entry_lost,
     "update_and_publish": _update_and_publish,
     "pia_review_due_yesterday": _pia_review_due_yesterday,
+    "assign_cases": _assign_cases,
+    "limit_access": _limit_access,
     "pia_residual_unaccepted": _pia_residual_unaccepted,
 }
 
@@ -133,7 +165,9 @@ def test_the_table_is_large_enough_and_well_formed() -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
-def test_scenario(db: Session, scenario: dict[str, Any]) -> None:
+def test_scenario(db: Session, scenario: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+                  ) -> None:
+    monkeypatch.setattr(people, "_case_assignments", [])
     for step in scenario.get("before", []):
         ((name, argument),) = step.items()
         STEPS[name](db, argument)

@@ -253,3 +253,39 @@ def test_the_cli_explains_and_runs(city: Engine, monkeypatch: pytest.MonkeyPatch
     assert worker.exit_code == 0, worker.output
     listed = runner.invoke(cli, ["jobs", "list"])
     assert "finished" in listed.output
+
+
+def test_a_support_workers_export_reaches_only_the_children_assigned_to_them(
+        city: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LAW.md §10.5: the gate reads the support ledger's hook (empty until the ledger exists);
+    with cases assigned, the population is the assigned children among the eligible ones."""
+    from consent import people
+
+    monkeypatch.setattr(people, "_case_assignments", [])
+    jobs.register_handler(gate.JobKind.export, _count_population)
+    request = {"kind": gate.JobKind.export, "purpose": "child_abuse_prevention",
+               "items": ["seiho.kind", "shukketsu.days_absent"]}
+    with unit_of_work(city) as session:
+        decision, job = jobs.submit(session, gate.JobRequest(
+            principal=who(session, "support"), **request))  # type: ignore[arg-type]
+    assert job is None
+    assert [r.code for r in decision.reasons] == ["gate.person_not_assigned"]
+    with Session(city) as session:
+        children = list(session.exec(select(Person.id).where(
+            col(Person.birth_date) > datetime(2012, 1, 1).date()).order_by(col(Person.id))
+            .limit(3)).all())
+    assert len(children) == 3
+    assigned = {*children[:2], "someone-not-in-the-register"}
+    people.register_case_assignments(
+        lambda session, principal: assigned if principal.login == "support" else set())
+    with unit_of_work(city) as session:
+        decision, job = jobs.submit(session, gate.JobRequest(
+            principal=who(session, "support"), **request))  # type: ignore[arg-type]
+    assert decision.allowed, [r.code for r in decision.reasons]
+    assert job is not None and job.id is not None
+    finished = jobs.run(city, job.id)
+    assert finished.state == JobState.finished
+    with Session(city) as session:
+        population = set(session.exec(select(JobPopulation.person_id)
+                                      .where(JobPopulation.job_id == job.id)).all())
+    assert population == set(children[:2])

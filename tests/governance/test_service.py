@@ -198,6 +198,9 @@ def _four(**change: object) -> dict[str, object]:
         "recipient_task_citation": "児童福祉法第10条",
         "no_undue_infringement": True,
         "infringement_reasoning": "PIA",
+        "restricting_laws_checked": True,
+        "restricting_laws_note": "学校教育法・学校保健安全法に制限する規定がないことを確認",
+        "recipient_measures": "目的外に利用せず、事業終了後に消去すること",
     }
     fields.update(change)
     return fields
@@ -241,6 +244,75 @@ def test_authorisation_approval_rules(db: Session) -> None:
     assert footing.get_route(db, "r1").status == RecordStatus.approved
 
 
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"restricting_laws_checked": False}, "governance.restricting_laws_unanswered",
+         "restricting_laws_checked"),
+        ({"restricting_laws_note": "  "}, "governance.restricting_laws_unanswered",
+         "restricting_laws_note"),
+        ({"recipient_measures": ""}, "governance.recipient_measures_missing",
+         "recipient_measures"),
+        ({"access_limited_to": "こども家庭課の指名職員"}, "governance.access_limit_unstructured",
+         "access_limited_to"),
+    ],
+)
+def test_approval_needs_the_69_3_answer_the_70_measures_and_a_structured_limit(
+        db: Session, change: dict[str, object], code: str, field: str) -> None:
+    """Art. 69(3) for every 69(2) authorisation, Art. 70 for a provision (r1 is 教育委員会 →
+    市長), a structured Art. 69(4) limit; each refuses alone, and nothing is approved."""
+    _provision_route(db)
+    analyst = who(db, "analyst")
+    footing.create_authorisation(db, analyst,
+                                 AuthorisationCreate(key="a1", route="r1", **_four(**change)))
+    footing.submit_authorisation(db, analyst, "a1")  # submission does not need them yet
+    with pytest.raises(InvalidInput) as refused:
+        footing.approve_authorisation(db, who(db, "privacy"), "a1",
+                                      ApprovalIn(comment="可", delegation_note="専決"))
+    assert [(r.code, r.field) for r in refused.value.reasons] == [(code, field)]
+    assert refused.value.reasons[0].message_ja and refused.value.reasons[0].message_en
+    assert footing.get_authorisation(db, "a1").status == RecordStatus.submitted
+
+
+def test_art_70_measures_are_a_policy_and_internal_use_does_not_need_them(
+        db: Session) -> None:
+    from core.policies import override_policy
+    from governance.rules import GovernancePolicy, approval_answer_problems
+
+    assert approval_answer_problems(RouteKind.internal_use, True, "確認", "", "") == []
+    missing = approval_answer_problems(RouteKind.provision, True, "確認", "", "")
+    assert [r.code for r in missing] == ["governance.recipient_measures_missing"]
+    relaxed = GovernancePolicy(require_recipient_measures=False)
+    assert approval_answer_problems(RouteKind.provision, True, "確認", "", "", relaxed) == []
+    _provision_route(db)
+    analyst = who(db, "analyst")
+    footing.create_authorisation(db, analyst, AuthorisationCreate(
+        key="a1", route="r1", **_four(recipient_measures="")))
+    footing.submit_authorisation(db, analyst, "a1")
+    with override_policy(relaxed):
+        approved = footing.approve_authorisation(db, who(db, "privacy"), "a1",
+                                                 ApprovalIn(comment="可", delegation_note="専決"))
+    assert approved.status == RecordStatus.approved
+
+
+def test_a_structured_access_limit_is_stored_by_key_and_unknown_keys_are_refused(
+        db: Session) -> None:
+    _provision_route(db)
+    analyst = who(db, "analyst")
+    with pytest.raises(InvalidInput) as unknown:
+        footing.create_authorisation(db, analyst, AuthorisationCreate(
+            key="a1", route="r1",
+            **_four(access_limited_to={"organs": ["nowhere"], "departments": ["digital"]})))
+    assert [(r.code, r.field) for r in unknown.value.reasons] == [
+        ("governance.unknown_access_key", "access_limited_to.organs")]
+    auth = footing.create_authorisation(db, analyst, AuthorisationCreate(
+        key="a1", route="r1", **_four(access_limited_to={
+            "departments": ["digital", "child_family"], "roles": ["analyst"]})))
+    assert json.loads(auth.access_limits) == {
+        "organs": [], "departments": ["child_family", "digital"], "roles": ["analyst"]}
+    assert auth.access_limit_note == ""
+
+
 def test_officer_must_act_for_the_holding_organ(db: Session) -> None:
     _provision_route(db)
     analyst = who(db, "analyst")
@@ -259,6 +331,42 @@ def test_officer_must_act_for_the_holding_organ(db: Session) -> None:
             db, mayor_only, "a1", ApprovalIn(comment="可", delegation_note="専決")
         )
     assert codes(refused.value) == ["governance.not_officer_of_holder"]
+
+
+def _organ_only(principal: Principal, organ_id: int) -> Principal:
+    return Principal(principal.account_id, principal.login, principal.display_name,
+                     principal.token_version,
+                     tuple(g for g in principal.grants if g.organ_id == organ_id))
+
+
+def test_revoking_a_route_is_guarded_as_approving_it(db: Session) -> None:
+    """Only a privacy officer of the holding organ revokes a footing, and only one in force or
+    awaiting a decision (a draft is not in force: there is nothing to revoke)."""
+    boe_route = footing.get_route(db, "abuse.boe_provision")  # 教育委員会 → 市長
+    mayor_only = _organ_only(who(db, "privacy"), 1)
+    assert boe_route.from_organ_id != 1
+    with pytest.raises(Forbidden) as not_holder:
+        footing.revoke_route(db, mayor_only, "abuse.boe_provision", Decision(comment="取消し"))
+    assert codes(not_holder.value) == ["governance.not_officer_of_holder"]
+    assert footing.get_route(db, "abuse.boe_provision").status == RecordStatus.approved
+    with pytest.raises(Forbidden) as not_officer:
+        footing.revoke_route(db, who(db, "analyst"), "abuse.boe_provision",
+                             Decision(comment="取消し"))
+    assert codes(not_officer.value) == ["governance.not_privacy_officer"]
+    _provision_route(db)  # r1: a draft one-off route
+    with pytest.raises(Conflict) as draft:
+        footing.revoke_route(db, who(db, "privacy"), "r1", Decision(comment="取消し"))
+    assert codes(draft.value) == ["governance.bad_transition"]
+    revoked = footing.revoke_route(db, who(db, "privacy"), "abuse.boe_provision",
+                                   Decision(comment="取消し"))
+    assert revoked.status == RecordStatus.revoked
+    with pytest.raises(Conflict) as again:
+        footing.revoke_route(db, who(db, "privacy"), "abuse.boe_provision",
+                             Decision(comment="取消し"))
+    assert codes(again.value) == ["governance.bad_transition"]
+    # the mayor's own footing stays the mayor's officers' to revoke (pages offer it to them)
+    assert "revoke" in approvals.allowed_actions(db, mayor_only,
+                                                 footing.get_route(db, "abuse.mayor_internal"))
 
 
 def test_a_second_one_off_of_the_same_pattern_is_refused(db: Session) -> None:
@@ -387,3 +495,13 @@ def test_api_roles(client: TestClient) -> None:
     ).json()
     assert {r["kind"] for r in shown["routes"]} == {"69-2-2", "69-2-3"}
     assert len(shown["design_hash"]) == 64
+
+
+def test_an_access_limit_given_as_text_is_kept_as_a_note() -> None:
+    """A bundle or API call in the earlier format (free text) is read as the unstructured note,
+    which refuses approval until the limit is structured."""
+    fields = AuthorisationFields.model_validate({"access_limited_to": " 指名職員 "})
+    assert fields.access_limited_to.organs == [] and fields.access_limit_note == "指名職員"
+    kept = AuthorisationFields.model_validate({"access_limited_to": "指名職員",
+                                               "access_limit_note": "以前の文章"})
+    assert kept.access_limit_note == "以前の文章"

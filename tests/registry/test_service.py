@@ -245,3 +245,41 @@ def test_overdue_entries_feed_the_todo_panel(db: Session) -> None:
     assert panels and any("late" in (i.href or "") and "施行令第20条第1項" in i.label_ja
                           for i in panels[0].items)
     assert todo_provider(db, _principal(Role.analyst, mayor.id or 0)) == []
+
+
+@pytest.mark.parametrize(
+    ("persons", "ordinance_extends", "ceased", "deletable"),
+    [
+        (18000, False, False, False),  # held and large: the entry must stay
+        (1000, False, False, False),
+        (999, False, False, True),  # 74(2)(ix)
+        (999, True, False, False),  # the ordinance extends the 簿 below 1,000
+        (None, False, False, False),  # unknown count: fail closed
+        (18000, False, True, True),  # no longer held
+    ],
+)
+def test_entry_deletion_only_where_the_law_allows(
+        db: Session, persons: int | None, ordinance_extends: bool, ceased: bool,
+        deletable: bool) -> None:
+    """施行令 20(4): the entry goes only when the file is no longer held or falls under
+    74(2)(ix); anything else is refused with the reason and nothing changes."""
+    assert rules.entry_deletion_allowed(ceased, persons,
+                                        ordinance_extends=ordinance_extends) is deletable
+    file = complete_file(db, "del", 1500, at=T0)
+    service.publish(db, audit.SYSTEM, file, "公表", at=T0)
+    file.persons_count = persons
+    file.ordinance_extends = ordinance_extends
+    if ceased:
+        file.ceased_at = T0 + timedelta(hours=1)  # ceased, its entry kept (cease_file(…, False))
+    db.add(file)
+    db.flush()
+    if deletable:
+        service.delete_entry(db, audit.SYSTEM, "del", "削除", at=T0 + timedelta(hours=2))
+        assert service.get_file(db, "del").entry_deleted_at is not None
+        return
+    with pytest.raises(Conflict) as refused:
+        service.delete_entry(db, audit.SYSTEM, "del", "削除", at=T0 + timedelta(hours=2))
+    assert refused.value.code == "registry.entry_still_required"
+    assert "施行令第20条第4項" in refused.value.reasons[0].message_ja
+    assert "20(4)" in refused.value.reasons[0].message_en
+    assert service.get_file(db, "del").entry_deleted_at is None
