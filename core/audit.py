@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import itertools
 import json
 import json.encoder
 import logging
 import math
-import re
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +30,10 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
 from core import db, messages, witness
+from core.chain import GENESIS_HASH, ChainMac, Walk, chain_mac, read_rows, sqlite_time_text, walk
+from core.chain import encode_str as _encode_str
+from core.chain import json_value as _json_value
+from core.chain import utc_text as _time_text
 from core.clock import as_utc, utcnow
 from core.db import unit_of_work
 from core.keys import get_keyring
@@ -35,7 +42,6 @@ from core.witness import WitnessEntry
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = "0" * 64
 _EVENT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 # Any constant works; it names the advisory lock that serialises appends on PostgreSQL.
 _PG_CHAIN_LOCK = 0x6B6F646F6D6F
@@ -244,65 +250,6 @@ def canonical_details(details: Mapping[str, Any] | None) -> str:
     return json.dumps(
         data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     )
-
-
-def _time_text(moment: datetime) -> str:
-    """UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (naive values, as SQLite returns them, are UTC)."""
-    if moment.utcoffset():  # aware and not UTC (PostgreSQL in another session time zone)
-        moment = moment.astimezone(UTC)
-    if moment.year < 1000:  # the v1 text came from strftime, which does not pad such years
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # isoformat is several times faster than strftime and gives the same bytes here.
-    return moment.isoformat(timespec="microseconds")[:26] + "Z"
-
-
-_encode_str = json.encoder.encode_basestring  # json.dumps' own escaper (C), ensure_ascii=False
-
-
-def _json_value(value: Any) -> str:
-    """One scalar exactly as ``json.dumps(value, ensure_ascii=False)`` writes it."""
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is str:
-        return _encode_str(value)
-    if kind is int:
-        return int.__repr__(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-class ChainMac:
-    """HMAC-SHA256 under one chain key, with the padded key blocks hashed once (RFC 2104).
-
-    Equal to ``hmac.new(key, message, "sha256").hexdigest()``; copying the two prepared
-    SHA-256 states costs a fraction of what building an HMAC object per event would.
-    """
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-    def hexdigest(self, message: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
-
-_macs: dict[bytes, ChainMac] = {}
-
-
-def chain_mac(key: bytes) -> ChainMac:
-    mac = _macs.get(key)
-    if mac is None:
-        mac = _macs[key] = ChainMac(key)
-    return mac
 
 
 def event_payload(
@@ -789,30 +736,6 @@ def _batches(connection: Connection, batch: int, *, raw_time: bool = False
     yield from result.partitions()
 
 
-# json.dumps' own C encoder for compact, non-ASCII-preserving JSON: one call encodes the
-# typed columns exactly as json.dumps (and so event_payload) does, for any JSON value.
-def _make_list_encoder() -> Callable[[list[Any]], str]:
-    encoder = json.encoder.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                                       allow_nan=False)
-    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
-    if make is None:  # no C accelerator: the same bytes, more slowly
-        return encoder.encode
-    # What JSONEncoder.iterencode builds on every call, built once (no circular-reference
-    # markers: a row holds scalars only).
-    iterencode = make(None, encoder.default, _encode_str, None, ":", ",", False, False, False)
-    join = "".join
-
-    def encode(values: list[Any]) -> str:
-        return join(iterencode(values, 0))
-
-    return encode
-
-
-_encode_list = _make_list_encoder()
-# The text SQLAlchemy's SQLite DateTime stores (always six fraction digits), year >= 1000.
-_SQLITE_TIME = re.compile(r"[1-9]\d{3}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
-
-
 def _sqlite_time_text(dialect: Any) -> Callable[[Any], str]:
     """The canonical time text from the raw stored SQLite value: sliced when it is the text
     SQLAlchemy writes (what UtcDateTime would parse into the very same moment), otherwise
@@ -820,34 +743,19 @@ def _sqlite_time_text(dialect: Any) -> Callable[[Any], str]:
     processor = AuditEvent.__table__.c.occurred_at.type.result_processor(  # type: ignore[attr-defined]
         dialect, None
     )
-    match = _SQLITE_TIME.fullmatch
 
-    def time_text(raw: Any) -> str:
-        if type(raw) is str and len(raw) == 26 and match(raw):
-            return f"{raw[:10]}T{raw[11:]}Z"
-        value = processor(raw) if processor is not None else raw
-        return _time_text(value)
+    def parsed(raw: Any) -> str:
+        return _time_text(processor(raw) if processor is not None else raw)
 
-    return time_text
+    return sqlite_time_text(parsed)
 
 
-def _fast_payload(row: Sequence[Any], time_text: Callable[[Any], str]) -> bytes:
-    """`event_payload` of a row (columns as in _CHAIN_COLUMNS, the time raw): the same bytes,
-    built with two calls of the C JSON encoder instead of a dozen Python-level ones."""
-    head = _encode_list(
-        [row[0], time_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-         row[9], row[10]]
-    )
-    prev = row[12]
-    person = row[13]
-    key_id = row[14]
-    enc = _encode_str
-    prev_text = enc(prev) if type(prev) is str else _json_value(prev)
-    if person is None and key_id is None:
-        return f"{head[:-1]},{row[11]},{prev_text}]".encode()
-    person_text = enc(person) if type(person) is str else _json_value(person)
-    key_text = enc(key_id) if type(key_id) is str else _json_value(key_id)
-    return f"{head[:-1]},{row[11]},{prev_text},{person_text},{key_text}]".encode()
+def _raw_batches(connection: Connection, batch: int, low: int | None = None,
+                 high: int | None = None) -> Iterator[Sequence[Any]]:
+    """The chain's rows with seq in [low, high] through the DB-API cursor: the same values as
+    `_batches(raw_time=True)` without a SQLAlchemy Row per event (a sixth of verify's time)."""
+    driver = connection.connection.driver_connection
+    return read_rows(driver, connection.dialect.name == "postgresql", batch, low, high)
 
 
 def _signature_ok(key: Ed25519PublicKey, signature: str, message: bytes) -> bool:
@@ -858,127 +766,92 @@ def _signature_ok(key: Ed25519PublicKey, signature: str, message: bytes) -> bool
     return True
 
 
-_CHAIN_SELECT = "SELECT {} FROM {}".format(
-    ", ".join(column.key for column in _CHAIN_COLUMNS), _EVENT_TABLE.name
-)
+# Below this many events one walk is quicker than starting a worker process.
+PARALLEL_FROM = 200_000
+_MAX_WORKERS = 4
 
 
-def _raw_batches(connection: Connection, batch: int, low: int | None = None,
-                 high: int | None = None) -> Iterator[Sequence[Any]]:
-    """The chain's rows with seq in [low, high] (open ends when None), in sequence order, a
-    list of plain tuples at a time, read through the DB-API cursor: the same values as
-    `_batches(raw_time=True)` without a SQLAlchemy Row per event (a sixth of verify's time).
+def _segment_bounds(connection: Connection, total: int, workers: int | None,
+                    parallel_from: int) -> list[tuple[int | None, int | None]]:
+    """Seq ranges that cover every row whatever its seq: (-inf, b1], [b1+1, b2], …, [bk+1, inf).
+    One range (no workers) for a short chain, an in-memory database or another backend."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, _MAX_WORKERS)
+    url = connection.engine.url
+    separate = connection.dialect.name == "postgresql" or (
+        connection.dialect.name == "sqlite" and url.database not in (None, "", ":memory:")
+        and "mode=memory" not in str(url))
+    if workers < 2 or total < max(parallel_from, workers) or not separate:
+        return [(None, None)]
+    step = total // workers
+    cuts = [step * i for i in range(1, workers)]
+    return [(None, cuts[0]), *((c + 1, n) for c, n in itertools.pairwise(cuts)),
+            (cuts[-1] + 1, None)]
 
-    PostgreSQL streams through a server-side cursor in the caller's transaction (one held
-    over commits when the connection autocommits); SQLite steps one statement."""
-    where = []
-    if low is not None:
-        where.append(f"seq >= {int(low)}")
-    if high is not None:
-        where.append(f"seq <= {int(high)}")
-    query = _CHAIN_SELECT + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY seq"
-    driver = connection.connection.driver_connection
+
+def _segment_job(connection: Connection, low: int | None, high: int | None,
+                 chain_keys: Mapping[str, bytes], must_be_keyed: bool, keyed_from: int,
+                 wanted: Collection[int], batch: int) -> dict[str, Any]:
+    url = connection.engine.url
+    where: dict[str, Any]
     if connection.dialect.name == "postgresql":
-        with driver.cursor(name="kodomo_audit_verify", binary=True,  # type: ignore[union-attr]
-                           withhold=bool(driver.autocommit)) as cursor:  # type: ignore[union-attr]
-            cursor.itersize = batch
-            cursor.execute(query)
-            while rows := cursor.fetchmany(batch):
-                yield rows
-        return
-    cursor = driver.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(query)
-        while rows := cursor.fetchmany(batch):
-            yield rows
-    finally:
-        cursor.close()
+        where = {"postgres": url.set(drivername="postgresql").render_as_string(
+            hide_password=False)}
+    else:
+        where = {"sqlite": url.database, "uri": url.query.get("uri") == "true"}
+    return {**where, "low": low, "high": high, "batch": batch,
+            "keys": {kid: key.hex() for kid, key in chain_keys.items()},
+            "must_be_keyed": must_be_keyed, "keyed_from": keyed_from,
+            "wanted": sorted(seq for seq in wanted
+                             if (low is None or seq >= low) and (high is None or seq <= high))}
 
 
-@dataclass
-class _Walk:
-    """Where a walk over a run of events stands: the next seq and link it expects (None
-    until the first row when the run is a segment whose start another walk checks)."""
-
-    expected_seq: int | None
-    prev_hash: str | None
-    first_seq: int | None = None
-    first_prev: str | None = None
-    problem: tuple[int, str, dict[str, Any]] | None = None  # seq, code, message parameters
-    problem_at: int = 0  # events verified before the problem
-
-    @property
-    def verified(self) -> int:
-        """Events verified so far (seq numbers run from 1, so the last good seq)."""
-        return (self.expected_seq or 1) - 1
+def _start_segment(job: Mapping[str, Any]) -> subprocess.Popen[bytes]:
+    """A worker process walking one segment (`python -m core.chain`); the job, chain keys
+    included, goes through its stdin, never its command line."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "core.chain"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, env=environment)
+    assert worker.stdin is not None
+    worker.stdin.write(json.dumps(job).encode())
+    worker.stdin.close()
+    return worker
 
 
-def _walk(
-    batches: Iterator[Sequence[Any]],
-    state: _Walk,
-    *,
-    macs: Mapping[str, ChainMac],
-    must_be_keyed: bool,
-    keyed_from: int,
-    wanted: Collection[int],
-    hashes_at: dict[int, str],
-    time_text: Callable[[Any], str],
-    after_batch: Callable[[int], None] | None = None,
-) -> _Walk:
-    """Check every row of `batches` in order: seq contiguous, each row linked to the one
-    before, each link recomputed (HMAC under the row's chain key, or SHA-256 for the unkeyed
-    events before the keyed mark). Stops at the first problem (state.problem)."""
-    expected_seq = state.expected_seq
-    prev_hash = state.prev_hash
-    payload_of = _fast_payload
-    sha256 = hashlib.sha256
+def _finish_segment(worker: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+    """The worker's result, or None when it failed (the caller walks the segment itself)."""
+    assert worker.stdout is not None
+    output = worker.stdout.read()
+    if worker.wait() != 0:
+        log.warning("an audit verify worker failed (exit %s); walking its segment here",
+                    worker.returncode)
+        return None
+    result: dict[str, Any] = json.loads(output)
+    return result
+
+
+def _join(walked: Walk, segment: Mapping[str, Any], hashes_at: dict[int, str]) -> Walk:
+    """The walk so far followed by a segment a worker walked: the segment's first row must
+    come next and link to the walk's last, as in one walk; then the segment's own problem."""
+    first_seq = segment["first_seq"]
+    if first_seq is None:  # no rows in that range
+        return walked
+    expected = walked.expected_seq
+    assert expected is not None
     problem: tuple[int, str, dict[str, Any]] | None = None
-    for rows in batches:
-        for row in rows:
-            seq = row[0]
-            if expected_seq is None:  # a segment: its start is checked where segments join
-                state.first_seq, state.first_prev = seq, row[12]
-                expected_seq, prev_hash = seq, row[12]
-            if seq != expected_seq:
-                code = "audit.sequence_gap" if seq > expected_seq else "audit.broken_link"
-                problem = (seq, code, {"expected": expected_seq})
-                break
-            if row[12] != prev_hash:
-                problem = (seq, "audit.broken_link", {})
-                break
-            key_id = row[14]
-            try:
-                payload = payload_of(row, time_text)
-            except (TypeError, ValueError):  # a value no event can hold (a blob, NaN…)
-                problem = (seq, "audit.hash_mismatch", {})
-                break
-            if key_id is None:
-                if must_be_keyed and seq >= keyed_from:
-                    problem = (seq, "audit.unkeyed_event", {"keyed_from": keyed_from})
-                    break
-                digest = sha256(payload).hexdigest()
-            else:
-                mac = macs.get(key_id)
-                if mac is None:
-                    problem = (seq, "audit.event_unknown_key", {"key_id": key_id})
-                    break
-                digest = mac.hexdigest(payload)
-            prev_hash = row[15]
-            if digest != prev_hash:
-                problem = (seq, "audit.hash_mismatch", {})
-                break
-            if seq in wanted:
-                hashes_at[seq] = prev_hash
-            expected_seq += 1
-        if problem is not None:
-            break
-        if after_batch is not None and expected_seq is not None:
-            after_batch(expected_seq - 1)
+    if first_seq != expected:
+        code = "audit.sequence_gap" if first_seq > expected else "audit.broken_link"
+        problem = (first_seq, code, {"expected": expected})
+    elif segment["first_prev"] != walked.prev_hash:
+        problem = (first_seq, "audit.broken_link", {})
     if problem is not None:
-        state.problem = problem
-        state.problem_at = expected_seq - 1 if expected_seq is not None else 0
-    state.expected_seq, state.prev_hash = expected_seq, prev_hash
-    return state
+        return Walk(expected, walked.prev_hash, problem=problem, problem_at=expected - 1)
+    hashes_at.update((int(seq), value) for seq, value in segment["hashes_at"].items())
+    found = segment["problem"]
+    return Walk(segment["expected_seq"], segment["prev_hash"],
+                problem=None if found is None else (found[0], found[1], found[2]),
+                problem_at=segment["problem_at"])
 
 
 def verify(
@@ -990,6 +863,8 @@ def verify(
     witness_name: str = "",
     progress: Callable[[int, int], None] | None = None,
     batch: int = 50_000,
+    workers: int | None = None,
+    parallel_from: int = PARALLEL_FROM,
 ) -> VerifyReport:
     """Walk the chain from the start and name the first broken link, then check checkpoints,
     then compare with the witness (when its entries are given).
@@ -997,6 +872,9 @@ def verify(
     `chain_keys` are the chain's HMAC keys by id (default: the keyring's). When the keyring
     holds chain keys, every event after the signed 'keyed_from_next' checkpoint (or every
     event, when there is none) must be keyed: an unkeyed event there is a forgery.
+
+    A chain of `parallel_from` events or more is walked in `workers` segments at once (default:
+    one per CPU, at most 4); each link is checked exactly as in one walk from the start.
     """
     if chain_keys is None:
         chain_keys = get_keyring().audit_chain_keys
@@ -1018,24 +896,50 @@ def verify(
     hashes_at: dict[int, str] = {}
     sqlite = connection.dialect.name == "sqlite"
     time_text = _sqlite_time_text(connection.dialect) if sqlite else _time_text
-    raw = connection.dialect.name in ("sqlite", "postgresql")
-    batches = (_raw_batches(connection, batch) if raw
-               else _batches(connection, batch, raw_time=True))
+    macs = {kid: ChainMac(key) for kid, key in chain_keys.items()}
 
     def after_batch(done: int) -> None:
         if progress is not None:
             progress(done, total)
 
-    walked = _walk(
-        batches, _Walk(1, GENESIS_HASH),
-        macs={kid: ChainMac(key) for kid, key in chain_keys.items()},
-        must_be_keyed=must_be_keyed, keyed_from=keyed_from, wanted=wanted,
-        hashes_at=hashes_at, time_text=time_text, after_batch=after_batch,
-    )
+    def walk_rows(batches: Iterator[Sequence[Any]], state: Walk) -> Walk:
+        try:
+            return walk(batches, state, macs=macs, must_be_keyed=must_be_keyed,
+                        keyed_from=keyed_from, wanted=wanted, hashes_at=hashes_at,
+                        time_text=time_text, after_batch=after_batch)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    # A long chain is cut into segments by seq; workers walk all but the first while this
+    # process walks the first, then the segments' ends are joined in order (_join).
+    bounds = _segment_bounds(connection, total, workers, parallel_from)
+    jobs = [_segment_job(connection, low, high, chain_keys, must_be_keyed, keyed_from, wanted,
+                         batch) for low, high in bounds[1:]]
+    running = [_start_segment(job) for job in jobs]
+    try:
+        if connection.dialect.name in ("sqlite", "postgresql"):
+            first = _raw_batches(connection, batch, None, bounds[0][1])
+        else:
+            first = _batches(connection, batch, raw_time=True)
+        walked = walk_rows(first, Walk(1, GENESIS_HASH))
+        for (low, high), worker in zip(bounds[1:], running, strict=True):
+            if walked.problem is not None:
+                break
+            segment = _finish_segment(worker)
+            if segment is None:  # the worker failed: walk its segment here instead
+                walked = walk_rows(_raw_batches(connection, batch, low, high), walked)
+                continue
+            walked = _join(walked, segment, hashes_at)
+            after_batch(walked.verified)
+    finally:
+        for worker in running:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     if walked.problem is not None:
         seq, code, params = walked.problem
-        if hasattr(batches, "close"):
-            batches.close()  # type: ignore[union-attr]
         return VerifyReport(walked.problem_at, 0, _problem(seq, code, **params))
     checked = walked.verified
     if progress is not None:

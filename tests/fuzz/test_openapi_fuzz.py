@@ -33,7 +33,7 @@ class Found(Exception):
     """A failure already collected (hypothesis re-raises it after shrinking)."""
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_no_500_and_no_schema_violation(client: TestClient) -> None:
     tokens: list[dict[str, str]] = [{}]
     tokens += [bearer(api_token(client, login)) for login in LOGINS.values()]
