@@ -2,7 +2,8 @@
 own OpenAPI document for every operation, each with a bearer token of one staff role (or none),
 and fails on any 500 and any response outside the documented schema (for example a timestamp
 without its offset). Bounded: KODOMO_FUZZ_EXAMPLES examples per operation (default 15), on
-SQLite, in the test's transaction (everything the fuzzer writes is rolled back).
+SQLite and on PostgreSQL (about 2,400 requests each; on PostgreSQL 219 s on 2 busy CPUs, load
+average 15), in the test's transaction (everything the fuzzer writes is rolled back).
 """
 
 from __future__ import annotations
