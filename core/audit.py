@@ -370,14 +370,16 @@ HEAD = "head"
 
 
 def _lock_chain(session: Session) -> None:
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(_LOCK_STATEMENT, {"key": _PG_CHAIN_LOCK})
+    # Through the session's connection, not session.execute: the ORM's statement handling
+    # costs more than these statements on the hot path (every change appends an event).
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK_STATEMENT, {"key": _PG_CHAIN_LOCK})
     # SQLite: every transaction begins IMMEDIATE (core.db), so writers are already serialised.
 
 
 def _head(session: Session) -> tuple[int, str, str | None]:
-    row = session.execute(_HEAD_STATEMENT).first()
+    row = session.connection().execute(_HEAD_STATEMENT).first()
     return (0, GENESIS_HASH, None) if row is None else (row[0], row[1], row[2])
 
 
@@ -494,14 +496,15 @@ def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> dict[str, Any
     if key_id is not None and prev_key_id is None and prev_seq > 0:
         _mark_keyed_from_next(session, prev_seq, prev_hash)
     values: dict[str, Any] = {}
+    connection = session.connection()
     for fields in pending:
         values = {**fields, "seq": prev_seq + 1, "prev_hash": prev_hash, "key_id": key_id}
         values["occurred_at"] = fields["occurred_at"] or utcnow()
         values["hash"] = prev_hash = event_hash(**values, key=key)
         prev_seq = values["seq"]
-        # A plain INSERT rather than session.add() + flush(): the ORM's unit of work costs
-        # more than the statement itself on this hot path (every change writes an event).
-        session.execute(_INSERT_STATEMENT, values)
+        # A plain INSERT on the connection rather than session.add() + flush(): the ORM's
+        # unit of work costs more than the statement itself on this hot path.
+        connection.execute(_INSERT_STATEMENT, values)
         if prev_seq % _checkpoint_every == 0:
             _write_checkpoint(session, prev_seq, prev_hash)
     if "audit_appended" not in session.info:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     column,
+    create_engine,
     event,
     func,
     literal,
@@ -22,10 +23,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import CompileError, StatementError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
 from consent.models import Relation
+from core import db as core_db
 from core.clock import TOKYO
 from core.db import TemporaryTableAs, UtcDateTime, get_by, is_postgres
 from core.models import Organ, Role, RoleGrant, StaffAccount
@@ -128,3 +131,19 @@ def test_get_by_finds_the_row_or_names_what_was_missing(db: Session) -> None:
     assert "#0" in by_id.value.reasons[0].message_en and by_id.value.reasons[0].field is None
     with pytest.raises(NotFound):  # every column must match
         get_by(db, Organ, "core.unknown_organ", key="mayor", municipality_id=-1)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_pooled_connection_that_died_while_idle_is_replaced(
+    fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No ping on every checkout (a round trip per transaction): only after an idle spell.
+    monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with fresh_engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    other = create_engine(fresh_engine.url, poolclass=NullPool)
+    with other.connect() as killer:
+        killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    other.dispose()
+    with fresh_engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
