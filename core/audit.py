@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import itertools
 import json
 import json.encoder
 import logging
 import math
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +30,19 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
 from core import db, messages, witness
+from core.chain import (
+    GENESIS_HASH,
+    ChainMac,
+    Walk,
+    chain_mac,
+    encode_str,
+    fast_payload,
+    json_value,
+    read_rows,
+    sqlite_time_text,
+    utc_text,
+    walk,
+)
 from core.clock import as_utc, utcnow
 from core.db import unit_of_work
 from core.keys import get_keyring
@@ -35,7 +51,12 @@ from core.witness import WitnessEntry
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = "0" * 64
+# The link code lives in core.chain (light enough for a verify worker); these names stay.
+_encode_str = encode_str
+_fast_payload = fast_payload
+_json_value = json_value
+_time_text = utc_text
+
 _EVENT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 # Any constant works; it names the advisory lock that serialises appends on PostgreSQL.
 _PG_CHAIN_LOCK = 0x6B6F646F6D6F
@@ -246,65 +267,6 @@ def canonical_details(details: Mapping[str, Any] | None) -> str:
     )
 
 
-def _time_text(moment: datetime) -> str:
-    """UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (naive values, as SQLite returns them, are UTC)."""
-    if moment.utcoffset():  # aware and not UTC (PostgreSQL in another session time zone)
-        moment = moment.astimezone(UTC)
-    if moment.year < 1000:  # the v1 text came from strftime, which does not pad such years
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # isoformat is several times faster than strftime and gives the same bytes here.
-    return moment.isoformat(timespec="microseconds")[:26] + "Z"
-
-
-_encode_str = json.encoder.encode_basestring  # json.dumps' own escaper (C), ensure_ascii=False
-
-
-def _json_value(value: Any) -> str:
-    """One scalar exactly as ``json.dumps(value, ensure_ascii=False)`` writes it."""
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is str:
-        return _encode_str(value)
-    if kind is int:
-        return int.__repr__(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-class ChainMac:
-    """HMAC-SHA256 under one chain key, with the padded key blocks hashed once (RFC 2104).
-
-    Equal to ``hmac.new(key, message, "sha256").hexdigest()``; copying the two prepared
-    SHA-256 states costs a fraction of what building an HMAC object per event would.
-    """
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-    def hexdigest(self, message: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
-
-_macs: dict[bytes, ChainMac] = {}
-
-
-def chain_mac(key: bytes) -> ChainMac:
-    mac = _macs.get(key)
-    if mac is None:
-        mac = _macs[key] = ChainMac(key)
-    return mac
-
-
 def event_payload(
     seq: int,
     occurred_at: datetime,
@@ -423,14 +385,16 @@ HEAD = "head"
 
 
 def _lock_chain(session: Session) -> None:
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(_LOCK_STATEMENT, {"key": _PG_CHAIN_LOCK})
+    # Through the session's connection, not session.execute: the ORM's statement handling
+    # costs more than these statements on the hot path (every change appends an event).
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK_STATEMENT, {"key": _PG_CHAIN_LOCK})
     # SQLite: every transaction begins IMMEDIATE (core.db), so writers are already serialised.
 
 
 def _head(session: Session) -> tuple[int, str, str | None]:
-    row = session.execute(_HEAD_STATEMENT).first()
+    row = session.connection().execute(_HEAD_STATEMENT).first()
     return (0, GENESIS_HASH, None) if row is None else (row[0], row[1], row[2])
 
 
@@ -547,14 +511,15 @@ def _chain(session: Session, pending: Sequence[dict[str, Any]]) -> dict[str, Any
     if key_id is not None and prev_key_id is None and prev_seq > 0:
         _mark_keyed_from_next(session, prev_seq, prev_hash)
     values: dict[str, Any] = {}
+    connection = session.connection()
     for fields in pending:
         values = {**fields, "seq": prev_seq + 1, "prev_hash": prev_hash, "key_id": key_id}
         values["occurred_at"] = fields["occurred_at"] or utcnow()
         values["hash"] = prev_hash = event_hash(**values, key=key)
         prev_seq = values["seq"]
-        # A plain INSERT rather than session.add() + flush(): the ORM's unit of work costs
-        # more than the statement itself on this hot path (every change writes an event).
-        session.execute(_INSERT_STATEMENT, values)
+        # A plain INSERT on the connection rather than session.add() + flush(): the ORM's
+        # unit of work costs more than the statement itself on this hot path.
+        connection.execute(_INSERT_STATEMENT, values)
         if prev_seq % _checkpoint_every == 0:
             _write_checkpoint(session, prev_seq, prev_hash)
     if "audit_appended" not in session.info:
@@ -789,30 +754,6 @@ def _batches(connection: Connection, batch: int, *, raw_time: bool = False
     yield from result.partitions()
 
 
-# json.dumps' own C encoder for compact, non-ASCII-preserving JSON: one call encodes the
-# typed columns exactly as json.dumps (and so event_payload) does, for any JSON value.
-def _make_list_encoder() -> Callable[[list[Any]], str]:
-    encoder = json.encoder.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                                       allow_nan=False)
-    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
-    if make is None:  # no C accelerator: the same bytes, more slowly
-        return encoder.encode
-    # What JSONEncoder.iterencode builds on every call, built once (no circular-reference
-    # markers: a row holds scalars only).
-    iterencode = make(None, encoder.default, _encode_str, None, ":", ",", False, False, False)
-    join = "".join
-
-    def encode(values: list[Any]) -> str:
-        return join(iterencode(values, 0))
-
-    return encode
-
-
-_encode_list = _make_list_encoder()
-# The text SQLAlchemy's SQLite DateTime stores (always six fraction digits), year >= 1000.
-_SQLITE_TIME = re.compile(r"[1-9]\d{3}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
-
-
 def _sqlite_time_text(dialect: Any) -> Callable[[Any], str]:
     """The canonical time text from the raw stored SQLite value: sliced when it is the text
     SQLAlchemy writes (what UtcDateTime would parse into the very same moment), otherwise
@@ -820,34 +761,19 @@ def _sqlite_time_text(dialect: Any) -> Callable[[Any], str]:
     processor = AuditEvent.__table__.c.occurred_at.type.result_processor(  # type: ignore[attr-defined]
         dialect, None
     )
-    match = _SQLITE_TIME.fullmatch
 
-    def time_text(raw: Any) -> str:
-        if type(raw) is str and len(raw) == 26 and match(raw):
-            return f"{raw[:10]}T{raw[11:]}Z"
-        value = processor(raw) if processor is not None else raw
-        return _time_text(value)
+    def parsed(raw: Any) -> str:
+        return _time_text(processor(raw) if processor is not None else raw)
 
-    return time_text
+    return sqlite_time_text(parsed)
 
 
-def _fast_payload(row: Sequence[Any], time_text: Callable[[Any], str]) -> bytes:
-    """`event_payload` of a row (columns as in _CHAIN_COLUMNS, the time raw): the same bytes,
-    built with two calls of the C JSON encoder instead of a dozen Python-level ones."""
-    head = _encode_list(
-        [row[0], time_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-         row[9], row[10]]
-    )
-    prev = row[12]
-    person = row[13]
-    key_id = row[14]
-    enc = _encode_str
-    prev_text = enc(prev) if type(prev) is str else _json_value(prev)
-    if person is None and key_id is None:
-        return f"{head[:-1]},{row[11]},{prev_text}]".encode()
-    person_text = enc(person) if type(person) is str else _json_value(person)
-    key_text = enc(key_id) if type(key_id) is str else _json_value(key_id)
-    return f"{head[:-1]},{row[11]},{prev_text},{person_text},{key_text}]".encode()
+def _raw_batches(connection: Connection, batch: int, low: int | None = None,
+                 high: int | None = None) -> Iterator[Sequence[Any]]:
+    """The chain's rows with seq in [low, high] through the DB-API cursor: the same values as
+    `_batches(raw_time=True)` without a SQLAlchemy Row per event (a sixth of verify's time)."""
+    driver = connection.connection.driver_connection
+    return read_rows(driver, connection.dialect.name == "postgresql", batch, low, high)
 
 
 def _signature_ok(key: Ed25519PublicKey, signature: str, message: bytes) -> bool:
@@ -856,6 +782,94 @@ def _signature_ok(key: Ed25519PublicKey, signature: str, message: bytes) -> bool
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# Below this many events one walk is quicker than starting a worker process.
+PARALLEL_FROM = 200_000
+_MAX_WORKERS = 4
+
+
+def _segment_bounds(connection: Connection, total: int, workers: int | None,
+                    parallel_from: int) -> list[tuple[int | None, int | None]]:
+    """Seq ranges that cover every row whatever its seq: (-inf, b1], [b1+1, b2], …, [bk+1, inf).
+    One range (no workers) for a short chain, an in-memory database or another backend."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, _MAX_WORKERS)
+    url = connection.engine.url
+    separate = connection.dialect.name == "postgresql" or (
+        connection.dialect.name == "sqlite" and url.database not in (None, "", ":memory:")
+        and "mode=memory" not in str(url))
+    if workers < 2 or total < max(parallel_from, workers) or not separate:
+        return [(None, None)]
+    step = total // workers
+    cuts = [step * i for i in range(1, workers)]
+    return [(None, cuts[0]), *((c + 1, n) for c, n in itertools.pairwise(cuts)),
+            (cuts[-1] + 1, None)]
+
+
+def _segment_job(connection: Connection, low: int | None, high: int | None,
+                 chain_keys: Mapping[str, bytes], must_be_keyed: bool, keyed_from: int,
+                 wanted: Collection[int], batch: int) -> dict[str, Any]:
+    url = connection.engine.url
+    where: dict[str, Any]
+    if connection.dialect.name == "postgresql":
+        where = {"postgres": url.set(drivername="postgresql").render_as_string(
+            hide_password=False)}
+    else:
+        where = {"sqlite": url.database, "uri": url.query.get("uri") == "true"}
+    return {**where, "low": low, "high": high, "batch": batch,
+            "keys": {kid: key.hex() for kid, key in chain_keys.items()},
+            "must_be_keyed": must_be_keyed, "keyed_from": keyed_from,
+            "wanted": sorted(seq for seq in wanted
+                             if (low is None or seq >= low) and (high is None or seq <= high))}
+
+
+def _start_segment(job: Mapping[str, Any]) -> subprocess.Popen[bytes]:
+    """A worker process walking one segment (`python -m core.chain`); the job, chain keys
+    included, goes through its stdin, never its command line."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "core.chain"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, env=environment)
+    assert worker.stdin is not None
+    worker.stdin.write(json.dumps(job).encode())
+    worker.stdin.close()
+    return worker
+
+
+def _finish_segment(worker: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+    """The worker's result, or None when it failed (the caller walks the segment itself)."""
+    assert worker.stdout is not None
+    output = worker.stdout.read()
+    if worker.wait() != 0:
+        log.warning("an audit verify worker failed (exit %s); walking its segment here",
+                    worker.returncode)
+        return None
+    result: dict[str, Any] = json.loads(output)
+    return result
+
+
+def _join(walked: Walk, segment: Mapping[str, Any], hashes_at: dict[int, str]) -> Walk:
+    """The walk so far followed by a segment a worker walked: the segment's first row must
+    come next and link to the walk's last, as in one walk; then the segment's own problem."""
+    first_seq = segment["first_seq"]
+    if first_seq is None:  # no rows in that range
+        return walked
+    expected = walked.expected_seq
+    assert expected is not None
+    problem: tuple[int, str, dict[str, Any]] | None = None
+    if first_seq != expected:
+        code = "audit.sequence_gap" if first_seq > expected else "audit.broken_link"
+        problem = (first_seq, code, {"expected": expected})
+    elif segment["first_prev"] != walked.prev_hash:
+        problem = (first_seq, "audit.broken_link", {})
+    if problem is not None:
+        return Walk(expected, walked.prev_hash, problem=problem, problem_at=expected - 1)
+    hashes_at.update((int(seq), value) for seq, value in segment["hashes_at"].items())
+    found = segment["problem"]
+    return Walk(segment["expected_seq"], segment["prev_hash"],
+                problem=None if found is None else (found[0], found[1], found[2]),
+                problem_at=segment["problem_at"])
 
 
 def verify(
@@ -867,6 +881,8 @@ def verify(
     witness_name: str = "",
     progress: Callable[[int, int], None] | None = None,
     batch: int = 50_000,
+    workers: int | None = None,
+    parallel_from: int = PARALLEL_FROM,
 ) -> VerifyReport:
     """Walk the chain from the start and name the first broken link, then check checkpoints,
     then compare with the witness (when its entries are given).
@@ -874,6 +890,9 @@ def verify(
     `chain_keys` are the chain's HMAC keys by id (default: the keyring's). When the keyring
     holds chain keys, every event after the signed 'keyed_from_next' checkpoint (or every
     event, when there is none) must be keyed: an unkeyed event there is a forgery.
+
+    A chain of `parallel_from` events or more is walked in `workers` segments at once (default:
+    one per CPU, at most 4); each link is checked exactly as in one walk from the start.
     """
     if chain_keys is None:
         chain_keys = get_keyring().audit_chain_keys
@@ -892,59 +911,58 @@ def verify(
     keyed_marks = [cp.seq for cp in checkpoints if cp.note == KEYED_FROM_NEXT]
     keyed_from = (min(keyed_marks) + 1) if keyed_marks else 1
     must_be_keyed = bool(chain_keys)
-    macs = {kid: ChainMac(key) for kid, key in chain_keys.items()}
     hashes_at: dict[int, str] = {}
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    checked = 0
     sqlite = connection.dialect.name == "sqlite"
     time_text = _sqlite_time_text(connection.dialect) if sqlite else _time_text
-    payload_of = _fast_payload
-    sha256 = hashlib.sha256
-    for rows in _batches(connection, batch, raw_time=True):
-        for row in rows:
-            seq = row[0]
-            row_prev = row[12]
-            key_id = row[14]
-            row_hash = row[15]
-            if seq != expected_seq:
-                code = "audit.sequence_gap" if seq > expected_seq else "audit.broken_link"
-                return VerifyReport(expected_seq - 1, 0, _problem(seq, code, expected=expected_seq))
-            if row_prev != prev_hash:
-                return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.broken_link"))
-            try:
-                payload = payload_of(row, time_text)
-            except (TypeError, ValueError):  # a value no event can hold (a blob, NaN…)
-                return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.hash_mismatch"))
-            if key_id is None:
-                if must_be_keyed and seq >= keyed_from:
-                    return VerifyReport(
-                        expected_seq - 1,
-                        0,
-                        _problem(seq, "audit.unkeyed_event", keyed_from=keyed_from),
-                    )
-                digest = sha256(payload).hexdigest()
-            else:
-                mac = macs.get(key_id)
-                if mac is None:
-                    return VerifyReport(
-                        expected_seq - 1,
-                        0,
-                        _problem(seq, "audit.event_unknown_key", key_id=key_id),
-                    )
-                digest = mac.hexdigest(payload)
-            if digest != row_hash:
-                return VerifyReport(expected_seq - 1, 0, _problem(seq, "audit.hash_mismatch"))
-            if seq in wanted:
-                hashes_at[seq] = row_hash
-            prev_hash = row_hash
-            expected_seq += 1
-        checked = expected_seq - 1
+    macs = {kid: ChainMac(key) for kid, key in chain_keys.items()}
+
+    def after_batch(done: int) -> None:
         if progress is not None:
-            progress(checked, total)
+            progress(done, total)
+
+    def walk_rows(batches: Iterator[Sequence[Any]], state: Walk) -> Walk:
+        try:
+            return walk(batches, state, macs=macs, must_be_keyed=must_be_keyed,
+                        keyed_from=keyed_from, wanted=wanted, hashes_at=hashes_at,
+                        time_text=time_text, after_batch=after_batch)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    # A long chain is cut into segments by seq; workers walk all but the first while this
+    # process walks the first, then the segments' ends are joined in order (_join).
+    bounds = _segment_bounds(connection, total, workers, parallel_from)
+    jobs = [_segment_job(connection, low, high, chain_keys, must_be_keyed, keyed_from, wanted,
+                         batch) for low, high in bounds[1:]]
+    running = [_start_segment(job) for job in jobs]
+    try:
+        if connection.dialect.name in ("sqlite", "postgresql"):
+            first = _raw_batches(connection, batch, None, bounds[0][1])
+        else:
+            first = _batches(connection, batch, raw_time=True)
+        walked = walk_rows(first, Walk(1, GENESIS_HASH))
+        for (low, high), worker in zip(bounds[1:], running, strict=True):
+            if walked.problem is not None:
+                break
+            segment = _finish_segment(worker)
+            if segment is None:  # the worker failed: walk its segment here instead
+                walked = walk_rows(_raw_batches(connection, batch, low, high), walked)
+                continue
+            walked = _join(walked, segment, hashes_at)
+            after_batch(walked.verified)
+    finally:
+        for worker in running:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    if walked.problem is not None:
+        seq, code, params = walked.problem
+        return VerifyReport(walked.problem_at, 0, _problem(seq, code, **params))
+    checked = walked.verified
     if progress is not None:
         progress(checked, total)
-    last_seq = expected_seq - 1
+    last_seq = checked
 
     for cp in checkpoints:
         if cp.seq > last_seq:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,6 +15,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import DateTime, MetaData, String, event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ORMExecuteState, UOWTransaction
 from sqlalchemy.orm import Session as OrmSession
@@ -36,6 +41,8 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 10.0
 
 # Random hex ids (secrets.token_hex(16)) compared byte by byte on every backend. PostgreSQL would
 # otherwise compare them under the database's locale (strcoll, no abbreviated sort keys), which
@@ -83,7 +90,72 @@ class ReadOnlyUnitOfWork(RuntimeError):
     """A unit of work opened as a read tried to write: open it as a write (a programming error)."""
 
 
+class WriteTurns:
+    """This process's writers to one SQLite database, served first come, first served.
+
+    SQLite lets a writer that finds the write lock taken sleep and retry (busy_timeout), in
+    growing naps of up to 100 ms, so under load a writer that has waited long keeps losing
+    the lock to newcomers (a request waited 12 s). Here each writer of the process queues for
+    its turn and is woken the moment the one before it has committed; SQLite's own wait
+    remains for writers in other processes (the CLI, the worker).
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._queue: deque[tuple[threading.Lock, Any]] = deque()
+        self._holder: Any = None  # the DB-API connection whose turn it is
+        self._holder_thread: int | None = None
+
+    def acquire(self, dbapi_connection: Any, timeout: float) -> bool:
+        with self._mutex:
+            if self._holder is dbapi_connection:
+                return True
+            if self._holder_thread == threading.get_ident():
+                # This thread already writes through another connection: queueing behind
+                # itself would never end, so leave the wait to SQLite (as before).
+                return True
+            if self._holder is None:
+                self._holder, self._holder_thread = dbapi_connection, threading.get_ident()
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._queue.append((turn, dbapi_connection))
+        if turn.acquire(timeout=timeout):
+            return True
+        with self._mutex:
+            try:
+                self._queue.remove((turn, dbapi_connection))
+            except ValueError:  # handed the turn just as the wait ran out: take it
+                return True
+        return False
+
+    def release(self, dbapi_connection: Any) -> None:
+        with self._mutex:
+            if self._holder is not dbapi_connection:
+                return
+            if self._queue:
+                turn, self._holder = self._queue.popleft()
+                self._holder_thread = None  # set by the woken writer's thread below
+                turn.release()
+            else:
+                self._holder, self._holder_thread = None, None
+
+    def mark_thread(self, dbapi_connection: Any) -> None:
+        with self._mutex:
+            if self._holder is dbapi_connection:
+                self._holder_thread = threading.get_ident()
+
+
+def _take_write_turn(writers: WriteTurns, dbapi_connection: Any) -> None:
+    if not writers.acquire(dbapi_connection, SQLITE_BUSY_TIMEOUT_MS / 1000):
+        raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+            "database is locked (waited for this process's writers)"))
+    writers.mark_thread(dbapi_connection)
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    writers = WriteTurns()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself so that we can choose DEFERRED or IMMEDIATE below.
@@ -108,7 +180,31 @@ def _configure_sqlite(engine: Engine) -> None:
         if connection.info.get(_READ_OPTION) != read:
             connection.exec_driver_sql(f"PRAGMA query_only={'ON' if read else 'OFF'}")
             connection.info[_READ_OPTION] = read
+        if not read:
+            _take_write_turn(writers, connection.connection.dbapi_connection)
         connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    # The write turn is given up once the transaction has ended (its COMMIT written), or when
+    # the connection goes back to the pool, is invalidated or closed without ending it.
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    for name in ("checkin", "invalidate", "close", "detach"):
+        event.listen(engine, name, lambda dbapi_connection, *_: writers.release(dbapi_connection))
 
 
 def _configure_postgres(engine: Engine, settings: Settings) -> None:
@@ -145,10 +241,36 @@ def make_engine(url: str | None = None, settings: Settings | None = None, **kwar
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         _configure_postgres(engine, settings)
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle for a while.
+
+    What pool_pre_ping does on every checkout, a round trip that was a sixth of a short write
+    transaction's. A connection used a moment ago is alive or died with the server just now;
+    then the statement fails once, SQLAlchemy sees the disconnect and invalidates the pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["kodomo.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("kodomo.idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("a pooled connection did not answer its ping") from error
+        if not alive:
+            raise DisconnectionError("a pooled connection did not answer its ping")
 
 
 _engine: Engine | None = None

@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from core import messages
@@ -101,12 +101,17 @@ def _item_public(item: RegistryItem, file_key: str) -> ItemPublic:
     return ItemPublic(file=file_key, retired_at=item.retired_at, **data)
 
 
-def file_public(session: Session, file: RegistryFile) -> FilePublic:
-    items = service.items_of(session, file)
+def file_public(session: Session, file: RegistryFile, *,
+                items: list[RegistryItem] | None = None,
+                organ_keys: dict[int, str] | None = None) -> FilePublic:
+    """A file as the API shows it; a list passes each file's items and the organ keys it
+    read once for all (otherwise each file costs a handful of queries)."""
+    items = service.items_of(session, file) if items is None else items
+    organ_keys = _organ_keys(session) if organ_keys is None else organ_keys
     special, ordinance = service.contains_special_care(items)
     department = session.get(Department, file.department_id) if file.department_id else None
     return FilePublic(
-        key=file.key, name=file.name, organ=_organ_keys(session).get(file.organ_id, ""),
+        key=file.key, name=file.name, organ=organ_keys.get(file.organ_id, ""),
         department=department.key if department else None, purpose=file.purpose,
         record_scope=file.record_scope, collection_method=file.collection_method,
         regular_recipients=file.regular_recipients,
@@ -128,7 +133,8 @@ def file_public(session: Session, file: RegistryFile) -> FilePublic:
         entry_updated_at=file.entry_updated_at, ceased_at=file.ceased_at,
         entry_deleted_at=file.entry_deleted_at, pending_change_at=file.pending_change_at,
         version=file.version, published_version=file.published_version,
-        missing_statutory_items=[r.field or "" for r in service.missing_items(session, file)],
+        missing_statutory_items=[r.field or ""
+                                 for r in service.missing_items(session, file, items)],
         items=[_item_public(i, file.key) for i in items],
     )
 
@@ -144,7 +150,17 @@ def _status_public(result: service.Status, at: datetime) -> StatusPublic:
 @api_router.get("/files", response_model=list[FilePublic])
 def api_list_files(principal: Reader, session: SessionDep,
                    organ: str | None = None) -> list[FilePublic]:
-    return [file_public(session, f) for f in service.list_files(session, organ)]
+    files = service.list_files(session, organ)
+    items = service.items_by_file(session, files)
+    organ_keys = _organ_keys(session)
+    # Loaded once into the session (and held here: its identity map keeps weak references),
+    # so that file_public's session.get finds each there without a query.
+    wanted = {f.department_id for f in files if f.department_id}
+    departments = (session.exec(select(Department).where(col(Department.id).in_(wanted))).all()
+                   if wanted else [])
+    shown = [file_public(session, f, items=items[f.id], organ_keys=organ_keys) for f in files]
+    del departments
+    return shown
 
 
 @api_router.post("/files", response_model=FilePublic, status_code=201)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -208,6 +209,19 @@ def items_of(session: Session, file: RegistryFile, *, include_retired: bool = Tr
     return list(session.exec(query.order_by(col(RegistryItem.position), col(RegistryItem.id))))
 
 
+def items_by_file(session: Session, files: Sequence[RegistryFile]
+                  ) -> dict[int | None, list[RegistryItem]]:
+    """`items_of` for many files in one query (a list of files shows them all)."""
+    found: dict[int | None, list[RegistryItem]] = {file.id: [] for file in files}
+    if not files:
+        return found
+    query = (select(RegistryItem).where(col(RegistryItem.file_id).in_(list(found)))
+             .order_by(col(RegistryItem.file_id), col(RegistryItem.position), col(RegistryItem.id)))
+    for item in session.exec(query):
+        found[item.file_id].append(item)
+    return found
+
+
 def list_files(session: Session, organ_key: str | None = None) -> list[RegistryFile]:
     query = select(RegistryFile)
     if organ_key is not None:
@@ -250,13 +264,17 @@ def contains_special_care(items: list[RegistryItem]) -> tuple[bool, bool]:
     return (any(i.special_care for i in active), any(i.ordinance_special_care for i in active))
 
 
-def statutory_values(session: Session, file: RegistryFile) -> dict[str, Any]:
+def statutory_values(session: Session, file: RegistryFile,
+                     items: Sequence[RegistryItem] | None = None) -> dict[str, Any]:
+    """The statutory items' values; `items`, when given, are the file's items (all of them)."""
+    active = (len(items_of(session, file, include_retired=False)) if items is None
+              else sum(1 for item in items if item.status == ItemStatus.active))
     return {
         "name": file.name,
         "organ": file.organ_id,
         "department": file.department_id,
         "purpose": file.purpose,
-        "items": len(items_of(session, file, include_retired=False)),
+        "items": active,
         "record_scope": file.record_scope,
         "collection_method": file.collection_method,
         "regular_recipients": file.regular_recipients,
@@ -268,12 +286,13 @@ def statutory_values(session: Session, file: RegistryFile) -> dict[str, Any]:
     }
 
 
-def missing_items(session: Session, file: RegistryFile) -> list[Reason]:
+def missing_items(session: Session, file: RegistryFile,
+                  items: Sequence[RegistryItem] | None = None) -> list[Reason]:
     """One Reason per missing statutory item, each naming the item in Japanese."""
     return [
         Reason.of("registry.missing_statutory_item", label=item.label, article=item.article,
                   item_name=item.field, field=item.field, refs={"file": file.key})
-        for item in rules.missing_statutory_items(statutory_values(session, file))
+        for item in rules.missing_statutory_items(statutory_values(session, file, items))
     ]
 
 

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -524,6 +525,49 @@ def test_verify_names_the_first_broken_link(
     assert report.problem is not None
     assert (report.problem.code, report.problem.seq) == (code, seq)
     assert str(seq) in report.problem.message_en and str(seq) in report.problem.message_ja
+
+
+def _verify_in(engine: Engine, workers: int) -> audit.VerifyReport:
+    with engine.connect() as conn:
+        return audit.verify(conn, audit.public_keys(), workers=workers, parallel_from=0)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code", "seq"), [case[1:] for case in TAMPERING], ids=[case[0] for case in TAMPERING]
+)
+def test_verify_in_segments_reports_what_one_walk_reports(
+    fresh_engine: Engine, tamper: Callable[[Engine], None], code: str, seq: int
+) -> None:
+    # Three segments of 10 events meet after events 3 and 6: tampering at and across a seam
+    # must be named exactly as one walk from the start names it.
+    build_chain(fresh_engine, 10)
+    with unit_of_work(fresh_engine) as session:
+        audit.checkpoint_now(session)
+    intact = _verify_in(fresh_engine, 3)
+    assert (intact.ok, intact.events, intact.checkpoints) == (True, 10, 1)
+
+    tamper(fresh_engine)
+
+    in_segments = _verify_in(fresh_engine, 3)
+    assert in_segments == _verify_in(fresh_engine, 1)
+    assert in_segments.problem is not None
+    assert (in_segments.problem.code, in_segments.problem.seq) == (code, seq)
+
+
+def test_verify_walks_a_failed_workers_segment_itself(
+    fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_chain(fresh_engine, 10)
+    execute(fresh_engine, "UPDATE core_audit_event SET action = 'x' WHERE seq = 8")
+
+    def failing(job: dict[str, Any]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"],
+                                stdout=subprocess.PIPE)
+
+    monkeypatch.setattr(audit, "_start_segment", failing)
+    problem = _verify_in(fresh_engine, 2).problem
+    assert problem is not None
+    assert (problem.code, problem.seq) == ("audit.hash_mismatch", 8)
 
 
 def test_truncation_names_the_checkpoint(fresh_engine: Engine) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     column,
+    create_engine,
     event,
     func,
     literal,
@@ -22,10 +25,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import CompileError, StatementError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
 from consent.models import Relation
+from core import db as core_db
 from core.clock import TOKYO
 from core.db import TemporaryTableAs, UtcDateTime, get_by, is_postgres
 from core.models import Organ, Role, RoleGrant, StaffAccount
@@ -128,3 +133,62 @@ def test_get_by_finds_the_row_or_names_what_was_missing(db: Session) -> None:
     assert "#0" in by_id.value.reasons[0].message_en and by_id.value.reasons[0].field is None
     with pytest.raises(NotFound):  # every column must match
         get_by(db, Organ, "core.unknown_organ", key="mayor", municipality_id=-1)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_pooled_connection_that_died_while_idle_is_replaced(
+    fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No ping on every checkout (a round trip per transaction): only after an idle spell.
+    monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with fresh_engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    other = create_engine(fresh_engine.url, poolclass=NullPool)
+    with other.connect() as killer:
+        killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    other.dispose()
+    with fresh_engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+
+
+def test_sqlite_writers_of_one_process_take_turns_in_arrival_order() -> None:
+    turns = core_db.WriteTurns()
+    first = object()
+    assert turns.acquire(first, timeout=1)
+    order: list[int] = []
+
+    def writer(number: int, connection: object) -> None:
+        assert turns.acquire(connection, timeout=30)
+        order.append(number)
+        turns.release(connection)
+
+    threads = []
+    for number in range(5):
+        thread = threading.Thread(target=writer, args=(number, object()))
+        thread.start()
+        threads.append(thread)
+        while len(turns._queue) < number + 1:  # queued before the next one arrives
+            time.sleep(0.001)
+    turns.release(first)
+    for thread in threads:
+        thread.join()
+    assert order == [0, 1, 2, 3, 4]
+    assert turns._holder is None
+
+
+def test_a_sqlite_writer_that_waits_too_long_leaves_the_queue() -> None:
+    turns = core_db.WriteTurns()
+    holder, late = object(), object()
+    assert turns.acquire(holder, timeout=1)
+    answers: list[bool] = []
+
+    def wait_for_a_turn() -> None:  # another thread: one thread never queues behind itself
+        answers.append(turns.acquire(late, timeout=0.01))
+
+    thread = threading.Thread(target=wait_for_a_turn)
+    thread.start()
+    thread.join()
+    assert answers == [False]
+    assert not turns._queue
+    turns.release(holder)
+    assert turns.acquire(late, timeout=0.01)

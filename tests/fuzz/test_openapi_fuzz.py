@@ -2,7 +2,8 @@
 own OpenAPI document for every operation, each with a bearer token of one staff role (or none),
 and fails on any 500 and any response outside the documented schema (for example a timestamp
 without its offset). Bounded: KODOMO_FUZZ_EXAMPLES examples per operation (default 15), on
-SQLite, in the test's transaction (everything the fuzzer writes is rolled back).
+SQLite and on PostgreSQL (about 2,400 requests each; on PostgreSQL 219 s on 2 busy CPUs, load
+average 15), in the test's transaction (everything the fuzzer writes is rolled back).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Found(Exception):
     """A failure already collected (hypothesis re-raises it after shrinking)."""
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_no_500_and_no_schema_violation(client: TestClient) -> None:
     tokens: list[dict[str, str]] = [{}]
     tokens += [bearer(api_token(client, login)) for login in LOGINS.values()]
