@@ -33,7 +33,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('governance_job', schema=None) as batch_op:
-        for name in ('attempts', 'progress', 'heartbeat_at', 'claimed_at', 'worker_id',
-                     'start_basis', 'params'):
-            batch_op.drop_column(name)
+    # Dropped in place (SQLite >= 3.35): a batch copy would drop the table, which the job
+    # populations referencing it forbid.
+    for name in ('attempts', 'progress', 'heartbeat_at', 'claimed_at', 'worker_id',
+                 'start_basis', 'params'):
+        op.drop_column('governance_job', name)

@@ -85,6 +85,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Columns are dropped in place (SQLite >= 3.35): a batch copy would drop the table, which
+    # the rows referencing it forbid.
     with op.batch_alter_table('governance_authorisation', schema=None) as batch_op:
         batch_op.add_column(sa.Column('access_limited_to', sa.Text(), nullable=False,
                                       server_default=''))
@@ -97,8 +99,6 @@ def downgrade() -> None:
         text = note or "、".join(words)
         connection.execute(sa.text("UPDATE governance_authorisation SET access_limited_to = :t "
                                    "WHERE id = :id"), {"t": text, "id": auth_id})
-    with op.batch_alter_table('governance_authorisation', schema=None) as batch_op:
-        batch_op.drop_column('access_limit_note')
-        batch_op.drop_column('access_limits')
-    with op.batch_alter_table('governance_purpose_item', schema=None) as batch_op:
-        batch_op.drop_column('identified_for')
+    op.drop_column('governance_authorisation', 'access_limit_note')
+    op.drop_column('governance_authorisation', 'access_limits')
+    op.drop_column('governance_purpose_item', 'identified_for')

@@ -26,6 +26,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Dropped in place (SQLite >= 3.35): a batch copy would drop the table, which the rows
+    # referencing it forbid.
     for table in reversed(TABLES):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column('deactivated_at')
+        op.drop_column(table, 'deactivated_at')

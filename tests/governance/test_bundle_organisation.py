@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from core import audit, service
+from core.auth import Principal, principal_for
 from core.models import OrganKind, Role
 from core.reasons import Conflict, InvalidInput
 from governance.bundle import plan as bundle_plan
@@ -23,8 +24,13 @@ def _record(bundle: dict[str, Any], section: str, key: str, name: str = "key"
     return next(r for r in bundle[section] if r[name] == key)
 
 
+def _admin(db: Session) -> Principal:
+    """Account and role-grant changes in a bundle need --as an administrator."""
+    return principal_for(db, service.account_by_login(db, "admin"))
+
+
 def _lines(db: Session, bundle: dict[str, Any]) -> list[str]:
-    return [c.line() for c in bundle_plan.plan(db, bundle) if c.writes]
+    return [c.line() for c in bundle_plan.plan(db, bundle, as_login="admin") if c.writes]
 
 
 def test_a_renamed_organ_and_body_are_updated(db: Session) -> None:
@@ -35,7 +41,7 @@ def test_a_renamed_organ_and_body_are_updated(db: Session) -> None:
     assert _lines(db, bundle) == ["update organ mayor: name_en",
                                   "update outside_body kodomo_hospital: kind",
                                   "update account analyst: display_name"]
-    bundle_plan.apply(db, audit.SYSTEM, bundle)
+    bundle_plan.apply(db, audit.SYSTEM, approver=_admin(db), bundle=bundle)
     assert service.organ_by_key(db, "mayor").name_en == "Mayor"
     assert service.account_by_login(db, "analyst").display_name == "分析 一郎（兼務）"
     assert _lines(db, bundle) == []
@@ -51,10 +57,10 @@ def test_active_false_deactivates_after_every_other_change(db: Session) -> None:
     # account first.
     _record(bundle, "departments", "old_unit")["active"] = False
     _record(bundle, "staff", "leaver", "login")["active"] = False
-    changes = [c for c in bundle_plan.plan(db, bundle) if c.writes]
+    changes = [c for c in bundle_plan.plan(db, bundle, as_login="admin") if c.writes]
     assert [c.line() for c in changes] == ["update account leaver: active — deactivate",
                                            "update department old_unit: active — deactivate"]
-    done = bundle_plan.apply(db, audit.SYSTEM, bundle)
+    done = bundle_plan.apply(db, audit.SYSTEM, approver=_admin(db), bundle=bundle)
     assert [c.path for c in done if c.writes] == ["staff[8].active", "departments[10].active"]
     assert not service.department_by_key(db, "old_unit").is_active
     assert not service.account_by_login(db, "leaver").is_active
@@ -68,7 +74,7 @@ def test_active_false_deactivates_after_every_other_change(db: Session) -> None:
         {k: v for k, v in d.items() if k != "active"} for d in bundle["departments"]]}) == []
     _record(exported, "departments", "old_unit")["active"] = True
     assert _lines(db, exported) == ["update department old_unit: active — reactivate"]
-    bundle_plan.apply(db, audit.SYSTEM, exported)
+    bundle_plan.apply(db, audit.SYSTEM, approver=_admin(db), bundle=exported)
     assert service.department_by_key(db, "old_unit").is_active
 
 
@@ -77,7 +83,7 @@ def test_a_blocked_deactivation_refuses_the_apply_with_its_path(db: Session) -> 
     index = next(i for i, o in enumerate(bundle["organs"]) if o["key"] == "board_of_education")
     bundle["organs"][index]["active"] = False
     with pytest.raises(Conflict) as refused:
-        bundle_plan.apply(db, audit.SYSTEM, bundle)
+        bundle_plan.apply(db, audit.SYSTEM, approver=_admin(db), bundle=bundle)
     assert set(codes(refused.value)) == {"core.unit_in_use", "core.still_named"}
     assert {r.field for r in refused.value.reasons} == {f"organs[{index}].active"}
     named = {r.refs["key"] for r in refused.value.reasons if r.refs}
@@ -90,7 +96,7 @@ def test_a_new_record_can_arrive_deactivated(db: Session) -> None:
                                      "name_en": "Dissolved NPO", "active": False})
     assert _lines(db, bundle) == ["create outside_body closed_npo",
                                   "update outside_body closed_npo: active — deactivate"]
-    bundle_plan.apply(db, audit.SYSTEM, bundle)
+    bundle_plan.apply(db, audit.SYSTEM, approver=_admin(db), bundle=bundle)
     assert not service.unit_by_key(db, "outside_body", "closed_npo").is_active
 
 
@@ -102,7 +108,7 @@ def test_a_role_grant_on_a_deactivated_organ_is_refused(db: Session) -> None:
     _record(bundle, "staff", "analyst", "login")["roles"].append(
         {"role": Role.analyst.value, "organ": "fire"})
     with pytest.raises(InvalidInput) as refused:
-        bundle_plan.apply(db, audit.SYSTEM, bundle)
+        bundle_plan.apply(db, audit.SYSTEM, approver=_admin(db), bundle=bundle)
     reason = refused.value.reasons[0]
     assert reason.code == "core.unit_inactive"
     assert reason.field is not None and reason.field.startswith("staff[")

@@ -14,9 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from consent import people
-from consent.models import Person
 from core import audit
-from core.auth import Principal
 from core.clock import utcnow
 from core.models import AuditEvent
 from governance import footing, gate, purposes
@@ -26,7 +24,7 @@ from governance.schemas import Decision, RouteCreate
 from pia.models import Assessment
 from registry import service as registry
 from registry.schemas import FileUpdate
-from tests.factories import approve_pia, carers_in_force, who
+from tests.factories import approve_pia, assign_cases, carers_in_force, who
 from tests.web import api_token, bearer, console_sign_in
 
 SCENARIOS = yaml.safe_load((Path(__file__).parent / "gate_scenarios.yaml").read_text("utf-8"))
@@ -97,15 +95,6 @@ def _entry_lost(db: Session, key: str) -> None:
     db.add(file)
 
 
-def _assign_cases(db: Session, login: str) -> None:
-    """Stand in for the support ledger: cases of three people are assigned to `login`."""
-    ids = list(db.exec(select(Person.id).order_by(col(Person.id)).limit(3)).all()) or ["p-x"]
-
-    def source(session: Session, principal: Principal) -> set[str]:
-        return set(ids) if principal.login == login else set()
-    people.register_case_assignments(source)
-
-
 def _limit_access(db: Session, spec: dict[str, Any]) -> None:
     """Set an approved authorisation's Art. 69(4) limit (organs, departments, roles)."""
     auth = _authorisation(db, spec["authorisation"])
@@ -148,7 +137,7 @@ STEPS: dict[str, Callable[[Session, Any], object]] = {
     "entry_lost": _entry_lost,
     "update_and_publish": _update_and_publish,
     "pia_review_due_yesterday": _pia_review_due_yesterday,
-    "assign_cases": _assign_cases,
+    "assign_cases": assign_cases,
     "limit_access": _limit_access,
     "pia_residual_unaccepted": _pia_residual_unaccepted,
 }
